@@ -1,0 +1,93 @@
+"""Write a simulated cohort in the form real data arrives in.
+
+One 10x Genomics v3 directory per sample (matrix.mtx.gz, features.tsv.gz,
+barcodes.tsv.gz), a sample sheet in the workflow's format, and, kept apart, the truth:
+per-cell truth (one table for the cohort) and per-claim truth. Files are byte-identical for
+the same seed (gzip headers carry no time stamp) and written atomically.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import scipy.io
+
+from csfcart.simulate.cohort import Cohort
+from csfcart.simulate.model import CohortModel
+from csfcart.simulate.truth import claim_truth
+
+GZIP_LEVEL = 1
+
+
+def _gz_bytes(data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="", compresslevel=GZIP_LEVEL) as fh:
+        fh.write(data)
+    return buf.getvalue()
+
+
+def write_10x_v3(directory: Path, counts, barcodes: list[str], features: list[str]) -> None:
+    """Write a cells x features count matrix as a 10x v3 directory (genes x cells)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    scipy.io.mmwrite(buf, counts.T.tocoo(), field="integer")
+    (directory / "matrix.mtx.gz").write_bytes(_gz_bytes(buf.getvalue()))
+    feat = "".join(f"{_feature_id(i, f)}\t{f}\tGene Expression\n" for i, f in enumerate(features))
+    (directory / "features.tsv.gz").write_bytes(_gz_bytes(feat.encode()))
+    (directory / "barcodes.tsv.gz").write_bytes(_gz_bytes(("\n".join(barcodes) + "\n").encode()))
+
+
+def _feature_id(i: int, name: str) -> str:
+    # a stable, Ensembl-shaped identifier (the simulator has no real Ensembl ids)
+    return f"SIMG{i:011d}"
+
+
+def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | None = None) -> Path:
+    """Simulate ``cohort`` into ``outdir``.
+
+    Writes ``outdir/counts/<sample_id>/`` (10x v3), ``outdir/samples.tsv``,
+    ``outdir/truth/cells.tsv.gz`` and ``outdir/truth/claims.tsv``. The directory is built
+    beside the target and moved into place only when complete.
+
+    Parameters
+    ----------
+    cohort
+        A validated cohort.
+    outdir
+        Target directory; replaced if it exists.
+    samples
+        Only these sample ids (default: all). Used by tests and the benchmark.
+    """
+    outdir = Path(outdir)
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        model = CohortModel(cohort)
+        rows, truths = [], []
+        for index, meta in enumerate(model.samples):
+            if samples is not None and meta["sample_id"] not in samples:
+                continue
+            draw = model.draw_sample(index)
+            rel = Path("counts") / meta["sample_id"]
+            write_10x_v3(tmp / rel, draw.counts, draw.barcodes, model.features)
+            rows.append({**meta, "path": str(rel), "format": "10x_mtx"})
+            truths.append(draw.truth)
+            del draw
+        pd.DataFrame(rows).to_csv(tmp / "samples.tsv", sep="\t", index=False)
+        (tmp / "truth").mkdir()
+        cells = pd.concat(truths, ignore_index=True)
+        (tmp / "truth" / "cells.tsv.gz").write_bytes(_gz_bytes(cells.to_csv(sep="\t", index=False).encode()))
+        claim_truth(cohort, model).to_csv(tmp / "truth" / "claims.tsv", sep="\t", index=False)
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        os.replace(tmp, outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return outdir
