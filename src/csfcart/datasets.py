@@ -32,7 +32,9 @@ def read_dataset(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, An
     """Read a dataset YAML, resolving ``extends:`` chains."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: dataset file not found. Fix: give an existing file, e.g. config/datasets/csf_bcma_cart.yaml")
+        raise InputError(
+            f"{path}: dataset file not found. Fix: give an existing file, e.g. config/datasets/csf_bcma_cart.yaml"
+        )
     if path.resolve() in _seen:
         raise InputError(f"{path}: key 'extends': the files extend each other in a loop. Fix: break the cycle")
     try:

@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dataset", help="dataset YAML with a simulation: block")
     parser.add_argument("-o", "--outdir", required=True, help="output directory (replaced)")
     parser.add_argument("--seed", type=int, help="override simulation.seed")
+    parser.add_argument("--figures", help="also write the figure set of the simulated cohort here")
     args = parser.parse_args(argv)
     try:
         cohort = load_cohort(args.dataset)
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     out = simulate_cohort(cohort, args.outdir)
     print(f"simulated {cohort.name} (seed {cohort.seed}) into {out} in {time.perf_counter() - start:.1f} s")
+    if args.figures:
+        from csfcart.simulate.qc import write_figures
+
+        for path in write_figures(out, args.figures).values():
+            print(f"wrote {path}")
     return 0
 
 

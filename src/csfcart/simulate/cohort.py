@@ -230,7 +230,12 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
             raise _fail(where, f"{key}.timepoints", "is not a list", "give a list of time points")
         for tp in tps:
             if tp not in timepoints:
-                raise _fail(where, f"{key}.timepoints", f"'{tp}' is not in simulation.timepoints", "add it there or remove it here")
+                raise _fail(
+                    where,
+                    f"{key}.timepoints",
+                    f"'{tp}' is not in simulation.timepoints",
+                    "add it there or remove it here",
+                )
         if tps[0] != timepoints[0]:
             raise _fail(where, f"{key}.timepoints", "does not start at the baseline", f"start with {timepoints[0]}")
         compartments[cname] = Compartment(
@@ -314,7 +319,9 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
             raise _fail(where, key, "needs exactly one of program / genes", "give a program name or a gene list")
         if "program" in eff:
             if eff["program"] not in PROGRAMS:
-                raise _fail(where, f"{key}.program", f"unknown program '{eff['program']}'", f"use one of {', '.join(PROGRAMS)}")
+                raise _fail(
+                    where, f"{key}.program", f"unknown program '{eff['program']}'", f"use one of {', '.join(PROGRAMS)}"
+                )
             genes = list(PROGRAMS[eff["program"]])
         else:
             genes = list(eff["genes"])

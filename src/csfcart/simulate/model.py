@@ -195,7 +195,9 @@ class CohortModel:
         types = list(mean)
         alpha = np.maximum(np.array([mean[t] for t in types]) * comp.concentration, 1e-3)
         fractions = rng.dirichlet(alpha)
-        n_cells = int(np.clip(round(comp.cells_median * np.exp(rng.normal(0, comp.cells_sdlog))), comp.cells_min, comp.cells_max))
+        n_cells = int(
+            np.clip(round(comp.cells_median * np.exp(rng.normal(0, comp.cells_sdlog))), comp.cells_min, comp.cells_max)
+        )
         cell_type = np.array(types)[rng.choice(len(types), size=n_cells, p=fractions)]
 
         # profile row of each cell (CAR-T split by co-receptor)

@@ -17,17 +17,57 @@ from csfcart.simulate.cohort import Cohort
 #: direction * true_effect >= threshold.
 CLAIMS: dict[str, tuple[str, str, int, float]] = {
     "C1": ("CAR-T cells reach the CSF", "CAR+ fraction of CSF T cells after infusion", +1, 0.01),
-    "C2": ("CAR-T cells expand and persist in CSF", "CAR+ fraction of T cells at the last time point, CSF minus blood (CSF alone without blood)", +1, 0.005),
+    "C2": (
+        "CAR-T cells expand and persist in CSF",
+        "CAR+ fraction of T cells at the last time point, CSF minus blood (CSF alone without blood)",
+        +1,
+        0.005,
+    ),
     "C3": ("B-cell lineages are eliminated in CSF", "log2 fold change of the B-cell fraction in CSF", -1, 1.0),
     "C4": ("plasmablasts / plasma cells are depleted", "log2 fold change of the plasma-cell fraction in CSF", -1, 1.0),
-    "C5": ("intrathecal immunoglobulin production halts", "log2 fold change of plasma-cell immunoglobulin UMIs per CSF cell", -1, 1.0),
-    "C6": ("microglial activation is attenuated", "log2 fold change of the activation program in microglia-like cells", -1, 0.3),
-    "C7": ("B cell / microglia-like cell interactions are reduced", "log2 fold change of B-axis ligand expression in microglia-like cells, with B cells lost", -1, 0.3),
-    "C8": ("inflammatory cytokines in CSF fall", "log2 fold change of the cytokine program in CSF myeloid and microglia-like cells", -1, 0.3),
-    "C9": ("CSF CAR-T cells are less exhausted", "log2 fold change of the exhaustion program, CSF CAR-T over blood CAR-T", -1, 0.3),
-    "D1": ("B cells are depleted in blood within about 2 weeks", "log2 fold change of the blood B-cell fraction at the first time point after infusion", -1, 1.0),
+    "C5": (
+        "intrathecal immunoglobulin production halts",
+        "log2 fold change of plasma-cell immunoglobulin UMIs per CSF cell",
+        -1,
+        1.0,
+    ),
+    "C6": (
+        "microglial activation is attenuated",
+        "log2 fold change of the activation program in microglia-like cells",
+        -1,
+        0.3,
+    ),
+    "C7": (
+        "B cell / microglia-like cell interactions are reduced",
+        "log2 fold change of B-axis ligand expression in microglia-like cells, with B cells lost",
+        -1,
+        0.3,
+    ),
+    "C8": (
+        "inflammatory cytokines in CSF fall",
+        "log2 fold change of the cytokine program in CSF myeloid and microglia-like cells",
+        -1,
+        0.3,
+    ),
+    "C9": (
+        "CSF CAR-T cells are less exhausted",
+        "log2 fold change of the exhaustion program, CSF CAR-T over blood CAR-T",
+        -1,
+        0.3,
+    ),
+    "D1": (
+        "B cells are depleted in blood within about 2 weeks",
+        "log2 fold change of the blood B-cell fraction at the first time point after infusion",
+        -1,
+        1.0,
+    ),
     "D2": ("CAR-T cells persist", "CAR+ fraction of blood T cells at month 3 (or the last time point)", +1, 0.005),
-    "D3": ("returning B cells are new, naive ones", "log2 fold change of the naive share of B cells at the last time point", +1, 0.3),
+    "D3": (
+        "returning B cells are new, naive ones",
+        "log2 fold change of the naive share of B cells at the last time point",
+        +1,
+        0.3,
+    ),
 }
 
 
@@ -70,16 +110,31 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         effects["C3"] = float(np.mean([log2fc("CSF", tp, B_LINEAGE) for tp in csf]))
         effects["C4"] = float(np.mean([log2fc("CSF", tp, ["plasma"]) for tp in csf]))
         ig = PROGRAMS["immunoglobulin"]
-        effects["C5"] = float(np.mean([log2fc("CSF", tp, ["plasma"]) + _mean_lfc(model, "CSF", tp, ig, ["plasma"]) for tp in csf]))
+        effects["C5"] = float(
+            np.mean([log2fc("CSF", tp, ["plasma"]) + _mean_lfc(model, "CSF", tp, ig, ["plasma"]) for tp in csf])
+        )
         act = PROGRAMS["microglia_activation"]
         effects["C6"] = float(np.mean([_mean_lfc(model, "CSF", tp, act, ["microglia_like"]) for tp in csf]))
         ligands = PROGRAMS["b_microglia_ligands"]
         effects["C7"] = float(np.mean([_mean_lfc(model, "CSF", tp, ligands, ["microglia_like"]) for tp in csf]))
         cyto = PROGRAMS["inflammatory_cytokines"]
         effects["C8"] = float(np.mean([_mean_lfc(model, "CSF", tp, cyto, MYELOID) for tp in csf]))
-        shared = [tp for tp in csf if tp in post("blood") and car_fraction("CSF", tp) > 0 and car_fraction("blood", tp) > 0]
+        shared = [
+            tp for tp in csf if tp in post("blood") and car_fraction("CSF", tp) > 0 and car_fraction("blood", tp) > 0
+        ]
         exh = PROGRAMS["t_exhaustion"]
-        effects["C9"] = float(np.mean([_mean_lfc(model, "CSF", tp, exh, ["CAR_T"]) - _mean_lfc(model, "blood", tp, exh, ["CAR_T"]) for tp in shared])) if shared else 0.0
+        effects["C9"] = (
+            float(
+                np.mean(
+                    [
+                        _mean_lfc(model, "CSF", tp, exh, ["CAR_T"]) - _mean_lfc(model, "blood", tp, exh, ["CAR_T"])
+                        for tp in shared
+                    ]
+                )
+            )
+            if shared
+            else 0.0
+        )
     if "blood" in cohort.compartments and post("blood"):
         blood = post("blood")
         effects["D1"] = log2fc("blood", blood[0], B_LINEAGE)
