@@ -23,3 +23,70 @@ CELL_TYPE_COLOURS: dict[str, str] = {
     "doublet": "#DDDDDD",
     "low_confidence": "#BBBBBB",
 }
+
+
+def _colour(name: str, i: int) -> str:
+    import matplotlib
+
+    return CELL_TYPE_COLOURS.get(name, matplotlib.colormaps["tab20"](i % 20))
+
+
+def plot_umaps(adata, keys=("cell_type", "timepoint", "patient_id", "compartment", "car_positive")):
+    """UMAP coloured by each of ``keys``; cell types in the shared colours."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    keys = [k for k in keys if k in adata.obs]
+    ncol = min(3, len(keys))
+    nrow = int(np.ceil(len(keys) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.2 * ncol, 5.2 * nrow), layout="constrained", squeeze=False)
+    xy = adata.obsm["X_umap"]
+    order = np.random.default_rng(0).permutation(adata.n_obs)
+    size = max(0.5, min(8.0, 30000 / max(adata.n_obs, 1)))
+    for ax, key in zip(axes.ravel(), keys, strict=False):
+        values = adata.obs[key].astype(str).to_numpy()
+        cats = sorted(set(values))
+        lookup = {c: (_colour(c, i) if key == "cell_type" else plt.colormaps["tab10"](i % 10)) for i, c in enumerate(cats)}
+        if key == "car_positive":
+            lookup = {"False": "#DDDDDD", "True": "#CC3311"}
+        ax.scatter(xy[order, 0], xy[order, 1], s=size, c=[lookup[v] for v in values[order]], linewidths=0, rasterized=True)
+        for c in cats:
+            ax.scatter([], [], s=30, color=lookup[c], label=f"{c} ({(values == c).sum()})")
+        ax.legend(fontsize=8, markerscale=1, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
+    for ax in axes.ravel()[len(keys) :]:
+        ax.axis("off")
+    return fig
+
+
+def plot_marker_dotplot(adata, markers: dict[str, list[str]], *, groupby: str = "cell_type"):
+    """Dot plot: fraction of cells expressing each marker (size) and mean expression (colour)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import scipy.sparse as sp
+
+    genes = list(dict.fromkeys(g for gs in markers.values() for g in gs[:4] if g in adata.var_names))
+    groups = [g for g in markers if g in set(adata.obs[groupby].astype(str))]
+    groups += sorted(set(adata.obs[groupby].astype(str)) - set(groups))
+    x = adata[:, genes].X
+    x = x.toarray() if sp.issparse(x) else np.asarray(x)
+    labels = adata.obs[groupby].astype(str).to_numpy()
+    frac = np.array([(x[labels == g] > 0).mean(axis=0) for g in groups])
+    mean = np.array([x[labels == g].mean(axis=0) for g in groups])
+    scaled = mean / np.maximum(mean.max(axis=0, keepdims=True), 1e-9)
+    fig, ax = plt.subplots(figsize=(0.28 * len(genes) + 3, 0.38 * len(groups) + 2), layout="constrained")
+    yy, xx = np.meshgrid(range(len(groups)), range(len(genes)), indexing="ij")
+    sc = ax.scatter(xx.ravel(), yy.ravel(), s=frac.ravel() * 120, c=scaled.ravel(), cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(genes)), genes, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(groups)), groups, fontsize=9)
+    ax.invert_yaxis()
+    fig.colorbar(sc, ax=ax, label="mean expression (scaled per gene)", shrink=0.5)
+    for f in (0.25, 0.5, 1.0):
+        ax.scatter([], [], s=f * 120, c="grey", label=f"{int(f * 100)} % expressing")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.15, 1.0), frameon=False, fontsize=8)
+    ax.set_title("Marker genes by annotated cell type")
+    return fig

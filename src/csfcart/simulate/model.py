@@ -81,7 +81,7 @@ class CohortModel:
     def __init__(self, cohort: Cohort):
         self.cohort = cohort
         self.genes = gene_universe(cohort.n_genes)
-        self.features = self.genes + [cohort.car_feature]
+        self.features = [*self.genes, cohort.car_feature]
         self.gene_index = {g: i for i, g in enumerate(self.genes)}
         rng = np.random.default_rng([cohort.seed, 0])
         n = len(self.genes)

@@ -1,0 +1,21 @@
+# csfcart: CSF and blood single-cell RNA-seq after B-cell-depleting CAR-T therapy.
+# The default config runs a synthetic CSF cohort end to end; see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/qc.smk"
+include: "workflow/rules/integrate.smk"
+include: "workflow/rules/annotate.smk"
+
+
+rule all:
+    input:
+        all_targets(),

@@ -1,0 +1,127 @@
+"""Clustering, UMAP and marker-based cell-type annotation, with a CAR+ flag per cell.
+
+Each cell is scored for every cell type of the marker table (scanpy's ``score_genes``);
+CAR-T cells are recognised by the CAR transcript per cluster (see :func:`annotate`);
+scores are resolved per cluster: a cluster takes the type with the highest mean score,
+unless that score is below ``min_score`` or within ``min_margin`` of the runner-up, in which
+case it is labelled ``low_confidence``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from csfcart.errors import InputError
+from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE, UMAP
+
+CAR_T = "CAR_T"
+
+
+def read_markers(path: str | Path) -> dict[str, list[str]]:
+    """Marker table: TSV with columns cell_type and markers (comma-separated symbols)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: marker table not found. Fix: set annotation.markers to a TSV file")
+    table = pd.read_csv(path, sep="\t", dtype=str, comment="#")
+    for col in ("cell_type", "markers"):
+        if col not in table.columns:
+            raise InputError(f"{path}: column '{col}' missing. Fix: the table needs columns cell_type and markers")
+    if table["cell_type"].duplicated().any():
+        raise InputError(f"{path}: cell type '{table['cell_type'][table['cell_type'].duplicated()].iloc[0]}' listed twice. Fix: one row per type")
+    return {row.cell_type: [g.strip() for g in row.markers.split(",") if g.strip()] for row in table.itertuples()}
+
+
+def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: float, seed: int) -> None:
+    """Neighbours on the integrated embedding, Leiden clusters into ``obs['cluster']``, UMAP."""
+    import scanpy as sc
+
+    sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=min(n_neighbors, adata.n_obs - 1), random_state=seed)
+    sc.tl.leiden(adata, resolution=resolution, key_added=CLUSTER, flavor="igraph", n_iterations=2, directed=False, random_state=seed)
+    sc.tl.umap(adata, random_state=seed)
+    assert UMAP in adata.obsm
+
+
+def score_cell_types(adata: ad.AnnData, markers: dict[str, list[str]], *, seed: int) -> pd.DataFrame:
+    """Per-cell marker scores (cells x cell types) on the log-normalised ``X``."""
+    import scanpy as sc
+
+    scores = {}
+    for cell_type, genes in markers.items():
+        present = [g for g in genes if g in adata.var_names]
+        if not present:
+            scores[cell_type] = np.full(adata.n_obs, np.nan)
+            continue
+        sc.tl.score_genes(adata, present, score_name="_score", random_state=seed, ctrl_size=min(50, adata.n_vars // 4))
+        scores[cell_type] = adata.obs.pop("_score").to_numpy()
+    return pd.DataFrame(scores, index=adata.obs_names)
+
+
+def resolve_clusters(scores: pd.DataFrame, clusters: pd.Series, *, min_score: float, min_margin: float) -> pd.DataFrame:
+    """One label per cluster from its cells' mean scores; low_confidence when unclear."""
+    means = scores.groupby(clusters.to_numpy(), observed=True).mean()
+    ordered = np.sort(means.fillna(-np.inf).to_numpy(), axis=1)
+    best = means.idxmax(axis=1)
+    top, second = ordered[:, -1], ordered[:, -2] if means.shape[1] > 1 else np.full(len(means), -np.inf)
+    confident = (top >= min_score) & (top - second >= min_margin)
+    return pd.DataFrame(
+        {
+            "cell_type": np.where(confident, best, LOW_CONFIDENCE),
+            "best_type": best,
+            "best_score": top,
+            "margin": top - second,
+        },
+        index=means.index,
+    )
+
+
+def flag_car(adata: ad.AnnData, car_feature: str | None) -> None:
+    """``obs['car_positive']``: at least one UMI of the CAR transcript feature."""
+    if car_feature and car_feature in adata.var_names:
+        col = adata.layers[COUNTS][:, adata.var_names.get_loc(car_feature)]
+        adata.obs[CAR_POSITIVE] = np.asarray(col.todense() if hasattr(col, "todense") else col).ravel() > 0
+    else:
+        adata.obs[CAR_POSITIVE] = False
+    adata.uns["car_feature"] = car_feature or ""
+
+
+def annotate(
+    adata: ad.AnnData,
+    *,
+    markers: dict[str, list[str]],
+    use_rep: str,
+    n_neighbors: int,
+    resolution: float,
+    min_score: float,
+    min_margin: float,
+    car_feature: str | None,
+    seed: int,
+    car_cluster_fraction: float = 0.15,
+) -> pd.DataFrame:
+    """Cluster, score and label cells; returns the per-cluster table.
+
+    A cluster in which at least ``car_cluster_fraction`` of cells carry the CAR transcript
+    is labelled CAR_T (3' chemistry detects the transcript in only part of CAR-T cells, and
+    no other cell carries it); 0 turns this off.
+    """
+    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
+    scores = score_cell_types(adata, markers, seed=seed)
+    table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
+    labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+    adata.obs[CELL_TYPE] = pd.Categorical(labels)
+    adata.obs[CONFIDENCE] = table["margin"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+    adata.obsm["marker_scores"] = scores.to_numpy(dtype=np.float32)
+    adata.uns["marker_score_types"] = list(scores.columns)
+    flag_car(adata, car_feature)
+    car_share = adata.obs.groupby(CLUSTER, observed=True)[CAR_POSITIVE].mean().reindex(table.index)
+    table["car_positive_fraction"] = car_share.to_numpy()
+    car_clusters = car_share.index[(car_share >= car_cluster_fraction).to_numpy()]
+    if len(car_clusters) and car_cluster_fraction > 0:
+        table.loc[car_clusters, "cell_type"] = CAR_T
+        labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+        adata.obs[CELL_TYPE] = pd.Categorical(labels)
+    table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
+    return table

@@ -1,0 +1,153 @@
+"""Configuration and sample sheet: resolution of the dataset, strict validation.
+
+Every error is an :class:`~csfcart.errors.InputError` naming the file, the key or the row,
+and the fix, raised before any job runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+import yaml
+
+from csfcart.datasets import read_dataset
+from csfcart.errors import InputError
+
+REQUIRED_COLUMNS = ["sample_id", "patient_id", "timepoint", "compartment", "path"]
+FORMATS = ("10x_mtx", "10x_h5", "h5ad", "csv")
+#: keys a dataset file may carry into the workflow configuration
+DATASET_KEYS = {"dataset", "simulation", "samples", "car_feature"}
+
+
+def _schema(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    """A one-line problem and fix for a JSON-schema error."""
+    v = error.validator
+    if v == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        key = ".".join([*[str(p) for p in error.absolute_path], extra[0]]) if extra else _where(error)
+        return f"key '{key}': unknown key. Fix: remove it or use one of: {', '.join(allowed)}"
+    if v == "enum":
+        return f"key '{_where(error)}': {error.instance!r} is not allowed. Fix: use one of: {', '.join(map(str, error.validator_value))}"
+    if v == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        key = ".".join([*[str(p) for p in error.absolute_path], missing[0]]) if missing else _where(error)
+        return f"key '{key}': missing. Fix: add it (see config/config.yaml)"
+    if v == "pattern":
+        return (
+            f"key '{_where(error)}': {error.instance!r} is not a safe name. "
+            "Fix: use letters, digits, '_', '.' or '-' only (no spaces or slashes)"
+        )
+    return f"key '{_where(error)}': {error.message}. Fix: see {error.schema.get('description', 'the schema')}"
+
+
+def validate_config(config: dict[str, Any], schema: str | Path, source: str = "config") -> None:
+    """Validate ``config`` against the JSON schema, strictly (unknown keys are refused)."""
+    validator = jsonschema.Draft202012Validator(_schema(schema))
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        raise InputError(f"{source}: {_explain(errors[0])}")
+
+
+def resolve_dataset(config: dict[str, Any], datasets_dir: str | Path) -> dict[str, Any]:
+    """Complete ``config`` with its dataset file (``config/datasets/<dataset>.yaml``).
+
+    The dataset file supplies ``simulation:`` or ``samples:`` (and optionally
+    ``car_feature:``); keys already in ``config`` win. ``extends:`` chains are resolved.
+    """
+    config = dict(config)
+    config.pop("extends", None)
+    path = Path(datasets_dir) / f"{config.get('dataset', '')}.yaml"
+    if path.is_file():
+        doc = read_dataset(path)
+        extra = sorted(set(doc) - DATASET_KEYS)
+        if extra:
+            raise InputError(f"{path}: key '{extra[0]}': not a dataset key. Fix: use only {', '.join(sorted(DATASET_KEYS))}")
+        for key, value in doc.items():
+            if key == "simulation" and isinstance(config.get(key), dict):
+                from csfcart.datasets import _merge
+
+                config[key] = _merge(value, config[key])
+            else:
+                config.setdefault(key, value)
+    if ("simulation" in config) == ("samples" in config):
+        raise InputError(
+            f"config: dataset '{config.get('dataset')}' needs exactly one of 'simulation' or 'samples'. "
+            f"Fix: add config/datasets/{config.get('dataset')}.yaml, or set samples: path/to/samples.tsv"
+        )
+    return config
+
+
+def infer_format(path: str) -> str | None:
+    p = path.lower()
+    if p.endswith(".h5ad"):
+        return "h5ad"
+    if p.endswith(".h5"):
+        return "10x_h5"
+    if p.endswith((".csv", ".csv.gz")):
+        return "csv"
+    return None
+
+
+def read_sample_sheet(path: str | Path, schema: str | Path, *, check_files: bool = True) -> pd.DataFrame:
+    """Read and validate a sample sheet; paths become absolute-or-cwd-relative."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: sample sheet not found. Fix: set 'samples:' to an existing TSV file")
+    sheet = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    missing = [c for c in REQUIRED_COLUMNS if c not in sheet.columns]
+    if missing:
+        raise InputError(
+            f"{path}: column '{missing[0]}' missing. Fix: the sheet needs the columns {', '.join(REQUIRED_COLUMNS)} "
+            "(optional: format, batch, condition)"
+        )
+    validator = jsonschema.Draft202012Validator(_schema(schema))
+    for i, row in enumerate(sheet.to_dict("records")):
+        record = {k: v for k, v in row.items() if v != "" or k in REQUIRED_COLUMNS}
+        errors = sorted(validator.iter_errors(record), key=lambda e: e.path)
+        if errors:
+            raise InputError(f"{path}, row {i + 2} (sample '{row['sample_id']}'): {_explain(errors[0])}")
+    dup = sheet["sample_id"][sheet["sample_id"].duplicated()]
+    if len(dup):
+        rows = [str(i + 2) for i in sheet.index[sheet["sample_id"] == dup.iloc[0]]]
+        raise InputError(f"{path}, rows {', '.join(rows)}: sample_id '{dup.iloc[0]}' is duplicated. Fix: give every sample a unique id")
+    if "format" not in sheet.columns:
+        sheet["format"] = ""
+    if "batch" not in sheet.columns:
+        sheet["batch"] = sheet["sample_id"]
+    base = path.parent
+    for i, row in sheet.iterrows():
+        full = Path(row["path"]) if Path(row["path"]).is_absolute() else base / row["path"]
+        sheet.loc[i, "path"] = str(full)
+        fmt = row["format"] or infer_format(row["path"]) or ("10x_mtx" if not check_files or full.is_dir() or _is_mtx_prefix(full) else "")
+        if not fmt:
+            raise InputError(
+                f"{path}, row {i + 2} (sample '{row['sample_id']}'): cannot tell the format of '{row['path']}'. "
+                f"Fix: add a 'format' column with one of {', '.join(FORMATS)}"
+            )
+        sheet.loc[i, "format"] = fmt
+        if check_files and not (full.exists() or _is_mtx_prefix(full)):
+            raise InputError(
+                f"{path}, row {i + 2} (sample '{row['sample_id']}'): file not found: {full}. "
+                "Fix: correct 'path' (relative to the sheet's folder) or add the file"
+            )
+        if not sheet.loc[i, "batch"]:
+            sheet.loc[i, "batch"] = row["sample_id"]
+    return sheet.set_index("sample_id", drop=False)
+
+
+def _is_mtx_prefix(path: Path) -> bool:
+    """A GEO-style prefix such as ``raw/GSM123_MS1_`` of ``..._matrix.mtx.gz`` files."""
+    parent = path.parent
+    return parent.is_dir() and any(p.name.startswith(path.name) and "matrix.mtx" in p.name for p in parent.iterdir())

@@ -1,0 +1,63 @@
+"""Scoring the analysis against a synthetic cohort's truth (never used by the analysis)."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score, f1_score, precision_score, recall_score
+
+from csfcart.keys import CELL_TYPE
+
+
+def _key(df: pd.DataFrame) -> pd.Index:
+    return pd.Index(df["sample_id"].astype(str) + ":" + df["barcode"].astype(str))
+
+
+def annotation_scores(adata: ad.AnnData, truth: pd.DataFrame, *, min_cells: int = 50) -> tuple[float, pd.DataFrame]:
+    """ARI over annotated singlets and F1 per true type with at least ``min_cells`` cells."""
+    truth = truth.set_axis(_key(truth))
+    obs = adata.obs.join(truth[["cell_type"]].rename(columns={"cell_type": "true_type"}), how="left")
+    singlets = obs[obs["true_type"].notna() & (obs["true_type"] != "doublet")]
+    pred, true = singlets[CELL_TYPE].astype(str), singlets["true_type"].astype(str)
+    ari = float(adjusted_rand_score(true, pred))
+    rows = []
+    for t, n in true.value_counts().items():
+        rows.append(
+            {
+                "cell_type": t,
+                "n_true": int(n),
+                "n_predicted": int((pred == t).sum()),
+                "precision": float(precision_score(true == t, pred == t, zero_division=0)),
+                "recall": float(recall_score(true == t, pred == t, zero_division=0)),
+                "f1": float(f1_score(true == t, pred == t, zero_division=0)),
+                "scored": bool(n >= min_cells),
+            }
+        )
+    return ari, pd.DataFrame(rows).sort_values("n_true", ascending=False)
+
+
+def qc_scores(cells: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Recall and precision of doublet and damaged-cell removal against the truth."""
+    cells = cells.set_axis(_key(cells))
+    t = truth.set_axis(_key(truth)).reindex(cells.index)
+    removed_damaged = cells[["low_quality_counts", "low_quality_genes", "high_mt"]].any(axis=1)
+    rows = []
+    for what, truth_col, called in (
+        ("doublets (scrublet)", "doublet", cells["doublet"].astype(bool)),
+        ("damaged cells (MAD/MT filters)", "damaged", removed_damaged),
+        ("doublets or damaged (all QC)", None, ~cells["qc_pass"].astype(bool)),
+    ):
+        true = (t["doublet"] | t["damaged"]) if truth_col is None else t[truth_col]
+        true = true.astype(bool).to_numpy()
+        c = called.to_numpy()
+        rows.append(
+            {
+                "filter": what,
+                "n_true": int(true.sum()),
+                "n_removed": int(c.sum()),
+                "recall": float((c & true).sum() / max(true.sum(), 1)),
+                "precision": float((c & true).sum() / max(c.sum(), 1)) if c.sum() else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,121 @@
+"""Merging samples, highly variable genes and integration (scVI or Harmony)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from csfcart.keys import COUNTS, EMBEDDING
+
+log = logging.getLogger(__name__)
+
+
+def merge_samples(paths: Sequence[str], summary: pd.DataFrame) -> ad.AnnData:
+    """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse."""
+    keep = set(summary.loc[summary["status"] == "ok", "sample_id"])
+    parts = []
+    for path in paths:
+        a = ad.read_h5ad(path)
+        if a.n_obs and str(a.obs["sample_id"].iloc[0]) in keep:
+            parts.append(a)
+    if not parts:
+        raise ValueError("no sample passed QC: see qc/summary.tsv")
+    merged = ad.concat(parts, join="outer", merge="same", fill_value=0)
+    merged.X = sp.csr_matrix(merged.layers[COUNTS], dtype=np.float32)
+    for key in ("sample_id", "patient_id", "timepoint", "compartment", "batch"):
+        merged.obs[key] = pd.Categorical(merged.obs[key].astype(str))
+    return merged
+
+
+def normalise(adata: ad.AnnData) -> None:
+    """Log-normalised expression in ``X`` (counts stay in ``layers['counts']``)."""
+    import scanpy as sc
+
+    adata.X = adata.layers[COUNTS].copy()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+
+
+def select_genes(adata: ad.AnnData, *, n_top: int, batch_key: str) -> None:
+    """Batch-aware highly variable genes (seurat_v3 on counts) into ``var['highly_variable']``."""
+    import scanpy as sc
+
+    n_top = min(n_top, adata.n_vars - 1)
+    try:
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_top, flavor="seurat_v3", layer=COUNTS, batch_key=batch_key, subset=False)
+    except (ValueError, ZeroDivisionError) as err:  # tiny batches: fall back to one batch
+        log.warning("batch-aware HVG failed (%s); selecting without batch_key", err)
+        sc.pp.highly_variable_genes(adata, n_top_genes=n_top, flavor="seurat_v3", layer=COUNTS, subset=False)
+
+
+def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """Train scVI on the HVG counts; the latent space goes to ``obsm['X_scVI']``."""
+    import scvi
+    import torch
+
+    scvi.settings.seed = seed
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    hvg = adata[:, adata.var["highly_variable"]].copy()
+    scvi.model.SCVI.setup_anndata(hvg, layer=COUNTS, batch_key=batch_key)
+    model = scvi.model.SCVI(hvg, n_latent=settings.get("n_latent", 20), n_layers=settings.get("n_layers", 1))
+    accelerator = settings.get("accelerator", "auto")
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    model.train(
+        max_epochs=settings.get("max_epochs", 30),
+        batch_size=settings.get("batch_size", 512),
+        early_stopping=settings.get("early_stopping", True),
+        accelerator=accelerator,
+        devices=1,
+        enable_progress_bar=False,
+    )
+    adata.obsm[EMBEDDING["scvi"]] = model.get_latent_representation().astype(np.float32)
+    history = model.history.get("elbo_train")
+    return {
+        "method": "scvi",
+        "epochs": int(len(history)) if history is not None else None,
+        "accelerator": accelerator,
+        "final_elbo": float(history.iloc[-1, 0]) if history is not None and len(history) else None,
+    }
+
+
+def pca_on_hvg(adata: ad.AnnData, *, n_pcs: int, seed: int) -> np.ndarray:
+    import scanpy as sc
+
+    hvg = adata[:, adata.var["highly_variable"]].copy()
+    sc.pp.scale(hvg, max_value=10)
+    n_pcs = min(n_pcs, hvg.n_obs - 1, hvg.n_vars - 1)
+    sc.pp.pca(hvg, n_comps=n_pcs, random_state=seed)
+    return hvg.obsm["X_pca"]
+
+
+def run_harmony(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """PCA on HVGs, then Harmony (harmonypy, called directly) into ``obsm['X_harmony']``."""
+    import harmonypy
+
+    pcs = pca_on_hvg(adata, n_pcs=settings.get("n_pcs", 30), seed=seed)
+    adata.obsm["X_pca"] = pcs.astype(np.float32)
+    ho = harmonypy.run_harmony(pcs, adata.obs, [batch_key], random_state=seed, verbose=False)
+    z = np.asarray(ho.Z_corr)
+    if z.shape[0] != adata.n_obs:  # harmonypy < 2 returned components x cells
+        z = z.T
+    adata.obsm[EMBEDDING["harmony"]] = z.astype(np.float32)
+    return {"method": "harmony", "n_pcs": pcs.shape[1]}
+
+
+def integrate(adata: ad.AnnData, *, method: str, batch_key: str, n_hvg: int, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """Normalise, select genes and integrate with ``method`` (``scvi`` or ``harmony``)."""
+    if batch_key not in adata.obs:
+        raise KeyError(f"integration.batch_key '{batch_key}' is not a column of obs: use one of {', '.join(adata.obs.columns)}")
+    select_genes(adata, n_top=n_hvg, batch_key=batch_key)
+    normalise(adata)
+    runner = {"scvi": run_scvi, "harmony": run_harmony}[method]
+    info = runner(adata, batch_key=batch_key, seed=seed, settings=settings.get(method, {}) or {})
+    adata.uns["integration"] = {"method": method, "embedding": EMBEDDING[method], "batch_key": batch_key}
+    return info

@@ -1,0 +1,160 @@
+"""Reading one sample's counts, from any of the layouts real data arrives in.
+
+Supported: a 10x v3 directory (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz), the 10x
+v2 layout as deposited on GEO (genes.tsv with two columns, file names carrying a GSM/sample
+prefix: give the folder or the prefix), a 10x .h5 file, an .h5ad with integer counts (in
+``layers['counts']`` or ``X``) and a CSV (one row per cell, first column the barcode).
+Every check names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.io
+import scipy.sparse as sp
+
+from csfcart.errors import InputError
+from csfcart.keys import COUNTS
+
+ENSEMBL_PREFIXES = ("ENSG", "ENSMUSG")
+
+
+def _open(path: Path):
+    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+
+
+def _find(base: Path, names: tuple[str, ...]) -> Path | None:
+    """The file in ``base`` (a folder or a GEO prefix) ending in one of ``names``."""
+    folder, prefix = (base, "") if base.is_dir() else (base.parent, base.name)
+    hits = sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(names))
+    if len(hits) > 1:
+        raise InputError(
+            f"{base}: several files match {names[0]}: {', '.join(p.name for p in hits[:3])}. "
+            "Fix: give the GEO prefix of one sample as its path (e.g. raw/GSM4104122_MS19270_CSF_)"
+        )
+    return hits[0] if hits else None
+
+
+def read_10x_mtx(base: Path) -> ad.AnnData:
+    matrix = _find(base, ("matrix.mtx.gz", "matrix.mtx"))
+    barcodes = _find(base, ("barcodes.tsv.gz", "barcodes.tsv"))
+    features = _find(base, ("features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv"))
+    for name, found in (("matrix.mtx(.gz)", matrix), ("barcodes.tsv(.gz)", barcodes), ("features.tsv(.gz) or genes.tsv", features)):
+        if found is None:
+            raise InputError(f"{base}: no {name} found. Fix: a 10x folder needs matrix, barcodes and features/genes files")
+    try:
+        m = scipy.io.mmread(matrix)
+    except Exception as err:  # scipy raises several types on malformed files
+        raise InputError(f"{matrix}: not a Matrix Market file ({err}). Fix: re-export the counts") from err
+    with _open(features) as fh:
+        feat = pd.read_csv(fh, sep="\t", header=None, dtype=str)
+    with _open(barcodes) as fh:
+        bcs = pd.read_csv(fh, sep="\t", header=None, dtype=str)[0]
+    counts = sp.csr_matrix(m.T)
+    if counts.shape != (len(bcs), len(feat)):
+        raise InputError(
+            f"{matrix}: shape {m.shape} does not match {len(feat)} features x {len(bcs)} barcodes. "
+            "Fix: the three files must come from the same sample"
+        )
+    ids = feat[0].to_numpy()
+    symbols = feat[1].to_numpy() if feat.shape[1] > 1 else None
+    adata = ad.AnnData(X=counts, obs=pd.DataFrame(index=bcs.to_numpy()))
+    if feat.shape[1] > 2:
+        keep = (feat[2] == "Gene Expression").to_numpy()
+        adata = adata[:, keep].copy()
+        ids = ids[keep]
+        symbols = symbols[keep]
+    return _gene_symbols(adata, ids, symbols, features)
+
+
+def _ensembl_share(names: np.ndarray) -> float:
+    return float(pd.Series(names.astype(str)).str.startswith(ENSEMBL_PREFIXES).mean()) if len(names) else 0.0
+
+
+def _gene_symbols(adata: ad.AnnData, ids: np.ndarray, symbols: np.ndarray | None, source: Path) -> ad.AnnData:
+    """Use gene symbols as names; Ensembl ids are kept in ``var['gene_ids']``."""
+    looks_ensembl = _ensembl_share(ids) > 0.5
+    if symbols is None or _ensembl_share(symbols) > 0.5:
+        if looks_ensembl or symbols is not None:
+            raise InputError(
+                f"{source}: genes are Ensembl ids only, no symbols. Fix: supply features with both columns "
+                "(id and symbol, as 10x writes them) or map the ids to HGNC symbols first"
+            )
+        symbols = ids
+    adata.var_names = pd.Index(symbols.astype(str))
+    adata.var["gene_ids"] = ids.astype(str)
+    adata.var_names_make_unique()
+    return adata
+
+
+def read_h5ad(path: Path) -> ad.AnnData:
+    adata = ad.read_h5ad(path)
+    x = adata.layers[COUNTS] if COUNTS in adata.layers else adata.X
+    out = ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    ids = adata.var["gene_ids"].to_numpy() if "gene_ids" in adata.var else out.var_names.to_numpy()
+    return _gene_symbols(out, ids, out.var_names.to_numpy(), path)
+
+
+def read_csv(path: Path) -> ad.AnnData:
+    df = pd.read_csv(path, index_col=0)
+    if not all(np.issubdtype(t, np.number) for t in df.dtypes):
+        raise InputError(f"{path}: non-numeric values in the count columns. Fix: one row per cell, barcode first, then counts")
+    adata = ad.AnnData(X=sp.csr_matrix(df.to_numpy()), obs=pd.DataFrame(index=df.index.astype(str)))
+    names = df.columns.astype(str).to_numpy()
+    return _gene_symbols(adata, names, None, path)
+
+
+def read_10x_h5(path: Path) -> ad.AnnData:
+    import scanpy as sc
+
+    adata = sc.read_10x_h5(path, gex_only=True)
+    adata.X = sp.csr_matrix(adata.X)
+    ids = adata.var["gene_ids"].to_numpy() if "gene_ids" in adata.var else adata.var_names.to_numpy()
+    return _gene_symbols(adata, ids, adata.var_names.to_numpy(), path)
+
+
+READERS = {"10x_mtx": read_10x_mtx, "10x_h5": read_10x_h5, "h5ad": read_h5ad, "csv": read_csv}
+
+
+def check_counts(adata: ad.AnnData, source: str) -> None:
+    """Raw counts must be non-negative integers, barcodes unique, the sample non-empty."""
+    if adata.n_obs == 0:
+        raise InputError(f"{source}: the sample has no cells. Fix: remove it from the sample sheet or give the right file")
+    data = adata.X.data if sp.issparse(adata.X) else np.asarray(adata.X).ravel()
+    if data.size and data.min() < 0:
+        raise InputError(f"{source}: negative counts (min {data.min()}). Fix: give raw UMI counts, not scaled or corrected values")
+    if data.size and not np.all(np.mod(data, 1) == 0):
+        raise InputError(
+            f"{source}: counts are not integers (e.g. {data[np.mod(data, 1) != 0][0]}). "
+            "Fix: give raw UMI counts, not normalised or log-transformed values"
+        )
+    dup = adata.obs_names[adata.obs_names.duplicated()]
+    if len(dup):
+        raise InputError(f"{source}: barcode '{dup[0]}' occurs more than once. Fix: barcodes must be unique within a sample")
+
+
+def read_sample(path: str | Path, fmt: str, sample: dict[str, str]) -> ad.AnnData:
+    """Read one sample into an AnnData with CSR float32 counts in ``X`` and ``layers['counts']``.
+
+    ``sample`` carries the sample-sheet row (sample_id, patient_id, timepoint, compartment,
+    batch); its fields become ``obs`` columns and obs names become ``<sample_id>:<barcode>``.
+    """
+    path = Path(path)
+    if fmt not in READERS:
+        raise InputError(f"{path}: unknown format '{fmt}'. Fix: use one of {', '.join(READERS)}")
+    if not (path.exists() or (path.parent.is_dir() and fmt == "10x_mtx")):
+        raise InputError(f"{path}: file not found. Fix: correct the path in the sample sheet")
+    adata = READERS[fmt](path)
+    check_counts(adata, str(path))
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    adata.obs["barcode"] = adata.obs_names.astype(str)
+    adata.obs_names = [f"{sample['sample_id']}:{b}" for b in adata.obs_names]
+    for key in ("sample_id", "patient_id", "timepoint", "compartment", "batch"):
+        adata.obs[key] = pd.Categorical([str(sample.get(key, sample["sample_id"]))] * adata.n_obs)
+    adata.layers[COUNTS] = adata.X.copy()
+    return adata

@@ -1,0 +1,11 @@
+"""Names of AnnData slots used across the workflow, defined once."""
+
+COUNTS = "counts"  # layers: raw UMI counts, kept through the whole DAG
+EMBEDDING = {"scvi": "X_scVI", "harmony": "X_harmony"}  # obsm: integrated embeddings
+UMAP = "X_umap"
+CELL_TYPE = "cell_type"
+CLUSTER = "cluster"
+CAR_POSITIVE = "car_positive"
+CONFIDENCE = "annotation_confidence"
+LOW_CONFIDENCE = "low_confidence"
+SAMPLE_KEYS = ["sample_id", "patient_id", "timepoint", "compartment", "batch"]

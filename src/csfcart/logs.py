@@ -1,0 +1,26 @@
+"""Logging for workflow scripts: everything, warnings included, goes to the rule's log."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+
+def setup(path: str) -> None:
+    """Send logging, warnings and stderr of a rule's script to ``path``."""
+    handle = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    terminal = sys.stderr
+    sys.stderr = handle
+
+    def report(kind, value, tb):
+        # the full traceback goes to the log; the terminal gets the message and where to look
+        import traceback
+
+        traceback.print_exception(kind, value, tb, file=handle)
+        print(f"error: {value}\n(full log: {path})", file=terminal)
+
+    sys.excepthook = report
+    logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")

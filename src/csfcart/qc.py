@@ -1,0 +1,192 @@
+"""Per-sample quality control: MAD thresholds, doublets, ambient RNA.
+
+Thresholds follow sc-best-practices: a cell is an outlier when its log total counts or log
+genes lie more than ``nmads`` median absolute deviations from the sample's median, or its
+mitochondrial fraction lies ``nmads`` MADs above the median or above a hard ceiling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anndata as ad
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from csfcart.keys import COUNTS
+
+#: genes expected in antibody-secreting / B cells only, used to estimate the ambient soup
+AMBIENT_MARKERS = ["IGKC", "IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGLC2", "IGLC1", "IGHA1", "JCHAIN", "IGHM"]
+T_CELL_MARKERS = ["CD3D", "CD3E", "TRAC"]
+
+
+def mad_outlier(values: np.ndarray, nmads: float, *, upper_only: bool = False) -> np.ndarray:
+    """Cells more than ``nmads`` MADs from the median (above it, if ``upper_only``)."""
+    med = np.median(values)
+    mad = np.median(np.abs(values - med)) * 1.4826
+    if mad == 0:
+        return np.zeros(values.shape, dtype=bool)
+    high = values > med + nmads * mad
+    return high if upper_only else high | (values < med - nmads * mad)
+
+
+def qc_metrics(adata: ad.AnnData) -> None:
+    """Add total counts, genes, MT and ribosomal fractions to ``obs`` (from raw counts)."""
+    import scanpy as sc
+
+    adata.var["mt"] = adata.var_names.str.startswith("MT-")
+    adata.var["ribo"] = adata.var_names.str.startswith(("RPS", "RPL"))
+    sc.pp.calculate_qc_metrics(
+        adata, qc_vars=["mt", "ribo"], layer=COUNTS, percent_top=None, log1p=True, inplace=True
+    )
+
+
+def settings_for(sample_id: str, qc: dict[str, Any]) -> dict[str, Any]:
+    """The QC settings of one sample: the defaults with its per-sample overrides."""
+    out = {k: v for k, v in qc.items() if k != "per_sample"}
+    over = (qc.get("per_sample") or {}).get(sample_id, {})
+    out.update({k: v for k, v in over.items() if k != "nmads"})
+    out["nmads"] = {**qc["nmads"], **over.get("nmads", {})}
+    return out
+
+
+def flag_cells(adata: ad.AnnData, settings: dict[str, Any]) -> pd.DataFrame:
+    """Per-cell pass/fail flags with the reason; thresholds in ``.attrs``."""
+    obs = adata.obs
+    nmads = settings["nmads"]
+    flags = pd.DataFrame(index=obs.index)
+    flags["low_quality_counts"] = mad_outlier(obs["log1p_total_counts"].to_numpy(), nmads["log1p_total_counts"])
+    flags["low_quality_genes"] = mad_outlier(
+        obs["log1p_n_genes_by_counts"].to_numpy(), nmads["log1p_n_genes_by_counts"]
+    ) | (obs["n_genes_by_counts"].to_numpy() < settings["min_genes"])
+    pct = obs["pct_counts_mt"].to_numpy()
+    flags["high_mt"] = mad_outlier(pct, nmads["pct_counts_mt"], upper_only=True) | (pct > settings["max_pct_mt"])
+    return flags
+
+
+def score_doublets(adata: ad.AnnData, *, rate_per_1000: float, seed: int) -> None:
+    """Scrublet doublet scores and calls into ``obs`` (``doublet_score``, ``predicted_doublet``)."""
+    import scanpy as sc
+
+    if adata.n_obs < 30:
+        adata.obs["doublet_score"] = 0.0
+        adata.obs["predicted_doublet"] = False
+        return
+    expected = float(np.clip(rate_per_1000 * adata.n_obs / 1000, 0.005, 0.3))
+    tmp = ad.AnnData(X=adata.layers[COUNTS].copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    sc.pp.scrublet(tmp, expected_doublet_rate=expected, random_state=seed, n_prin_comps=min(30, adata.n_obs - 1), verbose=False)
+    adata.obs["doublet_score"] = tmp.obs["doublet_score"].to_numpy()
+    adata.obs["predicted_doublet"] = tmp.obs["predicted_doublet"].to_numpy().astype(bool)
+
+
+def estimate_ambient(adata: ad.AnnData, *, min_t_cells: int = 20) -> float:
+    """Fraction of UMIs from the ambient soup, estimated from immunoglobulin transcripts.
+
+    Ig genes are expressed only by B-lineage cells, so the Ig counts of T cells (chosen by
+    their CD3 counts, a choice blind to the soup) come from the soup. The soup profile is
+    approximated by the sample's summed counts (SoupX's estimate without empty droplets;
+    it over-estimates when plasma cells lyse more readily than others). Returns NaN when
+    the sample has too few T cells or no Ig counts.
+    """
+    counts = adata.layers[COUNTS]
+    genes = [g for g in AMBIENT_MARKERS if g in adata.var_names]
+    t_genes = [g for g in T_CELL_MARKERS if g in adata.var_names]
+    if not genes or not t_genes:
+        return float("nan")
+    gi = adata.var_names.get_indexer(genes)
+    t_expr = np.asarray(counts[:, adata.var_names.get_indexer(t_genes)].sum(axis=1)).ravel()
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    is_t = t_expr >= 0.005 * total
+    soup_share = float(counts[:, gi].sum() / max(counts.sum(), 1))
+    if is_t.sum() < min_t_cells or soup_share == 0:
+        return float("nan")
+    ig = np.asarray(counts[is_t][:, gi].sum(axis=1)).ravel()
+    keep = ig <= np.quantile(ig, 0.99)  # drop T/plasma doublets
+    return float(min(ig[keep].sum() / (total[is_t][keep].sum() * soup_share), 1.0))
+
+
+def run_qc(adata: ad.AnnData, qc: dict[str, Any], *, seed: int) -> tuple[ad.AnnData, pd.DataFrame, dict[str, Any]]:
+    """QC one sample. Returns the passing cells, a per-cell table and a summary row."""
+    sample_id = str(adata.obs["sample_id"].iloc[0])
+    settings = settings_for(sample_id, qc)
+    qc_metrics(adata)
+    flags = flag_cells(adata, settings)
+    if settings["doublets"]:
+        score_doublets(adata, rate_per_1000=settings.get("doublet_rate_per_1000", 0.008), seed=seed)
+        flags["doublet"] = adata.obs["predicted_doublet"].to_numpy()
+    else:
+        flags["doublet"] = False
+    passed = ~flags.any(axis=1)
+    adata.obs["qc_pass"] = passed.to_numpy()
+    ambient = estimate_ambient(adata) if settings.get("ambient", True) else float("nan")
+    cells = pd.concat([adata.obs.drop(columns=["qc_pass"]), flags], axis=1)
+    cells["qc_pass"] = passed
+    n_pass = int(passed.sum())
+    status = "ok" if n_pass >= settings["min_cells"] else "excluded"
+    summary = {
+        "sample_id": sample_id,
+        "cells_in": adata.n_obs,
+        "cells_pass": n_pass,
+        "removed_counts": int(flags["low_quality_counts"].sum()),
+        "removed_genes": int(flags["low_quality_genes"].sum()),
+        "removed_mt": int(flags["high_mt"].sum()),
+        "removed_doublets": int(flags["doublet"].sum()),
+        "median_counts": float(adata.obs["total_counts"].median()),
+        "median_genes": float(adata.obs["n_genes_by_counts"].median()),
+        "median_pct_mt": float(adata.obs["pct_counts_mt"].median()),
+        "ambient_fraction": round(ambient, 4),
+        "status": status,
+        "reason": "" if status == "ok" else f"{n_pass} cells pass QC, fewer than qc.min_cells={settings['min_cells']}",
+    }
+    out = adata[passed.to_numpy()].copy()
+    out.X = sp.csr_matrix(out.layers[COUNTS])
+    return out, cells, summary
+
+
+def plot_qc(cells: pd.DataFrame, title: str) -> plt.Figure:
+    """Histograms of counts, genes and MT fraction; removed cells in orange."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), layout="constrained")
+    passed = cells["qc_pass"].to_numpy()
+    for ax, col, label in zip(
+        axes[:3],
+        ["total_counts", "n_genes_by_counts", "pct_counts_mt"],
+        ["UMIs per cell", "genes per cell", "MT fraction (%)"],
+        strict=True,
+    ):
+        values = cells[col].to_numpy()
+        bins = np.logspace(np.log10(max(values.min(), 1)), np.log10(max(values.max(), 2)), 40) if col != "pct_counts_mt" else 40
+        ax.hist([values[passed], values[~passed]], bins=bins, stacked=True, color=["#4477AA", "#EE7733"], label=["kept", "removed"])
+        if col != "pct_counts_mt":
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("cells")
+    axes[0].legend()
+    ax = axes[3]
+    ax.scatter(cells["total_counts"], cells["pct_counts_mt"], s=3, c=np.where(passed, "#4477AA", "#EE7733"))
+    ax.set_xscale("log")
+    ax.set_xlabel("UMIs per cell")
+    ax.set_ylabel("MT fraction (%)")
+    fig.suptitle(f"{title}: {passed.sum()} of {len(passed)} cells kept")
+    return fig
+
+
+def plot_summary(table: pd.DataFrame) -> plt.Figure:
+    """Cells kept and removed per sample, with the reason; excluded samples marked."""
+    t = table.set_index("sample_id")
+    fig, ax = plt.subplots(figsize=(max(8, 0.32 * len(t) + 3), 4.5), layout="constrained")
+    x = np.arange(len(t))
+    ax.bar(x, t["cells_pass"], color="#4477AA", label="kept")
+    ax.bar(x, t["cells_in"] - t["cells_pass"], bottom=t["cells_pass"], color="#EE7733", label="removed")
+    for i, status in enumerate(t["status"]):
+        if status != "ok":
+            ax.text(i, t["cells_in"].iloc[i], "excluded", rotation=90, ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, t.index, rotation=90, fontsize=7)
+    ax.set_ylabel("cells")
+    ax.legend()
+    ax.set_title("Cells per sample before and after QC")
+    return fig

@@ -1,0 +1,43 @@
+"""Logic that chooses the workflow's inputs and targets (kept here so it is unit-tested)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from csfcart.config import read_sample_sheet
+from csfcart.simulate.cohort import parse_cohort
+
+
+def sample_table(config: dict[str, Any], *, out: str, schema: str | Path) -> pd.DataFrame:
+    """One row per sample (index sample_id): patient, time point, compartment, path, format."""
+    if "simulation" in config:
+        cohort = parse_cohort(config["simulation"], name=config["dataset"], where=f"config (dataset {config['dataset']})")
+        rows = [
+            {**s, "path": f"{out}/simulated/counts/{s['sample_id']}", "format": "10x_mtx", "batch": s["sample_id"]}
+            for s in cohort.samples()
+        ]
+        return pd.DataFrame(rows).set_index("sample_id", drop=False)
+    return read_sample_sheet(config["samples"], schema)
+
+
+def targets(out: str, samples: list[str], *, synthetic: bool) -> list[str]:
+    """Everything ``rule all`` asks for."""
+    files = [
+        f"{out}/qc/summary.tsv",
+        f"{out}/qc/summary.png",
+        *[f"{out}/qc/{s}.png" for s in samples],
+        f"{out}/annotated.h5ad",
+        f"{out}/annotation/clusters.tsv",
+        f"{out}/figures/umap.png",
+        f"{out}/figures/markers.png",
+    ]
+    if synthetic:
+        files += [
+            f"{out}/simulated/figures/cell_metrics.png",
+            f"{out}/simulated/figures/composition.png",
+            f"{out}/evaluation/annotation.tsv",
+        ]
+    return files

@@ -1,0 +1,77 @@
+# Leiden clusters and UMAP on the integrated embedding, marker-based cell types, CAR+ flag.
+
+
+rule annotate:
+    input:
+        h5ad=f"{OUT}/integrated.h5ad",
+        markers=CONFIG["annotation"]["markers"],
+    output:
+        h5ad=f"{OUT}/annotated.h5ad",
+        clusters=report(
+            f"{OUT}/annotation/clusters.tsv",
+            caption="../report/clusters.rst",
+            category="Cell types",
+            labels={"table": "clusters and their labels"},
+        ),
+    params:
+        clustering=CONFIG["clustering"],
+        annotation=CONFIG["annotation"],
+        car_feature=CONFIG.get("car_feature")
+        or (CONFIG.get("simulation") or {}).get("car_feature"),
+        seed=CONFIG["seed"],
+    log:
+        f"{OUT}/logs/annotate.log",
+    benchmark:
+        f"{OUT}/benchmarks/annotate.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda wc, input, attempt: max(6000, 6 * input.size_mb) * attempt,
+        runtime=60,
+    script:
+        "../scripts/annotate.py"
+
+
+rule plot_annotation:
+    input:
+        f"{OUT}/annotated.h5ad",
+    output:
+        umap=report(
+            f"{OUT}/figures/umap.png",
+            caption="../report/umap.rst",
+            category="Cell types",
+            labels={"figure": "UMAP"},
+        ),
+        markers=report(
+            f"{OUT}/figures/markers.png",
+            caption="../report/markers.rst",
+            category="Cell types",
+            labels={"figure": "marker dot plot"},
+        ),
+    params:
+        markers=CONFIG["annotation"]["markers"],
+    log:
+        f"{OUT}/logs/plot_annotation.log",
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: max(4000, 4 * input.size_mb) * attempt,
+        runtime=20,
+    script:
+        "../scripts/plot_annotation.py"
+
+
+rule evaluate_annotation:
+    input:
+        annotated=f"{OUT}/annotated.h5ad",
+        qc_cells=expand(f"{OUT}/qc/{{sample}}.cells.tsv.gz", sample=SAMPLES.index),
+        truth=f"{OUT}/simulated/truth/cells.tsv.gz",
+    output:
+        annotation=f"{OUT}/evaluation/annotation.tsv",
+        qc=f"{OUT}/evaluation/qc.tsv",
+    log:
+        f"{OUT}/logs/evaluate_annotation.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/evaluate_annotation.py"

@@ -1,0 +1,32 @@
+# Validation first, then the sample table and input functions (all logic in the package).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from csfcart.config import resolve_dataset, validate_config
+from csfcart.workflow import sample_table, targets
+
+BASE = Path(workflow.basedir)
+CONFIG = resolve_dataset(config, BASE / "config" / "datasets")
+validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml")
+OUT = f"{CONFIG['results']}/{CONFIG['dataset']}"
+SYNTHETIC = "simulation" in CONFIG
+SAMPLES = sample_table(
+    CONFIG, out=OUT, schema=BASE / "config" / "schemas" / "samples.schema.yaml"
+)
+
+
+wildcard_constraints:
+    sample="|".join(SAMPLES.index),
+
+
+def ingest_input(wildcards):
+    """The simulated sheet (synthetic) or the sample's own file (real data)."""
+    if SYNTHETIC:
+        return {"sheet": f"{OUT}/simulated/samples.tsv"}
+    return {"data": SAMPLES.loc[wildcards.sample, "path"]}
+
+
+def all_targets():
+    return targets(OUT, list(SAMPLES.index), synthetic=SYNTHETIC)

@@ -1,0 +1,20 @@
+# Read each sample's counts (10x mtx v2/v3, 10x h5, h5ad, CSV), one job per sample.
+
+
+rule ingest:
+    input:
+        unpack(ingest_input),
+    output:
+        f"{OUT}/ingest/{{sample}}.h5ad",
+    params:
+        sample=lambda wc: SAMPLES.loc[wc.sample].to_dict(),
+    log:
+        f"{OUT}/logs/ingest/{{sample}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/ingest/{{sample}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=15,
+    script:
+        "../scripts/ingest.py"

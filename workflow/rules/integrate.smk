@@ -1,0 +1,40 @@
+# Merge the QC'd samples, select genes and integrate (scVI by default, or Harmony).
+
+
+rule merge:
+    input:
+        h5ads=expand(f"{OUT}/qc/{{sample}}.h5ad", sample=SAMPLES.index),
+        summary=f"{OUT}/qc/summary.tsv",
+    output:
+        f"{OUT}/merged.h5ad",
+    log:
+        f"{OUT}/logs/merge.log",
+    benchmark:
+        f"{OUT}/benchmarks/merge.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: max(4000, 6 * input.size_mb) * attempt,
+        runtime=30,
+    script:
+        "../scripts/merge.py"
+
+
+rule integrate:
+    input:
+        f"{OUT}/merged.h5ad",
+    output:
+        h5ad=f"{OUT}/integrated.h5ad",
+        info=f"{OUT}/integration.json",
+    params:
+        integration=CONFIG["integration"],
+        seed=CONFIG["seed"],
+    log:
+        f"{OUT}/logs/integrate.log",
+    benchmark:
+        f"{OUT}/benchmarks/integrate.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda wc, input, attempt: max(8000, 8 * input.size_mb) * attempt,
+        runtime=240,
+    script:
+        "../scripts/integrate.py"

@@ -1,0 +1,58 @@
+# Per-sample QC (MAD thresholds, scrublet doublets, ambient estimate), then a summary.
+
+
+rule qc:
+    input:
+        f"{OUT}/ingest/{{sample}}.h5ad",
+    output:
+        h5ad=f"{OUT}/qc/{{sample}}.h5ad",
+        cells=f"{OUT}/qc/{{sample}}.cells.tsv.gz",
+        summary=f"{OUT}/qc/{{sample}}.summary.tsv",
+        figure=report(
+            f"{OUT}/qc/{{sample}}.png",
+            caption="../report/qc_sample.rst",
+            category="Data and QC",
+            subcategory="Per sample",
+            labels={"sample": "{sample}", "figure": "QC distributions"},
+        ),
+    params:
+        qc=CONFIG["qc"],
+        seed=CONFIG["seed"],
+    log:
+        f"{OUT}/logs/qc/{{sample}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/qc/{{sample}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 3000 * attempt,
+        runtime=20,
+    script:
+        "../scripts/qc.py"
+
+
+rule qc_summary:
+    input:
+        expand(f"{OUT}/qc/{{sample}}.summary.tsv", sample=SAMPLES.index),
+    output:
+        table=report(
+            f"{OUT}/qc/summary.tsv",
+            caption="../report/qc_summary_table.rst",
+            category="Data and QC",
+            labels={"table": "QC per sample"},
+        ),
+        figure=report(
+            f"{OUT}/qc/summary.png",
+            caption="../report/qc_summary.rst",
+            category="Data and QC",
+            labels={"figure": "cells kept per sample"},
+        ),
+    params:
+        on_too_few_cells=CONFIG["qc"]["on_too_few_cells"],
+    log:
+        f"{OUT}/logs/qc_summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/qc_summary.py"

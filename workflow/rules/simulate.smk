@@ -1,0 +1,47 @@
+# A synthetic cohort with a known truth, made when the dataset has a `simulation:` block.
+
+
+rule simulate:
+    output:
+        sheet=f"{OUT}/simulated/samples.tsv",
+        truth_cells=f"{OUT}/simulated/truth/cells.tsv.gz",
+        truth_claims=f"{OUT}/simulated/truth/claims.tsv",
+        counts=directory(f"{OUT}/simulated/counts"),
+    params:
+        simulation=CONFIG.get("simulation"),
+        dataset=CONFIG["dataset"],
+    log:
+        f"{OUT}/logs/simulate.log",
+    benchmark:
+        f"{OUT}/benchmarks/simulate.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/simulate.py"
+
+
+rule plot_simulation:
+    input:
+        sheet=rules.simulate.output.sheet,
+    output:
+        metrics=report(
+            f"{OUT}/simulated/figures/cell_metrics.png",
+            caption="../report/simulation_metrics.rst",
+            category="Data and QC",
+        ),
+        composition=report(
+            f"{OUT}/simulated/figures/composition.png",
+            caption="../report/simulation_composition.rst",
+            category="Data and QC",
+        ),
+        summary=f"{OUT}/simulated/figures/summary_by_cell_type.tsv",
+    log:
+        f"{OUT}/logs/plot_simulation.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot_simulation.py"

@@ -1,0 +1,16 @@
+"""Adapter of rule evaluate_annotation: annotation and QC scored against the truth."""
+
+import anndata as ad
+import pandas as pd
+
+from csfcart.evaluate import annotation_scores, qc_scores
+from csfcart.logs import setup
+
+setup(snakemake.log[0])
+truth = pd.read_csv(snakemake.input.truth, sep="\t")
+adata = ad.read_h5ad(snakemake.input.annotated, backed="r")
+ari, per_type = annotation_scores(adata, truth)
+per_type.insert(0, "ari", round(ari, 4))
+per_type.to_csv(snakemake.output.annotation, sep="\t", index=False)
+cells = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input.qc_cells], ignore_index=True)
+qc_scores(cells, truth).to_csv(snakemake.output.qc, sep="\t", index=False)

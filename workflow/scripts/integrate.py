@@ -1,0 +1,22 @@
+"""Adapter of rule integrate: HVGs and scVI or Harmony."""
+
+import json
+import logging
+import time
+
+import anndata as ad
+
+from csfcart.integrate import integrate
+from csfcart.logs import setup
+
+setup(snakemake.log[0])
+settings = snakemake.params.integration
+adata = ad.read_h5ad(snakemake.input[0])
+start = time.perf_counter()
+info = integrate(adata, method=settings["method"], batch_key=settings["batch_key"], n_hvg=settings["n_hvg"],
+                 seed=snakemake.params.seed, settings=settings)  # fmt: skip
+info.update(cells=adata.n_obs, genes=adata.n_vars, seconds=round(time.perf_counter() - start, 1))
+logging.info("integration: %s", info)
+adata.write_h5ad(snakemake.output.h5ad)
+with open(snakemake.output.info, "w") as fh:
+    json.dump(info, fh, indent=2)

@@ -1,0 +1,23 @@
+"""Adapter of rule qc_summary: one table and one figure over all samples."""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from csfcart.errors import InputError
+from csfcart.logs import setup
+from csfcart.qc import plot_summary
+
+setup(snakemake.log[0])
+table = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input], ignore_index=True)
+excluded = table[table["status"] != "ok"]
+if len(excluded) and snakemake.params.on_too_few_cells == "fail":
+    raise InputError(
+        f"qc: sample '{excluded['sample_id'].iloc[0]}': {excluded['reason'].iloc[0]}. "
+        "Fix: set qc.on_too_few_cells: exclude, lower qc.min_cells, or remove the sample"
+    )
+for row in excluded.itertuples():
+    print(f"excluded sample {row.sample_id}: {row.reason}")
+table.to_csv(snakemake.output.table, sep="\t", index=False)
+fig = plot_summary(table)
+fig.savefig(snakemake.output.figure, dpi=110)
+plt.close(fig)
