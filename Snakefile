@@ -16,6 +16,12 @@ include: "workflow/rules/integrate.smk"
 include: "workflow/rules/annotate.smk"
 
 
+localrules:
+    all,
+    qc_summary,
+    evaluate_annotation,
+
+
 rule all:
     input:
         all_targets(),

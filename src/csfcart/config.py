@@ -130,6 +130,11 @@ def read_sample_sheet(path: str | Path, schema: str | Path, *, check_files: bool
     for i, row in sheet.iterrows():
         full = Path(row["path"]) if Path(row["path"]).is_absolute() else base / row["path"]
         sheet.loc[i, "path"] = str(full)
+        if check_files and not (full.exists() or _is_mtx_prefix(full)):
+            raise InputError(
+                f"{path}, row {i + 2} (sample '{row['sample_id']}'): file not found: {full}. "
+                "Fix: correct 'path' (relative to the sheet's folder) or add the file"
+            )
         fmt = row["format"] or infer_format(row["path"]) or ("10x_mtx" if not check_files or full.is_dir() or _is_mtx_prefix(full) else "")
         if not fmt:
             raise InputError(
@@ -137,11 +142,6 @@ def read_sample_sheet(path: str | Path, schema: str | Path, *, check_files: bool
                 f"Fix: add a 'format' column with one of {', '.join(FORMATS)}"
             )
         sheet.loc[i, "format"] = fmt
-        if check_files and not (full.exists() or _is_mtx_prefix(full)):
-            raise InputError(
-                f"{path}, row {i + 2} (sample '{row['sample_id']}'): file not found: {full}. "
-                "Fix: correct 'path' (relative to the sheet's folder) or add the file"
-            )
         if not sheet.loc[i, "batch"]:
             sheet.loc[i, "batch"] = row["sample_id"]
     return sheet.set_index("sample_id", drop=False)

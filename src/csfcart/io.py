@@ -54,7 +54,10 @@ def read_10x_mtx(base: Path) -> ad.AnnData:
     with _open(features) as fh:
         feat = pd.read_csv(fh, sep="\t", header=None, dtype=str)
     with _open(barcodes) as fh:
-        bcs = pd.read_csv(fh, sep="\t", header=None, dtype=str)[0]
+        try:
+            bcs = pd.read_csv(fh, sep="\t", header=None, dtype=str)[0]
+        except pd.errors.EmptyDataError:
+            bcs = pd.Series([], dtype=str)
     counts = sp.csr_matrix(m.T)
     if counts.shape != (len(bcs), len(feat)):
         raise InputError(

@@ -1,0 +1,40 @@
+# Two commands do all set-up: `make run` (the default demo) and `make test` (the suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
+
+.PHONY: venv run report test lint format clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+run: venv
+	$(SNAKEMAKE)
+	@echo
+	@echo "Results: $$($(BIN)/python -c 'import yaml; c = yaml.safe_load(open("config/config.yaml")); print(c["results"] + "/" + c["dataset"])')/"
+
+lint: venv
+	$(BIN)/ruff check src tests workflow/scripts scripts
+	$(BIN)/ruff format --check src tests workflow/scripts scripts
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --configfile config/datasets/csf_bcma_cart_tiny.yaml
+
+format: venv
+	$(BIN)/ruff check --fix src tests workflow/scripts scripts
+	$(BIN)/ruff format src tests workflow/scripts scripts
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+test: venv lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf results .snakemake
