@@ -38,9 +38,9 @@ def write_mtx(directory: Path, counts, barcodes, genes=GENES) -> Path:
     return directory
 
 
-def random_counts(n_cells=80, n_genes=len(GENES), seed=0):
+def random_counts(n_cells=80, seed=0):
     rng = np.random.default_rng(seed)
-    return rng.poisson(2.0, size=(n_cells, n_genes)).astype(np.int32)
+    return rng.poisson(2.0, size=(n_cells, len(GENES))).astype(np.int32)
 
 
 def barcodes(n):

@@ -31,7 +31,9 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
         if col not in table.columns:
             raise InputError(f"{path}: column '{col}' missing. Fix: the table needs columns cell_type and markers")
     if table["cell_type"].duplicated().any():
-        raise InputError(f"{path}: cell type '{table['cell_type'][table['cell_type'].duplicated()].iloc[0]}' listed twice. Fix: one row per type")
+        raise InputError(
+            f"{path}: cell type '{table['cell_type'][table['cell_type'].duplicated()].iloc[0]}' listed twice. Fix: one row per type"
+        )
     return {row.cell_type: [g.strip() for g in row.markers.split(",") if g.strip()] for row in table.itertuples()}
 
 
@@ -40,7 +42,15 @@ def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: fl
     import scanpy as sc
 
     sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=min(n_neighbors, adata.n_obs - 1), random_state=seed)
-    sc.tl.leiden(adata, resolution=resolution, key_added=CLUSTER, flavor="igraph", n_iterations=2, directed=False, random_state=seed)
+    sc.tl.leiden(
+        adata,
+        resolution=resolution,
+        key_added=CLUSTER,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+        random_state=seed,
+    )
     sc.tl.umap(adata, random_state=seed)
     assert UMAP in adata.obsm
 

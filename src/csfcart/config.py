@@ -73,7 +73,9 @@ def resolve_dataset(config: dict[str, Any], datasets_dir: str | Path) -> dict[st
         doc = read_dataset(path)
         extra = sorted(set(doc) - DATASET_KEYS)
         if extra:
-            raise InputError(f"{path}: key '{extra[0]}': not a dataset key. Fix: use only {', '.join(sorted(DATASET_KEYS))}")
+            raise InputError(
+                f"{path}: key '{extra[0]}': not a dataset key. Fix: use only {', '.join(sorted(DATASET_KEYS))}"
+            )
         for key, value in doc.items():
             if key == "simulation" and isinstance(config.get(key), dict):
                 from csfcart.datasets import _merge
@@ -121,7 +123,9 @@ def read_sample_sheet(path: str | Path, schema: str | Path, *, check_files: bool
     dup = sheet["sample_id"][sheet["sample_id"].duplicated()]
     if len(dup):
         rows = [str(i + 2) for i in sheet.index[sheet["sample_id"] == dup.iloc[0]]]
-        raise InputError(f"{path}, rows {', '.join(rows)}: sample_id '{dup.iloc[0]}' is duplicated. Fix: give every sample a unique id")
+        raise InputError(
+            f"{path}, rows {', '.join(rows)}: sample_id '{dup.iloc[0]}' is duplicated. Fix: give every sample a unique id"
+        )
     if "format" not in sheet.columns:
         sheet["format"] = ""
     if "batch" not in sheet.columns:
@@ -135,7 +139,11 @@ def read_sample_sheet(path: str | Path, schema: str | Path, *, check_files: bool
                 f"{path}, row {i + 2} (sample '{row['sample_id']}'): file not found: {full}. "
                 "Fix: correct 'path' (relative to the sheet's folder) or add the file"
             )
-        fmt = row["format"] or infer_format(row["path"]) or ("10x_mtx" if not check_files or full.is_dir() or _is_mtx_prefix(full) else "")
+        fmt = (
+            row["format"]
+            or infer_format(row["path"])
+            or ("10x_mtx" if not check_files or full.is_dir() or _is_mtx_prefix(full) else "")
+        )
         if not fmt:
             raise InputError(
                 f"{path}, row {i + 2} (sample '{row['sample_id']}'): cannot tell the format of '{row['path']}'. "

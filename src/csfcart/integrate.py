@@ -48,7 +48,9 @@ def select_genes(adata: ad.AnnData, *, n_top: int, batch_key: str) -> None:
 
     n_top = min(n_top, adata.n_vars - 1)
     try:
-        sc.pp.highly_variable_genes(adata, n_top_genes=n_top, flavor="seurat_v3", layer=COUNTS, batch_key=batch_key, subset=False)
+        sc.pp.highly_variable_genes(
+            adata, n_top_genes=n_top, flavor="seurat_v3", layer=COUNTS, batch_key=batch_key, subset=False
+        )
     except (ValueError, ZeroDivisionError) as err:  # tiny batches: fall back to one batch
         log.warning("batch-aware HVG failed (%s); selecting without batch_key", err)
         sc.pp.highly_variable_genes(adata, n_top_genes=n_top, flavor="seurat_v3", layer=COUNTS, subset=False)
@@ -79,7 +81,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     history = model.history.get("elbo_train")
     return {
         "method": "scvi",
-        "epochs": int(len(history)) if history is not None else None,
+        "epochs": len(history) if history is not None else None,
         "accelerator": accelerator,
         "final_elbo": float(history.iloc[-1, 0]) if history is not None and len(history) else None,
     }
@@ -109,10 +111,14 @@ def run_harmony(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[
     return {"method": "harmony", "n_pcs": pcs.shape[1]}
 
 
-def integrate(adata: ad.AnnData, *, method: str, batch_key: str, n_hvg: int, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
+def integrate(
+    adata: ad.AnnData, *, method: str, batch_key: str, n_hvg: int, seed: int, settings: dict[str, Any]
+) -> dict[str, Any]:
     """Normalise, select genes and integrate with ``method`` (``scvi`` or ``harmony``)."""
     if batch_key not in adata.obs:
-        raise KeyError(f"integration.batch_key '{batch_key}' is not a column of obs: use one of {', '.join(adata.obs.columns)}")
+        raise KeyError(
+            f"integration.batch_key '{batch_key}' is not a column of obs: use one of {', '.join(adata.obs.columns)}"
+        )
     select_genes(adata, n_top=n_hvg, batch_key=batch_key)
     normalise(adata)
     runner = {"scvi": run_scvi, "harmony": run_harmony}[method]

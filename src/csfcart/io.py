@@ -44,9 +44,15 @@ def read_10x_mtx(base: Path) -> ad.AnnData:
     matrix = _find(base, ("matrix.mtx.gz", "matrix.mtx"))
     barcodes = _find(base, ("barcodes.tsv.gz", "barcodes.tsv"))
     features = _find(base, ("features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv"))
-    for name, found in (("matrix.mtx(.gz)", matrix), ("barcodes.tsv(.gz)", barcodes), ("features.tsv(.gz) or genes.tsv", features)):
+    for name, found in (
+        ("matrix.mtx(.gz)", matrix),
+        ("barcodes.tsv(.gz)", barcodes),
+        ("features.tsv(.gz) or genes.tsv", features),
+    ):
         if found is None:
-            raise InputError(f"{base}: no {name} found. Fix: a 10x folder needs matrix, barcodes and features/genes files")
+            raise InputError(
+                f"{base}: no {name} found. Fix: a 10x folder needs matrix, barcodes and features/genes files"
+            )
     try:
         m = scipy.io.mmread(matrix)
     except Exception as err:  # scipy raises several types on malformed files
@@ -98,7 +104,9 @@ def _gene_symbols(adata: ad.AnnData, ids: np.ndarray, symbols: np.ndarray | None
 def read_h5ad(path: Path) -> ad.AnnData:
     adata = ad.read_h5ad(path)
     x = adata.layers[COUNTS] if COUNTS in adata.layers else adata.X
-    out = ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    out = ad.AnnData(
+        X=sp.csr_matrix(x), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names)
+    )
     ids = adata.var["gene_ids"].to_numpy() if "gene_ids" in adata.var else out.var_names.to_numpy()
     return _gene_symbols(out, ids, out.var_names.to_numpy(), path)
 
@@ -106,7 +114,9 @@ def read_h5ad(path: Path) -> ad.AnnData:
 def read_csv(path: Path) -> ad.AnnData:
     df = pd.read_csv(path, index_col=0)
     if not all(np.issubdtype(t, np.number) for t in df.dtypes):
-        raise InputError(f"{path}: non-numeric values in the count columns. Fix: one row per cell, barcode first, then counts")
+        raise InputError(
+            f"{path}: non-numeric values in the count columns. Fix: one row per cell, barcode first, then counts"
+        )
     adata = ad.AnnData(X=sp.csr_matrix(df.to_numpy()), obs=pd.DataFrame(index=df.index.astype(str)))
     names = df.columns.astype(str).to_numpy()
     return _gene_symbols(adata, names, None, path)
@@ -127,10 +137,14 @@ READERS = {"10x_mtx": read_10x_mtx, "10x_h5": read_10x_h5, "h5ad": read_h5ad, "c
 def check_counts(adata: ad.AnnData, source: str) -> None:
     """Raw counts must be non-negative integers, barcodes unique, the sample non-empty."""
     if adata.n_obs == 0:
-        raise InputError(f"{source}: the sample has no cells. Fix: remove it from the sample sheet or give the right file")
+        raise InputError(
+            f"{source}: the sample has no cells. Fix: remove it from the sample sheet or give the right file"
+        )
     data = adata.X.data if sp.issparse(adata.X) else np.asarray(adata.X).ravel()
     if data.size and data.min() < 0:
-        raise InputError(f"{source}: negative counts (min {data.min()}). Fix: give raw UMI counts, not scaled or corrected values")
+        raise InputError(
+            f"{source}: negative counts (min {data.min()}). Fix: give raw UMI counts, not scaled or corrected values"
+        )
     if data.size and not np.all(np.mod(data, 1) == 0):
         raise InputError(
             f"{source}: counts are not integers (e.g. {data[np.mod(data, 1) != 0][0]}). "
@@ -138,7 +152,9 @@ def check_counts(adata: ad.AnnData, source: str) -> None:
         )
     dup = adata.obs_names[adata.obs_names.duplicated()]
     if len(dup):
-        raise InputError(f"{source}: barcode '{dup[0]}' occurs more than once. Fix: barcodes must be unique within a sample")
+        raise InputError(
+            f"{source}: barcode '{dup[0]}' occurs more than once. Fix: barcodes must be unique within a sample"
+        )
 
 
 def read_sample(path: str | Path, fmt: str, sample: dict[str, str]) -> ad.AnnData:

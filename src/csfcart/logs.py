@@ -9,7 +9,7 @@ import warnings
 
 def setup(path: str) -> None:
     """Send logging, warnings and stderr of a rule's script to ``path``."""
-    handle = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the job
+    handle = open(path, "a", buffering=1)
     terminal = sys.stderr
     sys.stderr = handle
 
@@ -21,6 +21,8 @@ def setup(path: str) -> None:
         print(f"error: {value}\n(full log: {path})", file=terminal)
 
     sys.excepthook = report
-    logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.basicConfig(
+        stream=handle, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     logging.captureWarnings(True)
     warnings.simplefilter("default")

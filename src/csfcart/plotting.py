@@ -46,10 +46,14 @@ def plot_umaps(adata, keys=("cell_type", "timepoint", "patient_id", "compartment
     for ax, key in zip(axes.ravel(), keys, strict=False):
         values = adata.obs[key].astype(str).to_numpy()
         cats = sorted(set(values))
-        lookup = {c: (_colour(c, i) if key == "cell_type" else plt.colormaps["tab10"](i % 10)) for i, c in enumerate(cats)}
+        lookup = {
+            c: (_colour(c, i) if key == "cell_type" else plt.colormaps["tab10"](i % 10)) for i, c in enumerate(cats)
+        }
         if key == "car_positive":
             lookup = {"False": "#DDDDDD", "True": "#CC3311"}
-        ax.scatter(xy[order, 0], xy[order, 1], s=size, c=[lookup[v] for v in values[order]], linewidths=0, rasterized=True)
+        ax.scatter(
+            xy[order, 0], xy[order, 1], s=size, c=[lookup[v] for v in values[order]], linewidths=0, rasterized=True
+        )
         for c in cats:
             ax.scatter([], [], s=30, color=lookup[c], label=f"{c} ({(values == c).sum()})")
         ax.legend(fontsize=8, markerscale=1, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)

@@ -41,9 +41,7 @@ def qc_metrics(adata: ad.AnnData) -> None:
 
     adata.var["mt"] = adata.var_names.str.startswith("MT-")
     adata.var["ribo"] = adata.var_names.str.startswith(("RPS", "RPL"))
-    sc.pp.calculate_qc_metrics(
-        adata, qc_vars=["mt", "ribo"], layer=COUNTS, percent_top=None, log1p=True, inplace=True
-    )
+    sc.pp.calculate_qc_metrics(adata, qc_vars=["mt", "ribo"], layer=COUNTS, percent_top=None, log1p=True, inplace=True)
 
 
 def settings_for(sample_id: str, qc: dict[str, Any]) -> dict[str, Any]:
@@ -78,8 +76,12 @@ def score_doublets(adata: ad.AnnData, *, rate_per_1000: float, seed: int) -> Non
         adata.obs["predicted_doublet"] = False
         return
     expected = float(np.clip(rate_per_1000 * adata.n_obs / 1000, 0.005, 0.3))
-    tmp = ad.AnnData(X=adata.layers[COUNTS].copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
-    sc.pp.scrublet(tmp, expected_doublet_rate=expected, random_state=seed, n_prin_comps=min(30, adata.n_obs - 1), verbose=False)
+    tmp = ad.AnnData(
+        X=adata.layers[COUNTS].copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names)
+    )
+    sc.pp.scrublet(
+        tmp, expected_doublet_rate=expected, random_state=seed, n_prin_comps=min(30, adata.n_obs - 1), verbose=False
+    )
     adata.obs["doublet_score"] = tmp.obs["doublet_score"].to_numpy()
     adata.obs["predicted_doublet"] = tmp.obs["predicted_doublet"].to_numpy().astype(bool)
 
@@ -159,8 +161,18 @@ def plot_qc(cells: pd.DataFrame, title: str) -> plt.Figure:
         strict=True,
     ):
         values = cells[col].to_numpy()
-        bins = np.logspace(np.log10(max(values.min(), 1)), np.log10(max(values.max(), 2)), 40) if col != "pct_counts_mt" else 40
-        ax.hist([values[passed], values[~passed]], bins=bins, stacked=True, color=["#4477AA", "#EE7733"], label=["kept", "removed"])
+        bins = (
+            np.logspace(np.log10(max(values.min(), 1)), np.log10(max(values.max(), 2)), 40)
+            if col != "pct_counts_mt"
+            else 40
+        )
+        ax.hist(
+            [values[passed], values[~passed]],
+            bins=bins,
+            stacked=True,
+            color=["#4477AA", "#EE7733"],
+            label=["kept", "removed"],
+        )
         if col != "pct_counts_mt":
             ax.set_xscale("log")
         ax.set_xlabel(label)

@@ -14,7 +14,9 @@ from csfcart.simulate.cohort import parse_cohort
 def sample_table(config: dict[str, Any], *, out: str, schema: str | Path) -> pd.DataFrame:
     """One row per sample (index sample_id): patient, time point, compartment, path, format."""
     if "simulation" in config:
-        cohort = parse_cohort(config["simulation"], name=config["dataset"], where=f"config (dataset {config['dataset']})")
+        cohort = parse_cohort(
+            config["simulation"], name=config["dataset"], where=f"config (dataset {config['dataset']})"
+        )
         rows = [
             {**s, "path": f"{out}/simulated/counts/{s['sample_id']}", "format": "10x_mtx", "batch": s["sample_id"]}
             for s in cohort.samples()

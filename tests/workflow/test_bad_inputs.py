@@ -47,7 +47,9 @@ def test_missing_file(dataset):
 
 def test_unknown_format(dataset):
     tmp, sheet = dataset
-    s = sheet(["S1\tP1\tbaseline\tCSF\tdata/S1\tloom"], header="sample_id\tpatient_id\ttimepoint\tcompartment\tpath\tformat")
+    s = sheet(
+        ["S1\tP1\tbaseline\tCSF\tdata/S1\tloom"], header="sample_id\tpatient_id\ttimepoint\tcompartment\tpath\tformat"
+    )
     _fails_with(_dry_run(tmp, s), "row 2", "'format'", "use one of: 10x_mtx, 10x_h5, h5ad, csv")
 
 

@@ -13,12 +13,6 @@ rule annotate:
             category="Cell types",
             labels={"table": "clusters and their labels"},
         ),
-    params:
-        clustering=CONFIG["clustering"],
-        annotation=CONFIG["annotation"],
-        car_feature=CONFIG.get("car_feature")
-        or (CONFIG.get("simulation") or {}).get("car_feature"),
-        seed=CONFIG["seed"],
     log:
         f"{OUT}/logs/annotate.log",
     benchmark:
@@ -27,6 +21,12 @@ rule annotate:
     resources:
         mem_mb=lambda wc, input, attempt: max(6000, 6 * input.size_mb) * attempt,
         runtime=60,
+    params:
+        clustering=CONFIG["clustering"],
+        annotation=CONFIG["annotation"],
+        car_feature=CONFIG.get("car_feature")
+        or (CONFIG.get("simulation") or {}).get("car_feature"),
+        seed=CONFIG["seed"],
     script:
         "../scripts/annotate.py"
 
@@ -47,14 +47,14 @@ rule plot_annotation:
             category="Cell types",
             labels={"figure": "marker dot plot"},
         ),
-    params:
-        markers=CONFIG["annotation"]["markers"],
     log:
         f"{OUT}/logs/plot_annotation.log",
     threads: 1
     resources:
         mem_mb=lambda wc, input, attempt: max(4000, 4 * input.size_mb) * attempt,
         runtime=20,
+    params:
+        markers=CONFIG["annotation"]["markers"],
     script:
         "../scripts/plot_annotation.py"
 

@@ -6,8 +6,6 @@ rule ingest:
         unpack(ingest_input),
     output:
         f"{OUT}/ingest/{{sample}}.h5ad",
-    params:
-        sample=lambda wc: SAMPLES.loc[wc.sample].to_dict(),
     log:
         f"{OUT}/logs/ingest/{{sample}}.log",
     benchmark:
@@ -16,5 +14,7 @@ rule ingest:
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=15,
+    params:
+        sample=lambda wc: SAMPLES.loc[wc.sample].to_dict(),
     script:
         "../scripts/ingest.py"

@@ -25,9 +25,6 @@ rule integrate:
     output:
         h5ad=f"{OUT}/integrated.h5ad",
         info=f"{OUT}/integration.json",
-    params:
-        integration=CONFIG["integration"],
-        seed=CONFIG["seed"],
     log:
         f"{OUT}/logs/integrate.log",
     benchmark:
@@ -36,5 +33,8 @@ rule integrate:
     resources:
         mem_mb=lambda wc, input, attempt: max(8000, 8 * input.size_mb) * attempt,
         runtime=240,
+    params:
+        integration=CONFIG["integration"],
+        seed=CONFIG["seed"],
     script:
         "../scripts/integrate.py"

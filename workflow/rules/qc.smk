@@ -15,9 +15,6 @@ rule qc:
             subcategory="Per sample",
             labels={"sample": "{sample}", "figure": "QC distributions"},
         ),
-    params:
-        qc=CONFIG["qc"],
-        seed=CONFIG["seed"],
     log:
         f"{OUT}/logs/qc/{{sample}}.log",
     benchmark:
@@ -26,6 +23,9 @@ rule qc:
     resources:
         mem_mb=lambda wc, attempt: 3000 * attempt,
         runtime=20,
+    params:
+        qc=CONFIG["qc"],
+        seed=CONFIG["seed"],
     script:
         "../scripts/qc.py"
 
@@ -46,13 +46,13 @@ rule qc_summary:
             category="Data and QC",
             labels={"figure": "cells kept per sample"},
         ),
-    params:
-        on_too_few_cells=CONFIG["qc"]["on_too_few_cells"],
     log:
         f"{OUT}/logs/qc_summary.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        on_too_few_cells=CONFIG["qc"]["on_too_few_cells"],
     script:
         "../scripts/qc_summary.py"

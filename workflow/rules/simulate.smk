@@ -7,9 +7,6 @@ rule simulate:
         truth_cells=f"{OUT}/simulated/truth/cells.tsv.gz",
         truth_claims=f"{OUT}/simulated/truth/claims.tsv",
         counts=directory(f"{OUT}/simulated/counts"),
-    params:
-        simulation=CONFIG.get("simulation"),
-        dataset=CONFIG["dataset"],
     log:
         f"{OUT}/logs/simulate.log",
     benchmark:
@@ -18,6 +15,9 @@ rule simulate:
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        simulation=CONFIG.get("simulation"),
+        dataset=CONFIG["dataset"],
     script:
         "../scripts/simulate.py"
 

@@ -1,0 +1,71 @@
+"""The tiny synthetic cohort end to end: simulate, ingest, QC, scVI, annotation, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import anndata as ad
+import pandas as pd
+import pytest
+
+from tests.conftest import run_snakemake, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    override = write_config(
+        tmp,
+        f"results: {tmp / 'results'}\n"
+        "integration:\n  method: scvi\n  batch_key: sample_id\n  n_hvg: 1000\n"
+        "  scvi: {max_epochs: 2, batch_size: 256, early_stopping: false, accelerator: cpu}\n",
+    )
+    proc = run_snakemake(
+        "-c2", "--workflow-profile", "workflow/profiles/default",
+        "--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(override),
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return tmp / "results" / "csf_bcma_cart_tiny"
+
+
+def test_annotated_h5ad_has_every_promised_slot(tiny_run):
+    adata = ad.read_h5ad(tiny_run / "annotated.h5ad")
+    for key in ["cell_type", "cluster", "sample_id", "patient_id", "timepoint", "compartment", "car_positive",
+                "total_counts", "n_genes_by_counts", "pct_counts_mt", "doublet_score"]:  # fmt: skip
+        assert key in adata.obs, key
+    assert "counts" in adata.layers and "X_scVI" in adata.obsm and "X_umap" in adata.obsm
+    counts = adata.layers["counts"]
+    assert (counts.data == counts.data.round()).all() and counts.data.min() >= 0
+    assert adata.obs["car_positive"].any()
+    assert not adata.obs.loc[adata.obs["timepoint"] == "baseline", "car_positive"].any()
+    info = json.loads((tiny_run / "integration.json").read_text())
+    assert info["method"] == "scvi" and info["epochs"] == 2
+
+
+def test_qc_reports_every_sample_and_removes_damaged_cells(tiny_run):
+    summary = pd.read_csv(tiny_run / "qc" / "summary.tsv", sep="\t")
+    assert len(summary) == 18 and (summary["cells_pass"] <= summary["cells_in"]).all()
+    qc = pd.read_csv(tiny_run / "evaluation" / "qc.tsv", sep="\t").set_index("filter")
+    assert qc.loc["damaged cells (MAD/MT filters)", "recall"] >= 0.8
+
+
+def test_annotation_agrees_with_the_truth(tiny_run):
+    table = pd.read_csv(tiny_run / "evaluation" / "annotation.tsv", sep="\t")
+    # two scVI epochs on a tiny cohort: a floor well below the default run's figures
+    assert table["ari"].iloc[0] >= 0.6
+    scored = table[table["scored"]]
+    assert (scored["f1"] >= 0.5).mean() >= 0.8
+
+
+def test_figures_exist_and_are_not_empty(tiny_run):
+    for rel in ["figures/umap.png", "figures/markers.png", "qc/summary.png", "simulated/figures/composition.png"]:
+        assert (tiny_run / rel).stat().st_size > 10_000, rel
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    override = tiny_run.parents[1] / "override.yaml"
+    proc = run_snakemake("-n", "--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(override))
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr

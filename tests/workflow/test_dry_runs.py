@@ -1,0 +1,32 @@
+"""Every ready dataset validates and dry-runs, swapped by config alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_snakemake
+
+DATASETS = sorted(p.name for p in (ROOT / "config" / "datasets").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_dataset_dry_runs(name, tmp_path):
+    proc = run_snakemake("-n", "--configfile", f"config/datasets/{name}", "--config", f"results={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "simulate" in proc.stdout and "annotate" in proc.stdout
+    assert f"{tmp_path}/{Path(name).stem}/" in proc.stdout
+
+
+def test_default_config_dry_runs_the_default_dataset(tmp_path):
+    proc = run_snakemake("-n", "--config", f"results={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{tmp_path}/csf_bcma_cart/annotated.h5ad" in proc.stdout
+
+
+def test_harmony_is_a_config_switch(tmp_path):
+    override = tmp_path / "h.yaml"
+    override.write_text(f"results: {tmp_path}\nintegration:\n  method: harmony\n")
+    proc = run_snakemake("-n", "--configfile", "config/datasets/csf_null_tiny.yaml", str(override))
+    assert proc.returncode == 0, proc.stderr[-3000:]
