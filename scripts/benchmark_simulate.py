@@ -1,7 +1,7 @@
 """Time and peak memory of the simulator for cohorts of 10k, 100k and 1M cells.
 
 Each size runs in its own process (peak RSS is per process). The cohort is the default
-csf_bcma_cart design with as many patients as the size needs; samples hold 5,000 cells.
+csf_bcma_cart design with as many patients as the size needs; samples hold up to 5,000 cells.
 
     python scripts/benchmark_simulate.py [--sizes 10000 100000 1000000] [--out DIR]
 """
@@ -28,7 +28,8 @@ def run_one(n_cells: int, outdir: str) -> dict:
     from csfcart.simulate.write import simulate_cohort
 
     cohort = load_cohort(DATASET)
-    per_sample = 5000
+    samples_per_patient = sum(len(c.timepoints) for c in cohort.compartments.values())
+    per_sample = min(5000, max(200, n_cells // samples_per_patient))
     comps = {
         k: replace(c, cells_median=per_sample, cells_sdlog=0.0, cells_min=1, cells_max=10**6)
         for k, c in cohort.compartments.items()

@@ -1,0 +1,48 @@
+"""QC thresholds, ambient estimate and the per-cluster resolution of cell types."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from csfcart.annotate import read_markers, resolve_clusters
+from csfcart.errors import InputError
+from csfcart.qc import mad_outlier, settings_for
+
+
+def test_mad_outlier_flags_tails_only():
+    values = np.r_[np.random.default_rng(0).normal(0, 1, 1000), [10.0, -10.0]]
+    flags = mad_outlier(values, 5)
+    assert flags[-2:].all() and flags[:-2].sum() == 0
+    assert mad_outlier(values, 5, upper_only=True)[-2:].tolist() == [True, False]
+    assert not mad_outlier(np.ones(10), 3).any()
+
+
+def test_per_sample_overrides():
+    qc = {"nmads": {"pct_counts_mt": 3, "log1p_total_counts": 5}, "max_pct_mt": 15, "per_sample": {"S2": {"max_pct_mt": 30, "nmads": {"pct_counts_mt": 4}}}}
+    assert settings_for("S1", qc)["max_pct_mt"] == 15
+    s2 = settings_for("S2", qc)
+    assert s2["max_pct_mt"] == 30 and s2["nmads"] == {"pct_counts_mt": 4, "log1p_total_counts": 5}
+
+
+def test_clusters_take_the_best_type_or_low_confidence():
+    scores = pd.DataFrame({"T": [1.0, 0.9, 0.0, 0.3], "B": [0.0, 0.1, 1.2, 0.28]})
+    clusters = pd.Series(["0", "0", "1", "2"])
+    table = resolve_clusters(scores, clusters, min_score=0.1, min_margin=0.05)
+    assert table["cell_type"].to_dict() == {"0": "T", "1": "B", "2": "low_confidence"}
+
+
+def test_marker_table_errors_name_the_file(tmp_path):
+    path = tmp_path / "markers.tsv"
+    path.write_text("type\tgenes\nT\tCD3D\n")
+    with pytest.raises(InputError, match="markers.tsv: column 'cell_type' missing"):
+        read_markers(path)
+
+
+def test_shipped_marker_table_covers_the_simulated_types():
+    from csfcart.simulate.biology import CELL_TYPES
+    from tests.conftest import ROOT
+
+    markers = read_markers(ROOT / "config" / "markers.tsv")
+    assert set(markers) == set(CELL_TYPES)
