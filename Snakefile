@@ -14,12 +14,15 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/integrate.smk"
 include: "workflow/rules/annotate.smk"
+include: "workflow/rules/differential.smk"
 
 
 localrules:
     all,
     qc_summary,
     evaluate_annotation,
+    claims,
+    score_claims,
 
 
 rule all:

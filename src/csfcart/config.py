@@ -19,7 +19,7 @@ from csfcart.errors import InputError
 REQUIRED_COLUMNS = ["sample_id", "patient_id", "timepoint", "compartment", "path"]
 FORMATS = ("10x_mtx", "10x_h5", "h5ad", "csv")
 #: keys a dataset file may carry into the workflow configuration
-DATASET_KEYS = {"dataset", "simulation", "samples", "car_feature"}
+DATASET_KEYS = {"dataset", "simulation", "samples", "car_feature", "claims"}
 
 
 def _schema(path: str | Path) -> dict:

@@ -17,7 +17,7 @@ CELL_TYPE_COLOURS: dict[str, str] = {
     "CD14_mono": "#332288",
     "CD16_mono": "#6699CC",
     "mDC": "#882255",
-    "pDC": "#EEDD88",
+    "pDC": "#FFAABB",
     "border_macrophage": "#BBCC33",
     "microglia_like": "#000000",
     "doublet": "#DDDDDD",
@@ -93,4 +93,66 @@ def plot_marker_dotplot(adata, markers: dict[str, list[str]], *, groupby: str = 
         ax.scatter([], [], s=f * 120, c="grey", label=f"{int(f * 100)} % expressing")
     ax.legend(loc="upper left", bbox_to_anchor=(1.15, 1.0), frameon=False, fontsize=8)
     ax.set_title("Marker genes by annotated cell type")
+    return fig
+
+
+def plot_car_fraction(table):
+    """CAR+ fraction of T cells over time, one line per patient, CSF beside blood."""
+    import matplotlib.pyplot as plt
+
+    from csfcart.claims import _order
+
+    order = _order(table["timepoint"].unique())
+    comps = [c for c in ("CSF", "blood") if c in set(table["compartment"])]
+    fig, axes = plt.subplots(
+        1, len(comps), figsize=(5 * len(comps), 4), sharey=True, layout="constrained", squeeze=False
+    )
+    for ax, comp in zip(axes.ravel(), comps, strict=True):
+        sub = table[table["compartment"] == comp]
+        for i, (patient, g) in enumerate(sub.groupby("patient_id")):
+            g = g.set_index("timepoint").reindex(order).dropna(subset=["car_fraction"])
+            ax.plot(
+                [order.index(t) for t in g.index],
+                100 * g["car_fraction"],
+                "-o",
+                ms=4,
+                color=plt.colormaps["tab10"](i % 10),
+                label=patient,
+            )
+        ax.set_xticks(range(len(order)), order)
+        ax.set_title(f"{comp}: CAR transcript+ T cells")
+        ax.set_ylabel("% of T cells with CAR UMIs")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_claims(claims):
+    """Forest plot: each claim's estimate with its 95% CI, coloured by verdict."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colours = {"reproduced": "#228833", "not_reproduced": "#CC3311", "not_testable": "#BBBBBB"}
+    n = len(claims)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 0.9 * n + 1), layout="constrained", squeeze=False)
+    for ax, row in zip(axes.ravel(), claims.to_dict("records"), strict=True):
+        colour = colours.get(row["verdict"], "black")
+        if np.isfinite(row["estimate"]):
+            lo, hi = row["ci_low"], row["ci_high"]
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([lo, hi], [0, 0], color=colour, lw=2)
+            ax.plot(row["estimate"], 0, "o", color=colour, ms=7)
+        ax.axvline(0, color="black", lw=0.6, ls="--")
+        ax.set_yticks([])
+        ax.set_ylim(-1, 1)
+        span = np.nanmax(np.abs([row.get("ci_low", 0), row.get("ci_high", 0), row.get("estimate", 0), 1e-3]))
+        ax.set_xlim(-1.15 * span, 1.15 * span)
+        ax.set_title(
+            f"{row['claim_id']}: {row['statement']} - {row['verdict'].replace('_', ' ')}",
+            fontsize=9,
+            loc="left",
+            color=colour,
+        )
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_xlabel(row["metric"], fontsize=7)
+    fig.suptitle("Claims: per-patient paired estimates with 95% CIs (dashed line: no change)", fontsize=10)
     return fig

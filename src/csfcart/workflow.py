@@ -25,7 +25,7 @@ def sample_table(config: dict[str, Any], *, out: str, schema: str | Path) -> pd.
     return read_sample_sheet(config["samples"], schema)
 
 
-def targets(out: str, samples: list[str], *, synthetic: bool) -> list[str]:
+def targets(out: str, samples: list[str], *, synthetic: bool, de_cell_types: list[str] = ()) -> list[str]:
     """Everything ``rule all`` asks for."""
     files = [
         f"{out}/qc/summary.tsv",
@@ -35,11 +35,19 @@ def targets(out: str, samples: list[str], *, synthetic: bool) -> list[str]:
         f"{out}/annotation/clusters.tsv",
         f"{out}/figures/umap.png",
         f"{out}/figures/markers.png",
+        f"{out}/composition/summary.tsv",
+        f"{out}/composition/patients.png",
+        f"{out}/composition/stacked.png",
+        f"{out}/car_t/car_fraction.png",
+        f"{out}/claims.tsv",
+        f"{out}/claims.png",
+        *[f"{out}/de/{ct}.png" for ct in de_cell_types],
     ]
     if synthetic:
         files += [
             f"{out}/simulated/figures/cell_metrics.png",
             f"{out}/simulated/figures/composition.png",
             f"{out}/evaluation/annotation.tsv",
+            f"{out}/evaluation/claims.tsv",
         ]
     return files

@@ -55,7 +55,9 @@ def test_10x_v2_geo_layout_with_prefix(tmp_path):
 
 def test_h5ad_with_counts_layer(tmp_path):
     counts = random_counts()
-    a = ad.AnnData(X=np.log1p(counts).astype(np.float32), obs=pd.DataFrame(index=barcodes(80)), var=pd.DataFrame(index=GENES))
+    a = ad.AnnData(
+        X=np.log1p(counts).astype(np.float32), obs=pd.DataFrame(index=barcodes(80)), var=pd.DataFrame(index=GENES)
+    )
     a.layers["counts"] = sp.csr_matrix(counts)
     a.write_h5ad(tmp_path / "s.h5ad")
     _check(read_sample(tmp_path / "s.h5ad", "h5ad", ROW), counts)
@@ -68,7 +70,11 @@ def test_csv_cells_by_genes(tmp_path):
 
 
 def test_h5ad_with_log_values_is_refused(tmp_path):
-    a = ad.AnnData(X=np.log1p(random_counts()).astype(np.float32), obs=pd.DataFrame(index=barcodes(80)), var=pd.DataFrame(index=GENES))
+    a = ad.AnnData(
+        X=np.log1p(random_counts()).astype(np.float32),
+        obs=pd.DataFrame(index=barcodes(80)),
+        var=pd.DataFrame(index=GENES),
+    )
     a.write_h5ad(tmp_path / "s.h5ad")
     with pytest.raises(InputError, match=r"s\.h5ad: counts are not integers"):
         read_sample(tmp_path / "s.h5ad", "h5ad", ROW)

@@ -20,7 +20,11 @@ def test_mad_outlier_flags_tails_only():
 
 
 def test_per_sample_overrides():
-    qc = {"nmads": {"pct_counts_mt": 3, "log1p_total_counts": 5}, "max_pct_mt": 15, "per_sample": {"S2": {"max_pct_mt": 30, "nmads": {"pct_counts_mt": 4}}}}
+    qc = {
+        "nmads": {"pct_counts_mt": 3, "log1p_total_counts": 5},
+        "max_pct_mt": 15,
+        "per_sample": {"S2": {"max_pct_mt": 30, "nmads": {"pct_counts_mt": 4}}},
+    }
     assert settings_for("S1", qc)["max_pct_mt"] == 15
     s2 = settings_for("S2", qc)
     assert s2["max_pct_mt"] == 30 and s2["nmads"] == {"pct_counts_mt": 4, "log1p_total_counts": 5}

@@ -17,6 +17,8 @@ rule annotate:
         f"{OUT}/logs/annotate.log",
     benchmark:
         f"{OUT}/benchmarks/annotate.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
     threads: workflow.cores
     resources:
         mem_mb=lambda wc, input, attempt: max(6000, 6 * input.size_mb) * attempt,
@@ -49,6 +51,8 @@ rule plot_annotation:
         ),
     log:
         f"{OUT}/logs/plot_annotation.log",
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, input, attempt: max(4000, 4 * input.size_mb) * attempt,
@@ -69,6 +73,8 @@ rule evaluate_annotation:
         qc=f"{OUT}/evaluation/qc.tsv",
     log:
         f"{OUT}/logs/evaluate_annotation.log",
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=4000,

@@ -16,9 +16,14 @@ SAMPLES = sample_table(
     CONFIG, out=OUT, schema=BASE / "config" / "schemas" / "samples.schema.yaml"
 )
 
+BASELINE = CONFIG["analysis"]["baseline"]
+CLAIMS = CONFIG.get("claims") or (CONFIG.get("simulation") or {}).get("claims") or []
+DE_CELL_TYPES = CONFIG["analysis"].get("de_cell_types") or []
+
 
 wildcard_constraints:
     sample="|".join(SAMPLES.index),
+    cell_type="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 def ingest_input(wildcards):
@@ -29,4 +34,6 @@ def ingest_input(wildcards):
 
 
 def all_targets():
-    return targets(OUT, list(SAMPLES.index), synthetic=SYNTHETIC)
+    return targets(
+        OUT, list(SAMPLES.index), synthetic=SYNTHETIC, de_cell_types=DE_CELL_TYPES
+    )

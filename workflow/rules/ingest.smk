@@ -10,6 +10,8 @@ rule ingest:
         f"{OUT}/logs/ingest/{{sample}}.log",
     benchmark:
         f"{OUT}/benchmarks/ingest/{{sample}}.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,

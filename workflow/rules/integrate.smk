@@ -11,6 +11,8 @@ rule merge:
         f"{OUT}/logs/merge.log",
     benchmark:
         f"{OUT}/benchmarks/merge.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, input, attempt: max(4000, 6 * input.size_mb) * attempt,
@@ -29,6 +31,8 @@ rule integrate:
         f"{OUT}/logs/integrate.log",
     benchmark:
         f"{OUT}/benchmarks/integrate.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
     threads: workflow.cores
     resources:
         mem_mb=lambda wc, input, attempt: max(8000, 8 * input.size_mb) * attempt,

@@ -19,6 +19,8 @@ rule qc:
         f"{OUT}/logs/qc/{{sample}}.log",
     benchmark:
         f"{OUT}/benchmarks/qc/{{sample}}.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=lambda wc, attempt: 3000 * attempt,
@@ -48,6 +50,8 @@ rule qc_summary:
         ),
     log:
         f"{OUT}/logs/qc_summary.log",
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=1000,

@@ -11,6 +11,8 @@ rule simulate:
         f"{OUT}/logs/simulate.log",
     benchmark:
         f"{OUT}/benchmarks/simulate.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -39,6 +41,8 @@ rule plot_simulation:
         summary=f"{OUT}/simulated/figures/summary_by_cell_type.tsv",
     log:
         f"{OUT}/logs/plot_simulation.log",
+    conda:
+        "../../envs/csfcart.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -39,6 +39,8 @@ MT_SHARE = 0.035
 RIBO_SHARE = {"plasma": 0.08, "CD14_mono": 0.12, "CD16_mono": 0.12, "mDC": 0.12,
               "pDC": 0.15, "border_macrophage": 0.10, "microglia_like": 0.10}  # fmt: skip
 RIBO_DEFAULT = 0.25
+#: Cell-to-cell spread (log scale) of the MT share of healthy cells.
+MT_CELL_SDLOG = 0.35
 #: Library size and MT share of damaged cells.
 DAMAGED_LIBRARY = 0.25
 DAMAGED_MT = (0.25, 0.6)
@@ -89,8 +91,11 @@ class CohortModel:
         base = np.exp(rng.normal(0.0, 1.7, n))
         is_mt = np.isin(self.genes, MT_GENES)
         is_ribo = np.isin(self.genes, RIBO_GENES)
-        # Ig transcripts are absent outside B-lineage cells (they come from markers)
-        base[np.isin(self.genes, IG_GENES)] = 1e-3
+        # Ig transcripts are absent outside B-lineage cells: their level comes from the
+        # marker programs alone, applied to a typical gene's level
+        is_ig = np.isin(self.genes, IG_GENES)
+        typical = float(np.median(base))
+        base[is_ig] = 1e-3
         self._is_mt, self._is_ribo = is_mt, is_ribo
         profiles = np.empty((len(_PROFILE_ROWS), n))
         for k, row in enumerate(_PROFILE_ROWS):
@@ -102,7 +107,8 @@ class CohortModel:
             elif row == "CAR_T_CD4":
                 markers.update({"CD4": 20.0, "IL7R": 6.0})
             for gene, fold in markers.items():
-                prof[self.gene_index[gene]] *= fold
+                i = self.gene_index[gene]
+                prof[i] = (typical if is_ig[i] else prof[i]) * fold
             profiles[k] = self._shares(prof, RIBO_SHARE.get(ct, RIBO_DEFAULT))
         self.profiles = profiles
         self.row_index = {r: k for k, r in enumerate(_PROFILE_ROWS)}
@@ -223,6 +229,7 @@ class CohortModel:
         damaged = rng.random(n_cells) < c.damaged_fraction
         library[damaged] *= DAMAGED_LIBRARY
         mt_damaged = rng.uniform(*DAMAGED_MT, n_cells)
+        mt_scale = np.exp(rng.normal(0.0, MT_CELL_SDLOG, n_cells))
         doublet_rate = min(c.doublet_rate_per_1000 * n_cells / 1000.0, 0.3)
         doublet = (rng.random(n_cells) < doublet_rate) & ~damaged
         partner = np.full(n_cells, -1)
@@ -259,6 +266,9 @@ class CohortModel:
             if m.any():
                 p[np.ix_(m, act_cols)] *= np.exp2(activation[sl][m])[:, None]
                 p[m] /= p[m].sum(axis=1, keepdims=True)
+            # healthy cells vary in their MT share; damaged cells are mostly MT
+            p[:, mt] *= mt_scale[sl, None]
+            p /= p.sum(axis=1, keepdims=True)
             d = damaged[sl]
             if d.any():
                 share = mt_damaged[sl][d][:, None]

@@ -10,65 +10,110 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from csfcart.simulate.biology import B_LINEAGE, MYELOID, PROGRAMS, T_CELLS
+from csfcart.simulate.biology import B_LINEAGE, MEDIAN_UMIS, MYELOID, PROGRAMS, T_CELLS
 from csfcart.simulate.cohort import Cohort
 
-#: claim -> (statement, metric, direction, threshold): the effect counts as present when
-#: direction * true_effect >= threshold.
-CLAIMS: dict[str, tuple[str, str, int, float]] = {
-    "C1": ("CAR-T cells reach the CSF", "CAR+ fraction of CSF T cells after infusion", +1, 0.01),
+#: claim -> (statement, metric, direction, threshold, scale). The effect counts as present
+#: when direction * effect >= threshold, where ``effect`` is the relative change (post/base
+#: - 1) for scale "relative" and the true effect itself otherwise. Metrics are those of
+#: csfcart.claims, so that a confidence interval can be checked against the true effect.
+CLAIMS: dict[str, tuple[str, str, int, float, str]] = {
+    "C1": (
+        "CAR-T cells reach the CSF",
+        "CAR+ fraction of CSF T cells after infusion (change from baseline)",
+        +1,
+        0.01,
+        "absolute",
+    ),
     "C2": (
         "CAR-T cells expand and persist in CSF",
         "CAR+ fraction of T cells at the last time point, CSF minus blood (CSF alone without blood)",
         +1,
         0.005,
+        "absolute",
     ),
-    "C3": ("B-cell lineages are eliminated in CSF", "log2 fold change of the B-cell fraction in CSF", -1, 1.0),
-    "C4": ("plasmablasts / plasma cells are depleted", "log2 fold change of the plasma-cell fraction in CSF", -1, 1.0),
+    "C3": ("B-cell lineages are eliminated in CSF", "change in % of CSF cells that are B cells", -1, 0.5, "relative"),
+    "C4": (
+        "plasmablasts / plasma cells are depleted",
+        "change in % of CSF cells that are plasma cells",
+        -1,
+        0.5,
+        "relative",
+    ),
     "C5": (
         "intrathecal immunoglobulin production halts",
-        "log2 fold change of plasma-cell immunoglobulin UMIs per CSF cell",
+        "change in Ig UMIs of antibody-secreting cells per 1,000 CSF UMIs",
         -1,
-        1.0,
+        0.5,
+        "relative",
     ),
     "C6": (
         "microglial activation is attenuated",
-        "log2 fold change of the activation program in microglia-like cells",
+        "change in the activation program of microglia-like cells (log2 CPM)",
         -1,
         0.3,
+        "absolute",
     ),
     "C7": (
         "B cell / microglia-like cell interactions are reduced",
         "log2 fold change of B-axis ligand expression in microglia-like cells, with B cells lost",
         -1,
         0.3,
+        "absolute",
     ),
     "C8": (
         "inflammatory cytokines in CSF fall",
-        "log2 fold change of the cytokine program in CSF myeloid and microglia-like cells",
+        "change in the cytokine program of CSF myeloid and microglia-like cells (log2 CPM)",
         -1,
         0.3,
+        "absolute",
     ),
     "C9": (
         "CSF CAR-T cells are less exhausted",
-        "log2 fold change of the exhaustion program, CSF CAR-T over blood CAR-T",
+        "exhaustion program of CAR-T cells, CSF minus blood (log2 CPM)",
         -1,
         0.3,
+        "absolute",
     ),
     "D1": (
         "B cells are depleted in blood within about 2 weeks",
-        "log2 fold change of the blood B-cell fraction at the first time point after infusion",
+        "change in % of blood cells that are B cells at the first time point after infusion",
         -1,
-        1.0,
+        0.5,
+        "relative",
     ),
-    "D2": ("CAR-T cells persist", "CAR+ fraction of blood T cells at month 3 (or the last time point)", +1, 0.005),
+    "D2": (
+        "CAR-T cells persist",
+        "CAR+ fraction of blood T cells at month 3 or the last time point (change from baseline)",
+        +1,
+        0.005,
+        "absolute",
+    ),
     "D3": (
         "returning B cells are new, naive ones",
-        "log2 fold change of the naive share of B cells at the last time point",
+        "change in the naive share of blood B cells at the last time point (percentage points)",
         +1,
-        0.3,
+        10.0,
+        "absolute",
     ),
 }
+
+
+#: immunoglobulin genes counted in antibody-secreting cells (as csfcart.measure.IG_GENES)
+ASC_IG_GENES = [
+    "IGHG1",
+    "IGHG2",
+    "IGHG3",
+    "IGHG4",
+    "IGHA1",
+    "IGHA2",
+    "IGHM",
+    "IGKC",
+    "IGLC1",
+    "IGLC2",
+    "IGLC3",
+    "JCHAIN",
+]
 
 
 def _mean_lfc(model, compartment: str, timepoint: str, genes: list[str], cell_types: list[str]) -> float:
@@ -96,23 +141,40 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         t = share(c, T_CELLS)
         return cohort.car_detection * c.get("CAR_T", 0.0) / t if t else 0.0
 
-    def log2fc(compartment: str, tp: str, types) -> float:
-        before, after = share(comp(compartment, base), types), share(comp(compartment, tp), types)
-        return float(np.log2(max(after, 1e-4) / max(before, 1e-4)))
+    def pp_change(compartment: str, tps: list[str], types, of=None) -> tuple[float, float]:
+        """Change in percent (of all cells, or of ``of``) and the relative change."""
+
+        def pct(tp):
+            c = comp(compartment, tp)
+            return 100 * share(c, types) / (share(c, of) if of else 1.0)
+
+        before, after = pct(base), float(np.mean([pct(tp) for tp in tps]))
+        return after - before, (after / before - 1) if before else 0.0
+
+    def asc_ig(compartment: str, tp: str) -> float:
+        """Ig UMIs of plasma cells per 1,000 UMIs of the sample (expected)."""
+        c = comp(compartment, tp)
+        lfc = model.expression_log2fc(compartment, tp)
+        row = model.row_index["plasma"]
+        prof = model.profiles[row] * np.exp2(lfc[row])
+        prof = prof / prof.sum()
+        ig = [model.gene_index[g] for g in ASC_IG_GENES if g in model.gene_index]
+        umis = {t: MEDIAN_UMIS[t] for t in c}
+        total = sum(c[t] * umis[t] for t in c)
+        return 1000 * (1 - cohort.ambient_fraction) * c.get("plasma", 0.0) * umis["plasma"] * prof[ig].sum() / total
 
     effects: dict[str, float] = {}
+    relative: dict[str, float] = {}
     if "CSF" in cohort.compartments and post("CSF"):
         csf = post("CSF")
         effects["C1"] = float(np.mean([car_fraction("CSF", tp) for tp in csf]))
         last = csf[-1]
         blood_last = post("blood")[-1] if post("blood") else None
         effects["C2"] = car_fraction("CSF", last) - (car_fraction("blood", blood_last) if blood_last else 0.0)
-        effects["C3"] = float(np.mean([log2fc("CSF", tp, B_LINEAGE) for tp in csf]))
-        effects["C4"] = float(np.mean([log2fc("CSF", tp, ["plasma"]) for tp in csf]))
-        ig = PROGRAMS["immunoglobulin"]
-        effects["C5"] = float(
-            np.mean([log2fc("CSF", tp, ["plasma"]) + _mean_lfc(model, "CSF", tp, ig, ["plasma"]) for tp in csf])
-        )
+        effects["C3"], relative["C3"] = pp_change("CSF", csf, B_LINEAGE)
+        effects["C4"], relative["C4"] = pp_change("CSF", csf, ["plasma"])
+        before, after = asc_ig("CSF", base), float(np.mean([asc_ig("CSF", tp) for tp in csf]))
+        effects["C5"], relative["C5"] = after - before, (after / before - 1) if before else 0.0
         act = PROGRAMS["microglia_activation"]
         effects["C6"] = float(np.mean([_mean_lfc(model, "CSF", tp, act, ["microglia_like"]) for tp in csf]))
         ligands = PROGRAMS["b_microglia_ligands"]
@@ -137,22 +199,17 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         )
     if "blood" in cohort.compartments and post("blood"):
         blood = post("blood")
-        effects["D1"] = log2fc("blood", blood[0], B_LINEAGE)
+        effects["D1"], relative["D1"] = pp_change("blood", blood[:1], B_LINEAGE)
         effects["D2"] = car_fraction("blood", "m3" if "m3" in blood else blood[-1])
-
-        def naive_share(tp: str) -> float:
-            c = comp("blood", tp)
-            return c.get("naive_B", 0.0) / max(share(c, B_LINEAGE), 1e-9)
-
-        effects["D3"] = float(np.log2(max(naive_share(blood[-1]), 1e-4) / max(naive_share(base), 1e-4)))
+        effects["D3"], _ = pp_change("blood", blood[-1:], ["naive_B"], of=B_LINEAGE)
 
     rows = []
     for claim in cohort.claims:
-        statement, metric, direction, threshold = CLAIMS[claim]
+        statement, metric, direction, threshold, scale = CLAIMS[claim]
         effect = effects.get(claim, 0.0)
-        present = direction * effect >= threshold
+        present = direction * (relative.get(claim, 0.0) if scale == "relative" else effect) >= threshold
         if claim == "C7":  # the interaction needs its B-cell side to fall as well
-            present = present and effects.get("C3", 0.0) <= -1.0
+            present = present and relative.get("C3", 0.0) <= -0.5
         rows.append(
             {
                 "claim_id": claim,

@@ -1,0 +1,314 @@
+"""The claims table: one row per published finding, tested within patient.
+
+Each claim reduces to one value per patient (a change from that patient's own baseline, or
+a CSF-minus-blood difference at matched time points), summarised by
+:func:`csfcart.stats.paired_summary`; p-values are Benjamini-Hochberg adjusted over the
+claims of the table. A claim is ``reproduced`` when its adjusted p-value is below ``alpha``,
+the estimate points in the claimed direction and, for depletion claims, the cohort's
+relative reduction reaches the claimed magnitude; ``not_testable`` when fewer than two
+patients carry the data it needs (the reason says which).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from csfcart.measure import B_CELL_TYPES, T_CELL_TYPES
+from csfcart.stats import bh, paired_summary
+
+COLUMNS = ["claim_id", "statement", "metric", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted",
+           "n_patients", "patients_consistent", "verdict", "reason"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Claim:
+    statement: str
+    metric: str
+    direction: int
+    compartment: str
+    min_relative_change: float | None = None  # depletion claims: cohort post/base - 1 must reach this
+    min_estimate: float | None = None  # fraction claims: the estimate must reach this
+
+
+CLAIMS: dict[str, Claim] = {
+    "C1": Claim(
+        "CAR-T cells reach the CSF",
+        "CAR+ fraction of CSF T cells after infusion (change from baseline)",
+        +1,
+        "CSF",
+        min_estimate=0.01,
+    ),
+    "C2": Claim(
+        "CAR-T cells expand and persist in CSF",
+        "CAR+ fraction of T cells at the last time point, CSF minus blood (CSF alone without blood)",
+        +1,
+        "CSF",
+        min_estimate=0.005,
+    ),
+    "C3": Claim(
+        "B-cell lineages are eliminated in CSF",
+        "change in % of CSF cells that are B cells",
+        -1,
+        "CSF",
+        min_relative_change=-0.5,
+    ),
+    "C4": Claim(
+        "plasmablasts / plasma cells are depleted",
+        "change in % of CSF cells that are plasma cells",
+        -1,
+        "CSF",
+        min_relative_change=-0.5,
+    ),
+    "C5": Claim(
+        "intrathecal immunoglobulin production halts",
+        "change in Ig UMIs of antibody-secreting cells per 1,000 CSF UMIs",
+        -1,
+        "CSF",
+        min_relative_change=-0.5,
+    ),
+    "C6": Claim(
+        "microglial activation is attenuated",
+        "change in the activation program of microglia-like cells (log2 CPM)",
+        -1,
+        "CSF",
+    ),
+    "C8": Claim(
+        "inflammatory cytokines in CSF fall",
+        "change in the cytokine program of CSF myeloid and microglia-like cells (log2 CPM)",
+        -1,
+        "CSF",
+    ),
+    "C9": Claim(
+        "CSF CAR-T cells are less exhausted", "exhaustion program of CAR-T cells, CSF minus blood (log2 CPM)", -1, "CSF"
+    ),
+    "D1": Claim(
+        "B cells are depleted in blood within about 2 weeks",
+        "change in % of blood cells that are B cells at the first time point after infusion",
+        -1,
+        "blood",
+        min_relative_change=-0.5,
+    ),
+    "D2": Claim(
+        "CAR-T cells persist",
+        "CAR+ fraction of blood T cells at month 3 or the last time point (change from baseline)",
+        +1,
+        "blood",
+        min_estimate=0.005,
+    ),
+    "D3": Claim(
+        "returning B cells are new, naive ones",
+        "change in the naive share of blood B cells at the last time point (percentage points)",
+        +1,
+        "blood",
+    ),
+}
+
+
+#: claims the workflow cannot score yet
+PENDING = {"C7": "B cell / microglia-like cell interactions are reduced"}
+
+
+@dataclass
+class Measurements:
+    """The per-sample tables of :mod:`csfcart.measure`."""
+
+    counts: pd.DataFrame  # sample -> meta + cells per type
+    car: pd.DataFrame  # sample -> meta + car_fraction
+    ig: pd.DataFrame  # sample -> meta + asc_ig_per_1000_umis
+    programs: pd.DataFrame  # long: sample, group, program, score
+
+
+def _pairs(
+    table: pd.DataFrame, value: pd.Series, compartment: str, baseline: str, timepoints: list[str]
+) -> pd.DataFrame:
+    """Per patient: baseline value and the mean over ``timepoints`` of the post values."""
+    t = table.assign(value=value)
+    t = t[t["compartment"] == compartment]
+    base = t[t["timepoint"] == baseline].groupby("patient_id")["value"].mean()
+    post = t[t["timepoint"].isin(timepoints)].groupby("patient_id")["value"].mean()
+    return pd.DataFrame({"base": base, "post": post}).dropna()
+
+
+def _post_timepoints(table: pd.DataFrame, compartment: str, baseline: str) -> list[str]:
+    tps = table.loc[table["compartment"] == compartment, "timepoint"].unique().tolist()
+    return [t for t in _order(tps) if t != baseline]
+
+
+def _order(timepoints) -> list[str]:
+    """Time points in clinical order: baseline, then days, weeks, months (dNN, wNN, mNN)."""
+    unit = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+    def key(t: str):
+        t = str(t)
+        if t.lower() in ("baseline", "pre", "d0"):
+            return (0, 0.0, t)
+        if t[:1].lower() in unit and t[1:].replace(".", "", 1).isdigit():
+            return (1, unit[t[0].lower()] * float(t[1:]), t)
+        return (2, 0.0, t)
+
+    return sorted(set(map(str, timepoints)), key=key)
+
+
+def _share(counts: pd.DataFrame, types: list[str], *, of: list[str] | None = None) -> pd.Series:
+    cell_cols = [c for c in counts.columns if c not in ("patient_id", "timepoint", "compartment")]
+    num = counts.reindex(columns=types, fill_value=0).sum(axis=1)
+    den = counts.reindex(columns=of, fill_value=0).sum(axis=1) if of else counts[cell_cols].sum(axis=1)
+    return num / den.replace(0, np.nan)
+
+
+def _program(m: Measurements, group: str, program: str) -> pd.DataFrame:
+    p = m.programs[(m.programs["group"] == group) & (m.programs["program"] == program)]
+    return p.set_index("sample_id")[["patient_id", "timepoint", "compartment", "score"]]
+
+
+def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Series, pd.DataFrame | None, str]:
+    """Per-patient values of one claim, the base/post pairs (when paired) and a note."""
+    c = CLAIMS[claim_id]
+    counts = m.counts
+    post = _post_timepoints(counts, c.compartment, baseline)
+    if not post:
+        return pd.Series(dtype=float), None, f"no {c.compartment} samples after {baseline}"
+    if claim_id in ("C1", "D2"):
+        tps = post if claim_id == "C1" else (["m3"] if "m3" in post else post[-1:])
+        pairs = _pairs(m.car, m.car["car_fraction"], c.compartment, baseline, tps)
+        return pairs["post"] - pairs["base"], pairs, f"time points {', '.join(tps)}"
+    if claim_id == "C2":
+        last = post[-1]
+        csf = (
+            m.car[(m.car["compartment"] == "CSF") & (m.car["timepoint"] == last)]
+            .groupby("patient_id")["car_fraction"]
+            .mean()
+        )
+        blood = (
+            m.car[(m.car["compartment"] == "blood") & (m.car["timepoint"] == last)]
+            .groupby("patient_id")["car_fraction"]
+            .mean()
+        )
+        diff = (csf - blood).dropna() if len(blood) else csf
+        pairs = pd.DataFrame({"base": blood.reindex(csf.index) if len(blood) else 0.0, "post": csf})
+        return diff, pairs, f"CSF minus blood at {last}" if len(blood) else f"CSF at {last} (no blood sampled)"
+    if claim_id in ("C3", "C4", "D1"):
+        types = B_CELL_TYPES if claim_id in ("C3", "D1") else ["plasma"]
+        tps = post if claim_id != "D1" else post[:1]
+        pairs = _pairs(counts, 100 * _share(counts, types), c.compartment, baseline, tps)
+        return pairs["post"] - pairs["base"], pairs, f"time points {', '.join(tps)}"
+    if claim_id == "C5":
+        pairs = _pairs(m.ig, m.ig["asc_ig_per_1000_umis"], c.compartment, baseline, post)
+        return pairs["post"] - pairs["base"], pairs, f"time points {', '.join(post)}"
+    if claim_id in ("C6", "C8"):
+        group, program = (
+            ("microglia_like", "microglia_activation") if claim_id == "C6" else ("myeloid", "inflammatory_cytokines")
+        )
+        p = _program(m, group, program)
+        pairs = _pairs(p, p["score"], c.compartment, baseline, post)
+        return pairs["post"] - pairs["base"], pairs, f"{group} cells, time points {', '.join(post)}"
+    if claim_id == "C9":
+        p = _program(m, "CAR_T", "t_exhaustion")
+        wide = p.reset_index().pivot_table(index=["patient_id", "timepoint"], columns="compartment", values="score")
+        if not {"CSF", "blood"} <= set(wide.columns):
+            return pd.Series(dtype=float), None, "CAR-T cells not scored in both CSF and blood"
+        diff = (wide["CSF"] - wide["blood"]).dropna().groupby("patient_id").mean()
+        return diff, None, "matched time points with CAR-T cells in both compartments"
+    if claim_id == "D3":
+        last = post[-1:]
+        pairs = _pairs(counts, 100 * _share(counts, ["naive_B"], of=B_CELL_TYPES), c.compartment, baseline, last)
+        return pairs["post"] - pairs["base"], pairs, f"time point {last[0]}"
+    raise KeyError(claim_id)
+
+
+def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float = 0.05) -> pd.DataFrame:
+    """Score ``claim_ids`` on the measurements; one row per claim (see module docstring)."""
+    rows = []
+    for cid in claim_ids:
+        if cid not in CLAIMS:
+            rows.append({"claim_id": cid, "statement": PENDING.get(cid, cid), "metric": "", "n_patients": 0, "patients_consistent": 0,
+                         "verdict": "not_testable", "reason": "needs the cell-cell communication step, not yet part of the workflow"})  # fmt: skip
+            continue
+        c = CLAIMS[cid]
+        row = {"claim_id": cid, "statement": c.statement, "metric": c.metric}
+        if c.compartment not in set(m.counts["compartment"]):
+            rows.append(
+                {
+                    **row,
+                    "n_patients": 0,
+                    "patients_consistent": 0,
+                    "verdict": "not_testable",
+                    "reason": f"no {c.compartment} samples",
+                }
+            )
+            continue
+        values, pairs, note = claim_values(cid, m, baseline)
+        summary = paired_summary(values.to_numpy(), direction=c.direction)
+        row.update(summary)
+        row["_pairs"], row["_note"] = pairs, note
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["p_adjusted"] = bh(table["p_value"]) if "p_value" in table else np.nan
+    out = []
+    for row in table.to_dict("records"):
+        if row.get("verdict") == "not_testable":
+            out.append(row)
+            continue
+        c = CLAIMS[row["claim_id"]]
+        pairs, note = row.pop("_pairs"), row.pop("_note")
+        if row["n_patients"] < 2:
+            row.update(
+                verdict="not_testable", reason=f"{row['n_patients']} patient(s) with data ({note}); at least 2 needed"
+            )
+            out.append(row)
+            continue
+        reasons = []
+        significant = row["p_adjusted"] < alpha
+        right_way = np.sign(row["estimate"]) == c.direction
+        reasons.append(f"{row['patients_consistent']}/{row['n_patients']} patients in the claimed direction")
+        reasons.append(f"adjusted p = {row['p_adjusted']:.3g}")
+        ok = bool(significant and right_way)
+        if c.min_relative_change is not None and pairs is not None and len(pairs):
+            base = pairs["base"].mean()
+            rel = pairs["post"].mean() / base - 1 if base > 0 else np.nan
+            reasons.append(f"cohort relative change {rel:+.0%}" if np.isfinite(rel) else "baseline is zero")
+            ok &= bool(np.isfinite(rel) and rel <= c.min_relative_change)
+        if c.min_estimate is not None:
+            ok &= bool(row["estimate"] >= c.min_estimate)
+        if row["claim_id"] == "C1" and pairs is not None and len(pairs):
+            base_car = float(pairs["base"].mean())
+            reasons.append(f"baseline CAR+ fraction {base_car:.3f}")
+            ok &= base_car < 0.005
+        row["verdict"] = "reproduced" if ok else "not_reproduced"
+        row["reason"] = f"{note}; " + "; ".join(reasons)
+        out.append(row)
+    result = pd.DataFrame(out)
+    for col in COLUMNS:
+        if col not in result:
+            result[col] = np.nan
+    return result[COLUMNS]
+
+
+def applicable_claims(counts: pd.DataFrame, requested: list[str] | None) -> list[str]:
+    """The claims to score: those requested, else every claim whose compartment exists."""
+    if requested:
+        return list(requested)
+    comps = set(counts["compartment"])
+    return [cid for cid, c in CLAIMS.items() if c.compartment in comps and not (cid == "C9" and "blood" not in comps)]
+
+
+def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Join the truth (true_effect, expected_verdict) and say whether each CI covers it."""
+    out = claims.merge(truth[["claim_id", "true_effect", "expected_verdict"]], on="claim_id", how="left")
+    out["ci_covers_truth"] = (out["ci_low"] <= out["true_effect"]) & (out["true_effect"] <= out["ci_high"])
+    out["verdict_matches"] = out["verdict"] == out["expected_verdict"]
+    return out
+
+
+__all__ = [
+    "CLAIMS",
+    "COLUMNS",
+    "T_CELL_TYPES",
+    "Measurements",
+    "applicable_claims",
+    "claims_table",
+    "score_against_truth",
+]

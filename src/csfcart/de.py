@@ -1,0 +1,166 @@
+"""Pseudobulk differential expression with PyDESeq2, per cell type and contrast.
+
+Counts are summed per sample and cell type; pseudobulk samples with too few cells or
+counts are dropped. With paired samples (a patient seen at both time points) the design is
+``~ patient_id + timepoint``, otherwise ``~ timepoint``; Benjamini-Hochberg within each
+contrast. A contrast that cannot be fitted (the cell type is absent, or fewer than two
+samples per time point remain) is reported with its reason instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anndata as ad
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = [
+    "compartment",
+    "contrast",
+    "gene",
+    "baseMean",
+    "log2FoldChange",
+    "lfcSE",
+    "stat",
+    "pvalue",
+    "padj",
+    "design",
+    "n_samples",
+]
+
+
+def contrasts(pb_obs: pd.DataFrame, baseline: str, order: list[str]) -> list[tuple[str, str]]:
+    """(compartment, time point) pairs to compare with the baseline."""
+    out = []
+    for comp in sorted(pb_obs["compartment"].unique()):
+        tps = set(pb_obs.loc[pb_obs["compartment"] == comp, "timepoint"])
+        out += [(comp, tp) for tp in order if tp in tps and tp != baseline]
+    return out
+
+
+def run_contrast(
+    pb: ad.AnnData, *, compartment: str, timepoint: str, baseline: str, min_cells: int, min_counts: int, seed: int
+) -> tuple[pd.DataFrame, str]:
+    """DESeq2 of ``timepoint`` vs ``baseline`` in one compartment; (results, reason)."""
+    from pydeseq2.dds import DeseqDataSet
+    from pydeseq2.ds import DeseqStats
+
+    obs = pb.obs
+    keep = (obs["compartment"] == compartment) & obs["timepoint"].isin([baseline, timepoint])
+    keep &= (obs["psbulk_cells"] >= min_cells) & (obs["psbulk_counts"] >= min_counts)
+    sub = pb[keep.to_numpy()]
+    n_by_tp = sub.obs["timepoint"].value_counts()
+    if n_by_tp.get(baseline, 0) < 2 or n_by_tp.get(timepoint, 0) < 2:
+        return pd.DataFrame(columns=RESULT_COLUMNS), (
+            f"too few pseudobulk samples with >= {min_cells} cells and >= {min_counts} counts "
+            f"({n_by_tp.get(baseline, 0)} at {baseline}, {n_by_tp.get(timepoint, 0)} at {timepoint}; 2 each needed)"
+        )
+    counts = sub.X.toarray() if sp.issparse(sub.X) else np.asarray(sub.X)
+    counts = pd.DataFrame(counts.astype(int), index=sub.obs_names, columns=sub.var_names)
+    counts = counts.loc[:, counts.sum(axis=0) >= 10]
+    meta = sub.obs[["patient_id", "timepoint"]].astype(str).copy()
+    meta["timepoint"] = pd.Categorical(meta["timepoint"], categories=[baseline, timepoint])
+    paired = meta.groupby("patient_id")["timepoint"].nunique()
+    design = (
+        "~ patient_id + timepoint"
+        if (paired == 2).sum() >= 2 and meta["patient_id"].nunique() < len(meta)
+        else "~ timepoint"
+    )
+    if design != "~ timepoint":
+        both = paired.index[paired == 2]
+        meta, counts = meta[meta["patient_id"].isin(both)], counts[meta["patient_id"].isin(both).to_numpy()]
+    dds = DeseqDataSet(counts=counts, metadata=meta, design=design, quiet=True, n_cpus=1)
+    dds.deseq2()
+    stats_ = DeseqStats(dds, contrast=["timepoint", timepoint, baseline], quiet=True, n_cpus=1)
+    stats_.summary()
+    res = stats_.results_df.reset_index(names="gene")
+    res.insert(0, "contrast", f"{timepoint}_vs_{baseline}")
+    res.insert(0, "compartment", compartment)
+    res["design"] = design
+    res["n_samples"] = len(meta)
+    return res[RESULT_COLUMNS], ""
+
+
+def run_cell_type(
+    pb: ad.AnnData,
+    cell_type: str,
+    *,
+    baseline: str,
+    order: list[str],
+    min_cells: int = 10,
+    min_counts: int = 1000,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All contrasts for one cell type; returns (results, status per contrast)."""
+    sub = pb[(pb.obs["cell_type"] == cell_type).to_numpy()]
+    results, status = [], []
+    for comp, tp in contrasts(pb.obs, baseline, order):
+        if sub.n_obs == 0:
+            res, reason = pd.DataFrame(columns=RESULT_COLUMNS), f"no {cell_type} cells in the data"
+        else:
+            res, reason = run_contrast(
+                sub,
+                compartment=comp,
+                timepoint=tp,
+                baseline=baseline,
+                min_cells=min_cells,
+                min_counts=min_counts,
+                seed=seed,
+            )
+        status.append({"cell_type": cell_type, "compartment": comp, "contrast": f"{tp}_vs_{baseline}", "tested": not reason,
+                       "n_genes": len(res), "n_significant": int((res["padj"] < 0.05).sum()) if len(res) else 0, "reason": reason})  # fmt: skip
+        if len(res):
+            results.append(res)
+    table = pd.concat(results, ignore_index=True) if results else pd.DataFrame(columns=RESULT_COLUMNS)
+    table.insert(0, "cell_type", cell_type)
+    return table, pd.DataFrame(status)
+
+
+def plot_volcanoes(results: pd.DataFrame, status: pd.DataFrame, cell_type: str) -> plt.Figure:
+    """One volcano per contrast; untested contrasts show their reason."""
+    panels = status.to_dict("records") or [{"compartment": "-", "contrast": "-", "reason": "no contrast"}]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), layout="constrained", squeeze=False)
+    for ax, st in zip(axes.ravel(), panels, strict=True):
+        res = results[(results["compartment"] == st["compartment"]) & (results["contrast"] == st["contrast"])]
+        ax.set_title(f"{cell_type}, {st['compartment']}: {st['contrast']}", fontsize=9)
+        if res.empty:
+            ax.text(
+                0.5,
+                0.5,
+                "not tested:\n" + "\n".join(_wrap(st.get("reason", ""), 40)),
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        y = -np.log10(res["pvalue"].clip(lower=1e-300).fillna(1))
+        sig = (res["padj"] < 0.05).to_numpy()
+        ax.scatter(res["log2FoldChange"], y, s=4, c=np.where(sig, "#CC3311", "#BBBBBB"), linewidths=0)
+        for _, r in res[sig].nsmallest(8, "pvalue").iterrows():
+            ax.annotate(r["gene"], (r["log2FoldChange"], -np.log10(max(r["pvalue"], 1e-300))), fontsize=7)
+        ax.axvline(0, color="black", lw=0.5)
+        ax.set_xlabel("log2 fold change (vs baseline)")
+        ax.set_ylabel("-log10 p")
+    return fig
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if len(line) + len(w) + 1 > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    return [*lines, line]

@@ -1,0 +1,91 @@
+"""Per-sample measurements the claims are built on: composition, CAR-T, Ig, programs.
+
+Each function returns one row per sample (or per sample and group) with the sample's
+patient, time point and compartment, so that the paired statistics can pair them.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
+from csfcart.pseudobulk import META, program_scores, pseudobulk
+
+T_CELL_TYPES = ["CD4_T", "CD8_T", "Treg", "CAR_T"]
+B_CELL_TYPES = ["naive_B", "memory_B"]
+ASC_TYPES = ["plasma"]
+MYELOID_TYPES = ["CD14_mono", "CD16_mono", "mDC", "border_macrophage", "microglia_like"]
+IG_GENES = ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM", "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"]
+
+
+def sample_meta(obs: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample: patient, time point, compartment."""
+    return obs[META].astype(str).drop_duplicates("sample_id").set_index("sample_id")
+
+
+def cell_counts(obs: pd.DataFrame) -> pd.DataFrame:
+    """Cells per sample and cell type (wide; every annotated type a column, zeros kept)."""
+    counts = pd.crosstab(obs["sample_id"].astype(str), obs[CELL_TYPE].astype(str))
+    return sample_meta(obs).join(counts).fillna(0)
+
+
+def car_fractions(obs: pd.DataFrame) -> pd.DataFrame:
+    """Per sample: T cells, CAR+ T cells and their fraction (the CAR-T readout)."""
+    t = obs[obs[CELL_TYPE].astype(str).isin(T_CELL_TYPES)]
+    table = sample_meta(obs)
+    table["t_cells"] = t.groupby("sample_id", observed=True).size().reindex(table.index, fill_value=0)
+    table["car_positive_t_cells"] = (
+        t.groupby("sample_id", observed=True)[CAR_POSITIVE].sum().reindex(table.index, fill_value=0)
+    )
+    table["car_fraction"] = table["car_positive_t_cells"] / table["t_cells"].replace(0, np.nan)
+    return table
+
+
+def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
+    """Per sample: immunoglobulin UMIs carried by antibody-secreting cells per 1,000 UMIs.
+
+    Ig transcripts of the ambient soup land in every droplet; counting only those inside
+    cells annotated as antibody-secreting, relative to the sample's total UMIs, keeps the
+    soup of other cells out of the readout.
+    """
+    genes = [g for g in IG_GENES if g in adata.var_names]
+    counts = adata.layers[COUNTS]
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    ig = (
+        np.asarray(counts[:, adata.var_names.get_indexer(genes)].sum(axis=1)).ravel()
+        if genes
+        else np.zeros(adata.n_obs)
+    )
+    is_asc = adata.obs[CELL_TYPE].astype(str).isin(ASC_TYPES).to_numpy()
+    frame = pd.DataFrame(
+        {
+            "sample_id": adata.obs["sample_id"].astype(str).to_numpy(),
+            "total": total,
+            "asc_ig": np.where(is_asc, ig, 0.0),
+        }
+    )
+    sums = frame.groupby("sample_id").sum()
+    table = sample_meta(adata.obs)
+    table["asc_cells"] = (
+        adata.obs.loc[is_asc, "sample_id"].astype(str).value_counts().reindex(table.index, fill_value=0)
+    )
+    table["asc_ig_per_1000_umis"] = 1000 * sums["asc_ig"].reindex(table.index) / sums["total"].reindex(table.index)
+    return table
+
+
+def programs_per_sample(adata: ad.AnnData, programs: dict[str, list[str]], *, min_cells: int = 10) -> pd.DataFrame:
+    """Program scores (mean log2 CPM of the genes) per sample and cell type, and per sample
+    for all myeloid cells pooled (group ``myeloid``)."""
+    by_type = program_scores(pseudobulk(adata), programs, min_cells=min_cells)
+    lineage = np.where(adata.obs[CELL_TYPE].astype(str).isin(MYELOID_TYPES), "myeloid", "other")
+    pooled = ad.AnnData(
+        X=None,
+        obs=adata.obs[META].copy(),
+        layers={COUNTS: adata.layers[COUNTS]},
+        var=pd.DataFrame(index=adata.var_names),
+    )
+    pooled.obs["lineage"] = lineage
+    by_lineage = program_scores(pseudobulk(pooled, groups="lineage"), programs, groups="lineage", min_cells=min_cells)
+    return pd.concat([by_type, by_lineage[by_lineage["group"] == "myeloid"]], ignore_index=True)

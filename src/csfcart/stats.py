@@ -1,0 +1,70 @@
+"""Paired, patient-level statistics: the patient is the unit of replication.
+
+Every cohort-level estimate here is the mean of one value per patient (a within-patient
+change from baseline, or a within-patient CSF-blood difference), with a t-based 95%
+confidence interval and a two-sided one-sample t-test against zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def paired_summary(values: Sequence[float], *, direction: int = 0) -> dict[str, float]:
+    """Mean of per-patient values with a 95% t CI and a two-sided p-value against 0.
+
+    ``direction`` (+1 or -1) counts the patients moving in the claimed direction
+    (``patients_consistent``); 0 counts none. NaN values (a patient without the data)
+    are dropped and not counted.
+    """
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    n = len(v)
+    out = {
+        "estimate": np.nan,
+        "ci_low": np.nan,
+        "ci_high": np.nan,
+        "p_value": np.nan,
+        "n_patients": n,
+        "patients_consistent": 0,
+    }
+    if n == 0:
+        return out
+    mean = float(v.mean())
+    out["estimate"] = mean
+    out["patients_consistent"] = int((np.sign(v) == direction).sum()) if direction else 0
+    if n < 2:
+        return out
+    sd = float(v.std(ddof=1))
+    if sd == 0:
+        out.update(ci_low=mean, ci_high=mean, p_value=0.0 if mean != 0 else 1.0)
+        return out
+    half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
+    t = mean / (sd / np.sqrt(n))
+    out.update(ci_low=mean - half, ci_high=mean + half, p_value=float(2 * stats.t.sf(abs(t), n - 1)))
+    return out
+
+
+def bh(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values; NaN stays NaN."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return out
+
+
+def paired_table(per_patient: pd.DataFrame, value: str, by: list[str], *, direction: int = 0) -> pd.DataFrame:
+    """:func:`paired_summary` of ``value`` within each group of ``by``, BH over groups."""
+    rows = []
+    for key, group in per_patient.groupby(by, observed=True, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key, strict=True)), **paired_summary(group[value].to_numpy(), direction=direction)})
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["p_adjusted"] = bh(table["p_value"])
+    return table

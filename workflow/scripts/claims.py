@@ -1,0 +1,30 @@
+"""Adapter of rule claims: the claims table and its forest plot."""
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from csfcart.claims import Measurements, applicable_claims, claims_table
+from csfcart.logs import setup
+from csfcart.plotting import plot_claims
+
+setup(snakemake.log[0])
+read = lambda path, **kw: pd.read_csv(path, sep="\t", **kw)  # noqa: E731
+m = Measurements(
+    counts=read(snakemake.input.counts, index_col=0),
+    car=read(snakemake.input.car, index_col=0),
+    ig=read(snakemake.input.ig, index_col=0),
+    programs=read(snakemake.input.programs),
+)
+for table in (m.counts, m.car, m.ig, m.programs):
+    for col in ("patient_id", "timepoint", "compartment"):
+        table[col] = table[col].astype(str)
+claims = claims_table(
+    m,
+    applicable_claims(m.counts, snakemake.params.claims),
+    baseline=snakemake.params.baseline,
+    alpha=snakemake.params.alpha,
+)
+claims.to_csv(snakemake.output.table, sep="\t", index=False)
+fig = plot_claims(claims)
+fig.savefig(snakemake.output.forest, dpi=110)
+plt.close(fig)

@@ -1,0 +1,20 @@
+"""Adapter of rule composition: cells per sample and type, paired changes, figures."""
+
+import anndata as ad
+import matplotlib.pyplot as plt
+
+from csfcart.composition import composition_summary, long_fractions, paired_changes, plot_patient_lines, plot_stacked
+from csfcart.logs import setup
+from csfcart.measure import cell_counts
+
+setup(snakemake.log[0])
+obs = ad.read_h5ad(snakemake.input[0], backed="r").obs
+counts = cell_counts(obs)
+counts.to_csv(snakemake.output.counts, sep="\t")
+long = long_fractions(counts)
+changes = paired_changes(long, baseline=snakemake.params.baseline)
+changes.to_csv(snakemake.output.changes, sep="\t", index=False)
+composition_summary(changes).to_csv(snakemake.output.summary, sep="\t", index=False)
+for fig, path in ((plot_patient_lines(long), snakemake.output.lines), (plot_stacked(long), snakemake.output.stacked)):
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,26 @@
+"""Adapter of rule de: PyDESeq2 on the pseudobulk of one cell type, every contrast."""
+
+import anndata as ad
+import matplotlib.pyplot as plt
+
+from csfcart.claims import _order
+from csfcart.de import plot_volcanoes, run_cell_type
+from csfcart.logs import setup
+
+setup(snakemake.log[0])
+pb = ad.read_h5ad(snakemake.input[0])
+cell_type = snakemake.wildcards.cell_type
+results, status = run_cell_type(
+    pb,
+    cell_type,
+    baseline=snakemake.params.baseline,
+    order=_order(pb.obs["timepoint"].unique()),
+    min_cells=snakemake.params.min_cells,
+    min_counts=snakemake.params.min_counts,
+    seed=snakemake.params.seed,
+)
+results.to_csv(snakemake.output.table, sep="\t", index=False)
+status.to_csv(snakemake.output.status, sep="\t", index=False)
+fig = plot_volcanoes(results, status, cell_type)
+fig.savefig(snakemake.output.volcano, dpi=110)
+plt.close(fig)

@@ -1,0 +1,16 @@
+"""Adapter of rule programs: program scores per sample and cell type; Ig of ASCs."""
+
+import anndata as ad
+import yaml
+
+from csfcart.logs import setup
+from csfcart.measure import asc_immunoglobulin, programs_per_sample
+
+setup(snakemake.log[0])
+adata = ad.read_h5ad(snakemake.input[0])
+with open(snakemake.params.programs) as fh:
+    programs = yaml.safe_load(fh)
+programs_per_sample(adata, programs, min_cells=snakemake.params.min_cells).to_csv(
+    snakemake.output.programs, sep="\t", index=False
+)
+asc_immunoglobulin(adata).to_csv(snakemake.output.ig, sep="\t")
