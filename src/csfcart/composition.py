@@ -84,7 +84,7 @@ def plot_patient_lines(long: pd.DataFrame, *, types: list[str] | None = None) ->
     styles = {"CSF": "-", "blood": "--"}
     for ax, t in zip(axes.ravel(), types, strict=False):
         sub = long[long["cell_type"] == t]
-        for (patient, comp), g in sub.groupby(["patient_id", "compartment"]):
+        for (_patient, comp), g in sub.groupby(["patient_id", "compartment"]):
             g = g.set_index("timepoint").reindex(order).dropna(subset=["percent"])
             ax.plot([order.index(x) for x in g.index], g["percent"], styles.get(comp, ":"), marker="o", ms=3,
                     color=CELL_TYPE_COLOURS.get(t, "grey"), alpha=0.8)  # fmt: skip

@@ -40,7 +40,7 @@ def test_clusters_take_the_best_type_or_low_confidence():
 def test_marker_table_errors_name_the_file(tmp_path):
     path = tmp_path / "markers.tsv"
     path.write_text("type\tgenes\nT\tCD3D\n")
-    with pytest.raises(InputError, match="markers.tsv: column 'cell_type' missing"):
+    with pytest.raises(InputError, match=r"markers\.tsv: column 'cell_type' missing"):
         read_markers(path)
 
 

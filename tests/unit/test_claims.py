@@ -1,0 +1,99 @@
+"""Paired statistics and claim verdicts on hand-built inputs with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
+from csfcart.stats import bh, paired_summary
+
+TYPES = ["CD4_T", "CD8_T", "naive_B", "memory_B", "plasma", "CAR_T", "microglia_like", "CD14_mono"]
+
+
+def _cohort(*, b_post: float, plasma_post: float, car_post: float, patient_scale=None, activation_change=0.0, n=5, seed=0):
+    """Per-sample tables for ``n`` patients, CSF at baseline, d14 and m3."""
+    rng = np.random.default_rng(seed)
+    scale = patient_scale if patient_scale is not None else np.ones(n)
+    counts, car, ig, programs = [], [], [], []
+    for p in range(n):
+        pid = f"P{p}"
+        for tp in ("baseline", "d14", "m3"):
+            post = tp != "baseline"
+            sid = f"{pid}_CSF_{tp}"
+            b = (b_post if post else 40) * scale[p]
+            row = {"sample_id": sid, "patient_id": pid, "timepoint": tp, "compartment": "CSF",
+                   "CD4_T": 700, "CD8_T": 150 + rng.integers(0, 5), "naive_B": round(b / 2), "memory_B": round(b / 2),
+                   "plasma": round((plasma_post if post else 10) * scale[p]), "CAR_T": round(car_post * 850) if post else 0,
+                   "microglia_like": 20, "CD14_mono": 30}  # fmt: skip
+            counts.append(row)
+            t = row["CD4_T"] + row["CD8_T"] + row["CAR_T"]
+            n_car = round(0.5 * row["CAR_T"])
+            car.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "t_cells": t,
+                        "car_positive_t_cells": n_car, "car_fraction": n_car / t})  # fmt: skip
+            ig.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "asc_ig_per_1000_umis": 5.0 * row["plasma"] / 10})
+            level = 8.0 + 0.5 * p + (activation_change if post else 0.0) + rng.normal(0, 0.05)
+            programs.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "group": "microglia_like",
+                             "program": "microglia_activation", "score": level})  # fmt: skip
+    idx = lambda rows: pd.DataFrame(rows).set_index("sample_id")  # noqa: E731
+    return Measurements(counts=idx(counts), car=idx(car), ig=idx(ig), programs=pd.DataFrame(programs))
+
+
+def _verdicts(m, claims=("C1", "C3", "C4", "C5", "C6")):
+    table = claims_table(m, list(claims), baseline="baseline")
+    return table.set_index("claim_id")
+
+
+def test_paired_summary_matches_a_t_interval():
+    s = paired_summary([1.0, 2.0, 3.0], direction=+1)
+    assert s["estimate"] == pytest.approx(2.0)
+    assert s["ci_low"] == pytest.approx(2.0 - 4.302653 * 1 / np.sqrt(3), rel=1e-5)
+    assert s["patients_consistent"] == 3 and s["n_patients"] == 3
+    assert paired_summary([np.nan, 1.0])["n_patients"] == 1
+
+
+def test_bh_adjusts_and_keeps_nan():
+    adj = bh([0.01, 0.04, np.nan, 0.03])
+    assert np.isnan(adj[2]) and adj[0] == pytest.approx(0.03) and adj[1] == pytest.approx(0.04)
+
+
+def test_depletion_is_called_with_its_size():
+    t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0))
+    assert (t.loc[["C1", "C3", "C4", "C5", "C6"], "verdict"] == "reproduced").all(), t[["estimate", "reason"]]
+    assert t.loc["C6", "estimate"] == pytest.approx(-1.0, abs=0.1)
+    assert t.loc["C3", "patients_consistent"] == 5
+
+
+def test_a_pure_patient_effect_with_no_time_effect_gives_no_call():
+    # patients differ threefold in B and plasma cells and in activation, nothing changes over time
+    scale = np.array([0.5, 1.0, 1.5, 2.0, 3.0])
+    t = _verdicts(_cohort(b_post=40, plasma_post=10, car_post=0.0, patient_scale=scale))
+    assert (t["verdict"] == "not_reproduced").all(), t[["estimate", "p_value", "reason"]]
+
+
+def test_a_missing_cell_type_is_not_testable():
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.2)
+    m.programs = m.programs.iloc[0:0]  # no microglia-like cells scored anywhere
+    t = _verdicts(m, ("C6", "C9"))
+    assert (t["verdict"] == "not_testable").all()
+    assert "at least 2 needed" in t.loc["C6", "reason"]
+
+
+def test_an_unimplemented_claim_is_reported_not_dropped():
+    t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2), ("C7",))
+    assert t.loc["C7", "verdict"] == "not_testable"
+
+
+def test_claims_follow_the_compartments():
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.2)
+    assert applicable_claims(m.counts, None) == ["C1", "C2", "C3", "C4", "C5", "C6", "C8"]
+    blood = m.counts.assign(compartment="blood")
+    assert applicable_claims(blood, None) == ["D1", "D2", "D3"]
+
+
+def test_scoring_against_truth_checks_coverage():
+    claims = pd.DataFrame({"claim_id": ["C3"], "ci_low": [-2.0], "ci_high": [-1.0], "verdict": ["reproduced"]})
+    truth = pd.DataFrame({"claim_id": ["C3"], "true_effect": [-1.5], "expected_verdict": ["reproduced"]})
+    out = score_against_truth(claims, truth)
+    assert bool(out["ci_covers_truth"].iloc[0]) and bool(out["verdict_matches"].iloc[0])
