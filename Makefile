@@ -17,10 +17,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
+OUTDIR = $(shell $(BIN)/python -c 'import yaml; c = yaml.safe_load(open("config/config.yaml")); print(c["results"] + "/" + c["dataset"])' 2>/dev/null || echo results/csf_bcma_cart)
+
 run: venv
 	$(SNAKEMAKE)
+	$(SNAKEMAKE) --report $(OUTDIR)/report.html
 	@echo
-	@echo "Results: $$($(BIN)/python -c 'import yaml; c = yaml.safe_load(open("config/config.yaml")); print(c["results"] + "/" + c["dataset"])')/"
+	@echo "Results: $(OUTDIR)/"
+	@echo "Report:  $(OUTDIR)/report.html"
+	@echo "Claims:  $(OUTDIR)/claims.tsv"
 
 lint: venv
 	$(BIN)/ruff check src tests workflow/scripts scripts

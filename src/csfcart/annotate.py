@@ -37,7 +37,9 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
     return {row.cell_type: [g.strip() for g in row.markers.split(",") if g.strip()] for row in table.itertuples()}
 
 
-def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: float, seed: int) -> None:
+def cluster(
+    adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: float, seed: int, umap: bool = True
+) -> None:
     """Neighbours on the integrated embedding, Leiden clusters into ``obs['cluster']``, UMAP."""
     import scanpy as sc
 
@@ -51,8 +53,9 @@ def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: fl
         directed=False,
         random_state=seed,
     )
-    sc.tl.umap(adata, random_state=seed)
-    assert UMAP in adata.obsm
+    if umap:
+        sc.tl.umap(adata, random_state=seed)
+        assert UMAP in adata.obsm
 
 
 def score_cell_types(adata: ad.AnnData, markers: dict[str, list[str]], *, seed: int) -> pd.DataFrame:
@@ -110,6 +113,7 @@ def annotate(
     car_feature: str | None,
     seed: int,
     car_cluster_fraction: float = 0.15,
+    umap: bool = True,
 ) -> pd.DataFrame:
     """Cluster, score and label cells; returns the per-cluster table.
 
@@ -117,7 +121,7 @@ def annotate(
     is labelled CAR_T (3' chemistry detects the transcript in only part of CAR-T cells, and
     no other cell carries it); 0 turns this off.
     """
-    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
+    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=umap)
     scores = score_cell_types(adata, markers, seed=seed)
     table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
     labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()

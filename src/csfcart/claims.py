@@ -4,8 +4,8 @@ Each claim reduces to one value per patient (a change from that patient's own ba
 a CSF-minus-blood difference at matched time points), summarised by
 :func:`csfcart.stats.paired_summary`; p-values are Benjamini-Hochberg adjusted over the
 claims of the table. A claim is ``reproduced`` when its adjusted p-value is below ``alpha``,
-the estimate points in the claimed direction and, for depletion claims, the cohort's
-relative reduction reaches the claimed magnitude; ``not_testable`` when fewer than two
+the estimate points in the claimed direction and reaches the claimed size (for depletion
+claims a fall of at least 50 % from baseline); ``not_testable`` when fewer than two
 patients carry the data it needs (the reason says which).
 """
 
@@ -29,8 +29,7 @@ class Claim:
     metric: str
     direction: int
     compartment: str
-    min_relative_change: float | None = None  # depletion claims: cohort post/base - 1 must reach this
-    min_estimate: float | None = None  # fraction claims: the estimate must reach this
+    min_estimate: float | None = None  # the claimed size: direction * estimate must reach direction * this
 
 
 CLAIMS: dict[str, Claim] = {
@@ -50,24 +49,24 @@ CLAIMS: dict[str, Claim] = {
     ),
     "C3": Claim(
         "B-cell lineages are eliminated in CSF",
-        "change in % of CSF cells that are B cells",
+        "percent change from baseline of the B-cell fraction of CSF cells",
         -1,
         "CSF",
-        min_relative_change=-0.5,
+        min_estimate=-50.0,
     ),
     "C4": Claim(
         "plasmablasts / plasma cells are depleted",
-        "change in % of CSF cells that are plasma cells",
+        "percent change from baseline of the plasma-cell fraction of CSF cells",
         -1,
         "CSF",
-        min_relative_change=-0.5,
+        min_estimate=-50.0,
     ),
     "C5": Claim(
         "intrathecal immunoglobulin production halts",
-        "change in Ig UMIs of antibody-secreting cells per 1,000 CSF UMIs",
+        "percent change from baseline of Ig UMIs of antibody-secreting cells per CSF UMI",
         -1,
         "CSF",
-        min_relative_change=-0.5,
+        min_estimate=-50.0,
     ),
     "C6": Claim(
         "microglial activation is attenuated",
@@ -86,10 +85,10 @@ CLAIMS: dict[str, Claim] = {
     ),
     "D1": Claim(
         "B cells are depleted in blood within about 2 weeks",
-        "change in % of blood cells that are B cells at the first time point after infusion",
+        "percent change from baseline of the blood B-cell fraction at the first time point after infusion",
         -1,
         "blood",
-        min_relative_change=-0.5,
+        min_estimate=-50.0,
     ),
     "D2": Claim(
         "CAR-T cells persist",
@@ -132,6 +131,33 @@ def _pairs(
     return pd.DataFrame({"base": base, "post": post}).dropna()
 
 
+def _percent_change(
+    table: pd.DataFrame, num: pd.Series, den: pd.Series, compartment: str, baseline: str, timepoints: list[str], half: float
+) -> tuple[pd.Series, pd.DataFrame, int]:
+    """Per patient: percent change from baseline of ``num / den``, post samples pooled.
+
+    Counts are continuity-corrected by ``half`` (half a cell, or half a cell's worth of
+    UMIs) in numerator and denominator (Haldane-Anscombe), so that a patient who loses
+    every cell contributes a finite fall whose size reflects how many cells the baseline
+    had. Patients with none at baseline cannot show a fall and are left out (counted).
+    """
+    t = table.assign(num=num, den=den)
+    t = t[t["compartment"] == compartment]
+    base = t[t["timepoint"] == baseline].groupby("patient_id")[["num", "den"]].sum()
+    post = t[t["timepoint"].isin(timepoints)].groupby("patient_id")[["num", "den"]].sum()
+    pairs = base.join(post, lsuffix="_base", rsuffix="_post", how="inner")
+    pairs = pairs[pairs["den_base"] > 0]
+    zero = int((pairs["num_base"] <= 0).sum())
+    pairs = pairs[pairs["num_base"] > 0]
+    ratio = ((pairs["num_post"] + half) / (pairs["den_post"] + half)) / ((pairs["num_base"] + half) / (pairs["den_base"] + half))
+    frame = pd.DataFrame({"base": pairs["num_base"] / pairs["den_base"], "post": pairs["num_post"] / pairs["den_post"]})
+    return 100 * (ratio - 1), frame, zero
+
+
+def _dropped(n: int) -> str:
+    return f"; {n} patient(s) without any at baseline left out" if n else ""
+
+
 def _post_timepoints(table: pd.DataFrame, compartment: str, baseline: str) -> list[str]:
     tps = table.loc[table["compartment"] == compartment, "timepoint"].unique().tolist()
     return [t for t in _order(tps) if t != baseline]
@@ -152,11 +178,12 @@ def _order(timepoints) -> list[str]:
     return sorted(set(map(str, timepoints)), key=key)
 
 
-def _share(counts: pd.DataFrame, types: list[str], *, of: list[str] | None = None) -> pd.Series:
+def _share(counts: pd.DataFrame, types: list[str], *, of: list[str] | None = None, as_counts: bool = False):
+    """Share of ``types`` among all cells (or among ``of``); the counts when ``as_counts``."""
     cell_cols = [c for c in counts.columns if c not in ("patient_id", "timepoint", "compartment")]
     num = counts.reindex(columns=types, fill_value=0).sum(axis=1)
     den = counts.reindex(columns=of, fill_value=0).sum(axis=1) if of else counts[cell_cols].sum(axis=1)
-    return num / den.replace(0, np.nan)
+    return (num, den) if as_counts else num / den.replace(0, np.nan)
 
 
 def _program(m: Measurements, group: str, program: str) -> pd.DataFrame:
@@ -193,11 +220,15 @@ def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Seri
     if claim_id in ("C3", "C4", "D1"):
         types = B_CELL_TYPES if claim_id in ("C3", "D1") else ["plasma"]
         tps = post if claim_id != "D1" else post[:1]
-        pairs = _pairs(counts, 100 * _share(counts, types), c.compartment, baseline, tps)
-        return pairs["post"] - pairs["base"], pairs, f"time points {', '.join(tps)}"
+        num, den = _share(counts, types, as_counts=True)
+        values, pairs, zero = _percent_change(counts, num, den, c.compartment, baseline, tps, 0.5)
+        return values, pairs, f"time points {', '.join(tps)}{_dropped(zero)}"
     if claim_id == "C5":
-        pairs = _pairs(m.ig, m.ig["asc_ig_per_1000_umis"], c.compartment, baseline, post)
-        return pairs["post"] - pairs["base"], pairs, f"time points {', '.join(post)}"
+        ig = m.ig
+        per_cell = (ig["asc_ig_umis"] / ig["asc_cells"].where(ig["asc_cells"] > 0)).median()
+        half = 0.5 * per_cell if np.isfinite(per_cell) else 0.5
+        values, pairs, zero = _percent_change(ig, ig["asc_ig_umis"], ig["total_umis"], c.compartment, baseline, post, half)
+        return values, pairs, f"time points {', '.join(post)}{_dropped(zero)}"
     if claim_id in ("C6", "C8"):
         group, program = (
             ("microglia_like", "microglia_activation") if claim_id == "C6" else ("myeloid", "inflammatory_cytokines")
@@ -242,6 +273,8 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
             continue
         values, pairs, note = claim_values(cid, m, baseline)
         summary = paired_summary(values.to_numpy(), direction=c.direction)
+        if c.metric.startswith("percent change") and np.isfinite(summary["ci_low"]):
+            summary["ci_low"] = max(summary["ci_low"], -100.0)  # nothing falls by more than all of it
         row.update(summary)
         row["_pairs"], row["_note"] = pairs, note
         rows.append(row)
@@ -266,13 +299,8 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
         reasons.append(f"{row['patients_consistent']}/{row['n_patients']} patients in the claimed direction")
         reasons.append(f"adjusted p = {row['p_adjusted']:.3g}")
         ok = bool(significant and right_way)
-        if c.min_relative_change is not None and pairs is not None and len(pairs):
-            base = pairs["base"].mean()
-            rel = pairs["post"].mean() / base - 1 if base > 0 else np.nan
-            reasons.append(f"cohort relative change {rel:+.0%}" if np.isfinite(rel) else "baseline is zero")
-            ok &= bool(np.isfinite(rel) and rel <= c.min_relative_change)
-        if c.min_estimate is not None:
-            ok &= bool(row["estimate"] >= c.min_estimate)
+        if c.min_estimate is not None:  # the claimed size, in the claimed direction
+            ok &= bool(c.direction * row["estimate"] >= c.direction * c.min_estimate)
         if row["claim_id"] == "C1" and pairs is not None and len(pairs):
             base_car = float(pairs["base"].mean())
             reasons.append(f"baseline CAR+ fraction {base_car:.3f}")

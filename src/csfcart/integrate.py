@@ -16,10 +16,13 @@ from csfcart.keys import COUNTS, EMBEDDING
 log = logging.getLogger(__name__)
 
 
-def merge_samples(paths: Sequence[str], summary: pd.DataFrame) -> ad.AnnData:
-    """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse."""
+def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad.AnnData] | None = None) -> ad.AnnData:
+    """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse.
+
+    Samples are read from ``paths`` one at a time, or taken from ``parts`` (in memory).
+    """
     keep = set(summary.loc[summary["status"] == "ok", "sample_id"])
-    parts = []
+    parts = list(parts or [])
     for path in paths:
         a = ad.read_h5ad(path)
         if a.n_obs and str(a.obs["sample_id"].iloc[0]) in keep:

@@ -71,7 +71,9 @@ def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
     table["asc_cells"] = (
         adata.obs.loc[is_asc, "sample_id"].astype(str).value_counts().reindex(table.index, fill_value=0)
     )
-    table["asc_ig_per_1000_umis"] = 1000 * sums["asc_ig"].reindex(table.index) / sums["total"].reindex(table.index)
+    table["asc_ig_umis"] = sums["asc_ig"].reindex(table.index)
+    table["total_umis"] = sums["total"].reindex(table.index)
+    table["asc_ig_per_1000_umis"] = 1000 * table["asc_ig_umis"] / table["total_umis"]
     return table
 
 

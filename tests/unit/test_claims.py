@@ -12,7 +12,9 @@ from csfcart.stats import bh, paired_summary
 TYPES = ["CD4_T", "CD8_T", "naive_B", "memory_B", "plasma", "CAR_T", "microglia_like", "CD14_mono"]
 
 
-def _cohort(*, b_post: float, plasma_post: float, car_post: float, patient_scale=None, activation_change=0.0, n=5, seed=0):
+def _cohort(
+    *, b_post: float, plasma_post: float, car_post: float, patient_scale=None, activation_change=0.0, n=5, seed=0
+):
     """Per-sample tables for ``n`` patients, CSF at baseline, d14 and m3."""
     rng = np.random.default_rng(seed)
     scale = patient_scale if patient_scale is not None else np.ones(n)
@@ -32,7 +34,12 @@ def _cohort(*, b_post: float, plasma_post: float, car_post: float, patient_scale
             n_car = round(0.5 * row["CAR_T"])
             car.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "t_cells": t,
                         "car_positive_t_cells": n_car, "car_fraction": n_car / t})  # fmt: skip
-            ig.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "asc_ig_per_1000_umis": 5.0 * row["plasma"] / 10})
+            ig.append(
+                {
+                    **{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")},
+                    "asc_ig_per_1000_umis": 5.0 * row["plasma"] / 10,
+                }
+            )
             level = 8.0 + 0.5 * p + (activation_change if post else 0.0) + rng.normal(0, 0.05)
             programs.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "group": "microglia_like",
                              "program": "microglia_activation", "score": level})  # fmt: skip

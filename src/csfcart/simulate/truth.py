@@ -10,93 +10,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from csfcart.claims import CLAIMS, PENDING
 from csfcart.simulate.biology import B_LINEAGE, MEDIAN_UMIS, MYELOID, PROGRAMS, T_CELLS
 from csfcart.simulate.cohort import Cohort
 
-#: claim -> (statement, metric, direction, threshold, scale). The effect counts as present
-#: when direction * effect >= threshold, where ``effect`` is the relative change (post/base
-#: - 1) for scale "relative" and the true effect itself otherwise. Metrics are those of
+#: claim -> (direction, threshold): the effect counts as present when
+#: direction * true_effect >= threshold. Metrics (and their wording) are those of
 #: csfcart.claims, so that a confidence interval can be checked against the true effect.
-CLAIMS: dict[str, tuple[str, str, int, float, str]] = {
-    "C1": (
-        "CAR-T cells reach the CSF",
-        "CAR+ fraction of CSF T cells after infusion (change from baseline)",
-        +1,
-        0.01,
-        "absolute",
-    ),
-    "C2": (
-        "CAR-T cells expand and persist in CSF",
-        "CAR+ fraction of T cells at the last time point, CSF minus blood (CSF alone without blood)",
-        +1,
-        0.005,
-        "absolute",
-    ),
-    "C3": ("B-cell lineages are eliminated in CSF", "change in % of CSF cells that are B cells", -1, 0.5, "relative"),
-    "C4": (
-        "plasmablasts / plasma cells are depleted",
-        "change in % of CSF cells that are plasma cells",
-        -1,
-        0.5,
-        "relative",
-    ),
-    "C5": (
-        "intrathecal immunoglobulin production halts",
-        "change in Ig UMIs of antibody-secreting cells per 1,000 CSF UMIs",
-        -1,
-        0.5,
-        "relative",
-    ),
-    "C6": (
-        "microglial activation is attenuated",
-        "change in the activation program of microglia-like cells (log2 CPM)",
-        -1,
-        0.3,
-        "absolute",
-    ),
-    "C7": (
-        "B cell / microglia-like cell interactions are reduced",
-        "log2 fold change of B-axis ligand expression in microglia-like cells, with B cells lost",
-        -1,
-        0.3,
-        "absolute",
-    ),
-    "C8": (
-        "inflammatory cytokines in CSF fall",
-        "change in the cytokine program of CSF myeloid and microglia-like cells (log2 CPM)",
-        -1,
-        0.3,
-        "absolute",
-    ),
-    "C9": (
-        "CSF CAR-T cells are less exhausted",
-        "exhaustion program of CAR-T cells, CSF minus blood (log2 CPM)",
-        -1,
-        0.3,
-        "absolute",
-    ),
-    "D1": (
-        "B cells are depleted in blood within about 2 weeks",
-        "change in % of blood cells that are B cells at the first time point after infusion",
-        -1,
-        0.5,
-        "relative",
-    ),
-    "D2": (
-        "CAR-T cells persist",
-        "CAR+ fraction of blood T cells at month 3 or the last time point (change from baseline)",
-        +1,
-        0.005,
-        "absolute",
-    ),
-    "D3": (
-        "returning B cells are new, naive ones",
-        "change in the naive share of blood B cells at the last time point (percentage points)",
-        +1,
-        10.0,
-        "absolute",
-    ),
+THRESHOLDS: dict[str, tuple[int, float]] = {
+    "C1": (+1, 0.01),  # CAR+ fraction of CSF T cells
+    "C2": (+1, 0.005),  # CSF minus blood CAR+ fraction
+    "C3": (-1, 50.0),  # percent fall of B cells
+    "C4": (-1, 50.0),  # percent fall of plasma cells
+    "C5": (-1, 50.0),  # percent fall of ASC immunoglobulin
+    "C6": (-1, 0.3),  # log2 fall of the activation program
+    "C7": (-1, 0.3),  # log2 fall of B-axis ligands (with B cells lost)
+    "C8": (-1, 0.3),  # log2 fall of the cytokine program
+    "C9": (-1, 0.3),  # log2 CSF-blood difference of exhaustion
+    "D1": (-1, 50.0),  # percent fall of blood B cells
+    "D2": (+1, 0.005),  # CAR+ fraction of blood T cells
+    "D3": (+1, 10.0),  # percentage-point rise of the naive share of B cells
 }
+C7_METRIC = "log2 fold change of B-axis ligand expression in microglia-like cells, with B cells lost"
 
 
 #: immunoglobulin genes counted in antibody-secreting cells (as csfcart.measure.IG_GENES)
@@ -164,17 +99,16 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         return 1000 * (1 - cohort.ambient_fraction) * c.get("plasma", 0.0) * umis["plasma"] * prof[ig].sum() / total
 
     effects: dict[str, float] = {}
-    relative: dict[str, float] = {}
     if "CSF" in cohort.compartments and post("CSF"):
         csf = post("CSF")
         effects["C1"] = float(np.mean([car_fraction("CSF", tp) for tp in csf]))
         last = csf[-1]
         blood_last = post("blood")[-1] if post("blood") else None
         effects["C2"] = car_fraction("CSF", last) - (car_fraction("blood", blood_last) if blood_last else 0.0)
-        effects["C3"], relative["C3"] = pp_change("CSF", csf, B_LINEAGE)
-        effects["C4"], relative["C4"] = pp_change("CSF", csf, ["plasma"])
+        effects["C3"] = 100 * pp_change("CSF", csf, B_LINEAGE)[1]
+        effects["C4"] = 100 * pp_change("CSF", csf, ["plasma"])[1]
         before, after = asc_ig("CSF", base), float(np.mean([asc_ig("CSF", tp) for tp in csf]))
-        effects["C5"], relative["C5"] = after - before, (after / before - 1) if before else 0.0
+        effects["C5"] = 100 * (after / before - 1) if before else 0.0
         act = PROGRAMS["microglia_activation"]
         effects["C6"] = float(np.mean([_mean_lfc(model, "CSF", tp, act, ["microglia_like"]) for tp in csf]))
         ligands = PROGRAMS["b_microglia_ligands"]
@@ -199,17 +133,19 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         )
     if "blood" in cohort.compartments and post("blood"):
         blood = post("blood")
-        effects["D1"], relative["D1"] = pp_change("blood", blood[:1], B_LINEAGE)
+        effects["D1"] = 100 * pp_change("blood", blood[:1], B_LINEAGE)[1]
         effects["D2"] = car_fraction("blood", "m3" if "m3" in blood else blood[-1])
         effects["D3"], _ = pp_change("blood", blood[-1:], ["naive_B"], of=B_LINEAGE)
 
     rows = []
     for claim in cohort.claims:
-        statement, metric, direction, threshold, scale = CLAIMS[claim]
+        direction, threshold = THRESHOLDS[claim]
+        statement = CLAIMS[claim].statement if claim in CLAIMS else PENDING[claim]
+        metric = CLAIMS[claim].metric if claim in CLAIMS else C7_METRIC
         effect = effects.get(claim, 0.0)
-        present = direction * (relative.get(claim, 0.0) if scale == "relative" else effect) >= threshold
+        present = direction * effect >= threshold
         if claim == "C7":  # the interaction needs its B-cell side to fall as well
-            present = present and relative.get("C3", 0.0) <= -0.5
+            present = present and effects.get("C3", 0.0) <= -50.0
         rows.append(
             {
                 "claim_id": claim,

@@ -1,0 +1,90 @@
+"""The analysis of a synthetic cohort in one process, for calibration over many seeds.
+
+The same package functions as the Snakemake rules (QC, merge, integration, annotation,
+measurements, claims), chained in memory with no per-job start-up and no files, so that a
+calibration over seeds and patient counts stays affordable on 2 cores. Defaults follow
+config/config.yaml; Harmony is the integration (the fast option).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import pandas as pd
+import scipy.sparse as sp
+import yaml
+
+from csfcart.annotate import annotate, read_markers
+from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
+from csfcart.integrate import integrate, merge_samples
+from csfcart.keys import COUNTS
+from csfcart.measure import asc_immunoglobulin, car_fractions, cell_counts, programs_per_sample
+from csfcart.qc import run_qc
+from csfcart.simulate.cohort import Cohort
+from csfcart.simulate.model import CohortModel
+from csfcart.simulate.truth import claim_truth
+
+ROOT = Path(__file__).parents[2]
+
+
+def default_config() -> dict[str, Any]:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["integration"]["method"] = "harmony"
+    return config
+
+
+def sample_anndata(model: CohortModel, index: int) -> ad.AnnData:
+    """One simulated sample as the ingest step would produce it."""
+    meta = model.samples[index]
+    draw = model.draw_sample(index)
+    adata = ad.AnnData(X=sp.csr_matrix(draw.counts, dtype="float32"), var=pd.DataFrame(index=model.features))
+    adata.obs_names = [f"{meta['sample_id']}:{b}" for b in draw.barcodes]
+    adata.obs["barcode"] = draw.barcodes
+    for key in ("sample_id", "patient_id", "timepoint", "compartment"):
+        adata.obs[key] = pd.Categorical([meta[key]] * adata.n_obs)
+    adata.obs["batch"] = adata.obs["sample_id"]
+    adata.layers[COUNTS] = adata.X.copy()
+    return adata
+
+
+def analyse(cohort: Cohort, config: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Claims of ``cohort`` scored against its truth (rows of claims.tsv plus truth columns)."""
+    config = config or default_config()
+    model = CohortModel(cohort)
+    kept, summaries = [], []
+    for i in range(len(model.samples)):
+        out, _, summary = run_qc(sample_anndata(model, i), config["qc"], seed=config["seed"])
+        kept.append(out)
+        summaries.append(summary)
+    summary = pd.DataFrame(summaries)
+    keep = set(summary.loc[summary["status"] == "ok", "sample_id"])
+    adata = merge_samples([], summary, parts=[a for a in kept if a.n_obs and str(a.obs["sample_id"].iloc[0]) in keep])
+    s = config["integration"]
+    integrate(adata, method=s["method"], batch_key=s["batch_key"], n_hvg=s["n_hvg"], seed=config["seed"], settings=s)
+    a = config["annotation"]
+    annotate(
+        adata,
+        markers=read_markers(ROOT / a["markers"]),
+        use_rep=adata.uns["integration"]["embedding"],
+        n_neighbors=config["clustering"]["n_neighbors"],
+        resolution=config["clustering"]["resolution"],
+        min_score=a["min_score"],
+        min_margin=a["min_margin"],
+        car_feature=cohort.car_feature,
+        seed=config["seed"],
+        car_cluster_fraction=a.get("car_cluster_fraction", 0.15),
+        umap=False,
+    )
+    programs = yaml.safe_load((ROOT / config["analysis"]["programs"]).read_text())
+    m = Measurements(
+        counts=cell_counts(adata.obs),
+        car=car_fractions(adata.obs),
+        ig=asc_immunoglobulin(adata),
+        programs=programs_per_sample(adata, programs, min_cells=config["analysis"]["min_cells"]),
+    )
+    claims = claims_table(
+        m, applicable_claims(m.counts, cohort.claims), baseline=cohort.baseline, alpha=config["analysis"]["alpha"]
+    )
+    return score_against_truth(claims, claim_truth(cohort, model))
