@@ -132,7 +132,13 @@ def _pairs(
 
 
 def _percent_change(
-    table: pd.DataFrame, num: pd.Series, den: pd.Series, compartment: str, baseline: str, timepoints: list[str], half: float
+    table: pd.DataFrame,
+    num: pd.Series,
+    den: pd.Series,
+    compartment: str,
+    baseline: str,
+    timepoints: list[str],
+    half: float,
 ) -> tuple[pd.Series, pd.DataFrame, int]:
     """Per patient: percent change from baseline of ``num / den``, post samples pooled.
 
@@ -149,7 +155,9 @@ def _percent_change(
     pairs = pairs[pairs["den_base"] > 0]
     zero = int((pairs["num_base"] <= 0).sum())
     pairs = pairs[pairs["num_base"] > 0]
-    ratio = ((pairs["num_post"] + half) / (pairs["den_post"] + half)) / ((pairs["num_base"] + half) / (pairs["den_base"] + half))
+    ratio = ((pairs["num_post"] + half) / (pairs["den_post"] + half)) / (
+        (pairs["num_base"] + half) / (pairs["den_base"] + half)
+    )
     frame = pd.DataFrame({"base": pairs["num_base"] / pairs["den_base"], "post": pairs["num_post"] / pairs["den_post"]})
     return 100 * (ratio - 1), frame, zero
 
@@ -227,7 +235,9 @@ def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Seri
         ig = m.ig
         per_cell = (ig["asc_ig_umis"] / ig["asc_cells"].where(ig["asc_cells"] > 0)).median()
         half = 0.5 * per_cell if np.isfinite(per_cell) else 0.5
-        values, pairs, zero = _percent_change(ig, ig["asc_ig_umis"], ig["total_umis"], c.compartment, baseline, post, half)
+        values, pairs, zero = _percent_change(
+            ig, ig["asc_ig_umis"], ig["total_umis"], c.compartment, baseline, post, half
+        )
         return values, pairs, f"time points {', '.join(post)}{_dropped(zero)}"
     if claim_id in ("C6", "C8"):
         group, program = (

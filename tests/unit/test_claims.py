@@ -34,12 +34,8 @@ def _cohort(
             n_car = round(0.5 * row["CAR_T"])
             car.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "t_cells": t,
                         "car_positive_t_cells": n_car, "car_fraction": n_car / t})  # fmt: skip
-            ig.append(
-                {
-                    **{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")},
-                    "asc_ig_per_1000_umis": 5.0 * row["plasma"] / 10,
-                }
-            )
+            meta = {k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}
+            ig.append({**meta, "asc_cells": row["plasma"], "asc_ig_umis": 5000.0 * row["plasma"], "total_umis": 5e6})
             level = 8.0 + 0.5 * p + (activation_change if post else 0.0) + rng.normal(0, 0.05)
             programs.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "group": "microglia_like",
                              "program": "microglia_activation", "score": level})  # fmt: skip
