@@ -164,3 +164,26 @@ def _wrap(text: str, width: int) -> list[str]:
         else:
             line = f"{line} {w}".strip()
     return [*lines, line]
+
+
+def plot_heatmap(results: pd.DataFrame, *, n_genes: int = 30) -> plt.Figure:
+    """log2 fold changes of the most significant genes (rows) across cell type x contrast."""
+    res = results.dropna(subset=["padj"])
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
+    if res.empty:
+        ax.text(0.5, 0.5, "no contrast could be tested", ha="center", va="center", transform=ax.transAxes)
+        ax.axis("off")
+        return fig
+    res = res.assign(
+        column=res["cell_type"] + " " + res["compartment"] + " " + res["contrast"].str.replace("_vs_", " vs ")
+    )
+    top = res.nsmallest(n_genes * 3, "padj")["gene"].drop_duplicates().head(n_genes)
+    wide = res[res["gene"].isin(top)].pivot_table(index="gene", columns="column", values="log2FoldChange").reindex(top)
+    lim = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 1.0
+    fig.set_size_inches(max(6, 0.45 * wide.shape[1] + 3), max(4, 0.22 * wide.shape[0] + 2.5))
+    im = ax.imshow(wide.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(wide.shape[1]), wide.columns, rotation=90, fontsize=7)
+    ax.set_yticks(range(wide.shape[0]), wide.index, fontsize=7)
+    fig.colorbar(im, ax=ax, label="log2 fold change vs baseline", shrink=0.6)
+    ax.set_title(f"Top {len(top)} genes by adjusted p (blank: not tested)", fontsize=9)
+    return fig

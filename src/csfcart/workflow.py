@@ -42,6 +42,7 @@ def targets(out: str, samples: list[str], *, synthetic: bool, de_cell_types: lis
         f"{out}/claims.tsv",
         f"{out}/claims.png",
         *[f"{out}/de/{ct}.png" for ct in de_cell_types],
+        *([f"{out}/de/summary.tsv", f"{out}/de/heatmap.png"] if de_cell_types else []),
     ]
     if synthetic:
         files += [

@@ -183,3 +183,32 @@ rule score_claims:
         runtime=5,
     script:
         "../scripts/score_claims.py"
+
+
+rule de_summary:
+    input:
+        tables=expand(f"{OUT}/de/{{cell_type}}.tsv", cell_type=DE_CELL_TYPES),
+        status=expand(f"{OUT}/de/{{cell_type}}.status.tsv", cell_type=DE_CELL_TYPES),
+    output:
+        status=report(
+            f"{OUT}/de/summary.tsv",
+            caption="../report/de_summary.rst",
+            category="Expression",
+            labels={"table": "contrasts tested"},
+        ),
+        heatmap=report(
+            f"{OUT}/de/heatmap.png",
+            caption="../report/de_heatmap.rst",
+            category="Expression",
+            labels={"figure": "heat map of top genes"},
+        ),
+    log:
+        f"{OUT}/logs/de_summary.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/de_summary.py"
