@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.claims import _order
-from csfcart.plotting import CELL_TYPE_COLOURS
+from csfcart.plotting import CELL_TYPE_COLOURS, plot_stacked_composition
 from csfcart.stats import paired_table
 
 META_COLS = ["patient_id", "timepoint", "compartment"]
@@ -109,14 +109,4 @@ def plot_stacked(long: pd.DataFrame) -> plt.Figure:
     wide = wide.reset_index()
     wide["_t"] = wide["timepoint"].map(order.index)
     wide = wide.sort_values(["compartment", "patient_id", "_t"]).set_index("sample_id").drop(columns=["_t", *META_COLS])
-    fig, ax = plt.subplots(figsize=(max(8, 0.3 * len(wide) + 3), 5), layout="constrained")
-    bottom = np.zeros(len(wide))
-    for t in wide.columns:
-        ax.bar(range(len(wide)), wide[t], bottom=bottom, color=CELL_TYPE_COLOURS.get(t, "#bbbbbb"), label=t, width=0.85)
-        bottom += wide[t].to_numpy()
-    ax.set_xticks(range(len(wide)), wide.index, rotation=90, fontsize=7)
-    ax.set_ylabel("% of cells")
-    ax.set_ylim(0, 100)
-    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
-    ax.set_title("Annotated composition per sample")
-    return fig
+    return plot_stacked_composition(wide, "Annotated composition per sample")

@@ -156,3 +156,21 @@ def plot_claims(claims):
         ax.set_xlabel(row["metric"], fontsize=7)
     fig.suptitle("Claims: per-patient paired estimates with 95% CIs (dashed line: no change)", fontsize=10)
     return fig
+
+
+def plot_stacked_composition(wide, title: str):
+    """Stacked bars: one bar per row of ``wide`` (samples x cell types, percent)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(max(8, 0.3 * len(wide) + 3), 5), layout="constrained")
+    bottom = np.zeros(len(wide))
+    for t in wide.columns:
+        ax.bar(range(len(wide)), wide[t], bottom=bottom, color=CELL_TYPE_COLOURS.get(t, "#bbbbbb"), label=t, width=0.85)
+        bottom += wide[t].to_numpy()
+    ax.set_xticks(range(len(wide)), wide.index, rotation=90, fontsize=7)
+    ax.set_ylabel("% of cells")
+    ax.set_ylim(0, 100)
+    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+    ax.set_title(title)
+    return fig

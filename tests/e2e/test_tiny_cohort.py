@@ -69,3 +69,34 @@ def test_second_run_has_nothing_to_do(tiny_run):
     proc = run_snakemake("-n", "--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(override))
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_claims_table_has_every_claim_with_statistics(tiny_run):
+    claims = pd.read_csv(tiny_run / "claims.tsv", sep="\t").set_index("claim_id")
+    assert list(claims.index) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"]
+    for col in [
+        "statement",
+        "metric",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "n_patients",
+        "patients_consistent",
+        "verdict",
+        "reason",
+    ]:
+        assert col in claims.columns, col
+    assert set(claims["verdict"]) <= {"reproduced", "not_reproduced", "not_testable"}
+    # CAR-T cells appear in every tiny patient's CSF: the clearest claim holds even here
+    assert claims.loc["C1", "verdict"] == "reproduced"
+    assert claims.loc["C7", "verdict"] == "not_testable"
+    scored = pd.read_csv(tiny_run / "evaluation" / "claims.tsv", sep="\t")
+    assert {"true_effect", "expected_verdict", "ci_covers_truth"} <= set(scored.columns)
+
+
+def test_de_reports_untestable_contrasts_with_a_reason(tiny_run):
+    summary = pd.read_csv(tiny_run / "de" / "summary.tsv", sep="\t")
+    assert summary["tested"].any()
+    untested = summary[~summary["tested"]]
+    assert (untested["reason"].str.len() > 0).all()

@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
-from csfcart.plotting import CELL_TYPE_COLOURS
+from csfcart.plotting import CELL_TYPE_COLOURS, plot_stacked_composition
 
 #: Real CSF clusters of Schafflick et al. 2020 -> simulated cell types.
 REFERENCE_MAP: dict[str, list[str]] = {
@@ -110,17 +110,9 @@ def plot_composition(comp: pd.DataFrame, reference: pd.DataFrame | None = None) 
             ref[mapped[0]] = reference.set_index("sample")[cols].sum(axis=1)
         ref.index = ["real: " + s for s in ref.index]
         bars = pd.concat([bars, ref.fillna(0)]).fillna(0)
-    fig, ax = plt.subplots(figsize=(max(8, 0.3 * len(bars) + 3), 5), layout="constrained")
-    bottom = np.zeros(len(bars))
-    for t in bars.columns:
-        ax.bar(range(len(bars)), bars[t], bottom=bottom, color=CELL_TYPE_COLOURS.get(t, "#bbbbbb"), label=t, width=0.85)
-        bottom += bars[t].to_numpy()
-    ax.set_xticks(range(len(bars)), bars.index, rotation=90, fontsize=7)
-    ax.set_ylabel("% of cells")
-    ax.set_ylim(0, 100)
-    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
-    ax.set_title("True composition per simulated sample (real CSF samples on the right, mapped to the simulated types)")
-    return fig
+    return plot_stacked_composition(
+        bars, "True composition per simulated sample (real CSF samples on the right, mapped to the simulated types)"
+    )
 
 
 def reference_table(name: str) -> pd.DataFrame:
