@@ -99,7 +99,7 @@ CLAIMS: dict[str, Claim] = {
     ),
     "D3": Claim(
         "returning B cells are new, naive ones",
-        "change in the naive share of blood B cells at the last time point (percentage points)",
+        "log2 odds ratio of naive among blood B cells, last time point vs baseline",
         +1,
         "blood",
     ),
@@ -255,7 +255,11 @@ def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Seri
         return diff, None, "matched time points with CAR-T cells in both compartments"
     if claim_id == "D3":
         last = post[-1:]
-        pairs = _pairs(counts, 100 * _share(counts, ["naive_B"], of=B_CELL_TYPES), c.compartment, baseline, last)
+        naive = counts.reindex(columns=["naive_B"], fill_value=0).sum(axis=1)
+        memory = counts.reindex(columns=[t for t in B_CELL_TYPES if t != "naive_B"], fill_value=0).sum(axis=1)
+        # odds of naive among B cells, continuity-corrected by half a cell
+        log_odds = np.log2((naive + 0.5) / (memory + 0.5))
+        pairs = _pairs(counts, log_odds, c.compartment, baseline, last)
         return pairs["post"] - pairs["base"], pairs, f"time point {last[0]}"
     raise KeyError(claim_id)
 

@@ -65,7 +65,6 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     import torch
 
     scvi.settings.seed = seed
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     hvg = adata[:, adata.var["highly_variable"]].copy()
     scvi.model.SCVI.setup_anndata(hvg, layer=COUNTS, batch_key=batch_key)
     model = scvi.model.SCVI(hvg, n_latent=settings.get("n_latent", 20), n_layers=settings.get("n_layers", 1))

@@ -19,7 +19,7 @@ rule annotate:
         f"{OUT}/benchmarks/annotate.tsv"
     conda:
         "../../envs/csfcart.yaml"
-    threads: workflow.cores
+    threads: 4
     resources:
         mem_mb=lambda wc, input, attempt: max(6000, 6 * input.size_mb) * attempt,
         runtime=60,

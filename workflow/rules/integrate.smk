@@ -33,7 +33,7 @@ rule integrate:
         f"{OUT}/benchmarks/integrate.tsv"
     conda:
         "../../envs/csfcart.yaml"
-    threads: workflow.cores
+    threads: 4
     resources:
         mem_mb=lambda wc, input, attempt: max(8000, 8 * input.size_mb) * attempt,
         runtime=240,

@@ -5,11 +5,13 @@ import logging
 import time
 
 import anndata as ad
+import torch
 
 from csfcart.integrate import integrate
 from csfcart.logs import setup
 
 setup(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.integration
 adata = ad.read_h5ad(snakemake.input[0])
 start = time.perf_counter()

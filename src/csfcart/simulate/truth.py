@@ -29,7 +29,7 @@ THRESHOLDS: dict[str, tuple[int, float]] = {
     "C9": (-1, 0.3),  # log2 CSF-blood difference of exhaustion
     "D1": (-1, 50.0),  # percent fall of blood B cells
     "D2": (+1, 0.005),  # CAR+ fraction of blood T cells
-    "D3": (+1, 10.0),  # percentage-point rise of the naive share of B cells
+    "D3": (+1, 1.0),  # log2 odds ratio of naive among B cells
 }
 C7_METRIC = "log2 fold change of B-axis ligand expression in microglia-like cells, with B cells lost"
 
@@ -135,7 +135,11 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         blood = post("blood")
         effects["D1"] = 100 * pp_change("blood", blood[:1], B_LINEAGE)[1]
         effects["D2"] = car_fraction("blood", "m3" if "m3" in blood else blood[-1])
-        effects["D3"], _ = pp_change("blood", blood[-1:], ["naive_B"], of=B_LINEAGE)
+        def log_odds(tp: str) -> float:
+            c = comp("blood", tp)
+            return float(np.log2(max(c.get("naive_B", 0.0), 1e-9) / max(c.get("memory_B", 0.0), 1e-9)))
+
+        effects["D3"] = log_odds(blood[-1]) - log_odds(base)
 
     rows = []
     for claim in cohort.claims:

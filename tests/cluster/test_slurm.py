@@ -1,0 +1,83 @@
+"""The tiny cohort through a real single-node SLURM with the project's profile.
+
+Runs only with CSFCART_SLURM=1 (``make test-cluster``, which installs Debian's slurm-wlm and
+munge): the fixture starts munge, slurmctld and slurmd on localhost (tests/cluster/
+slurm-up.sh) and stops every daemon by its pid file afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, run_snakemake, write_config
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(os.environ.get("CSFCART_SLURM") != "1", reason="set CSFCART_SLURM=1 (make test-cluster)"),
+]
+HERE = Path(__file__).parent
+# the profile's placeholders filled in for the local cluster; no GPU on this node
+SLURM_ARGS = [
+    "--workflow-profile", "workflow/profiles/slurm",
+    "--default-resources", "slurm_partition=debug", "slurm_account=ci", "mem_mb=1500", "runtime=30",
+    "--set-resources", "integrate:gpu=0",
+    "--jobs", "4",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    up = subprocess.run(["bash", str(HERE / "slurm-up.sh")], env={**os.environ, "SKIP_INSTALL": "1"}, capture_output=True, text=True, timeout=120)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield
+    finally:
+        subprocess.run(["bash", str(HERE / "slurm-down.sh")], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def runs(slurm, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("slurm")
+    results = {}
+    for name, extra in (("local", ["-c2"]), ("slurm", SLURM_ARGS)):
+        override = write_config(tmp, f"results: {tmp / name}\nintegration:\n  method: harmony\n")
+        cfg = tmp / f"{name}.yaml"
+        override.rename(cfg)
+        proc = run_snakemake("--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(cfg), *extra, timeout=1500)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+        results[name] = tmp / name / "csf_bcma_cart_tiny"
+    return results
+
+
+def test_slurm_run_matches_the_local_run(runs):
+    local = pd.read_csv(runs["local"] / "claims.tsv", sep="\t")
+    remote = pd.read_csv(runs["slurm"] / "claims.tsv", sep="\t")
+    pd.testing.assert_frame_equal(local, remote)
+    types = [pd.read_csv(runs[k] / "annotation" / "clusters.tsv", sep="\t")["cell_type"].value_counts().sort_index() for k in runs]
+    pd.testing.assert_series_equal(*types)
+
+
+def test_squeue_shows_the_rules_requests(runs):
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%j|%C|%m"], capture_output=True, text=True, timeout=30).stdout
+    jobs = [line.split("|") for line in out.splitlines() if line]
+    assert jobs, "no job seen by squeue"
+    integrate = [j for j in jobs if "integrate" in j[0]]
+    assert integrate, out
+    cpus, mem = integrate[0][1], integrate[0][2]
+    assert cpus == "2"  # threads: 4, capped by the node's 2 CPUs
+    assert mem.endswith(("M", "G")) and int(float(mem[:-1]) * (1024 if mem.endswith("G") else 1)) >= 8000
+
+
+def test_an_impossible_request_fails_at_submission(slurm, tmp_path):
+    override = write_config(tmp_path, f"results: {tmp_path}\n")
+    target = tmp_path / "csf_null_tiny" / "simulated" / "samples.tsv"
+    proc = run_snakemake(str(target), "--configfile", "config/datasets/csf_null_tiny.yaml", str(override), *SLURM_ARGS,
+                         "--set-resources", "simulate:mem_mb=100000000", timeout=300)  # fmt: skip
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "sbatch" in text.lower() and ("memory" in text.lower() or "requested node configuration" in text.lower()), text[-3000:]
