@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 
-.PHONY: venv run report test lint format clean
+.PHONY: venv run test test-cluster cluster-deps lint format clean
 
 venv: $(VENV)/.installed
 
@@ -40,6 +40,14 @@ format: venv
 
 test: venv lint
 	$(BIN)/python -m pytest -q
+
+# A real single-node SLURM on localhost (Debian's slurm-wlm and munge; needs root).
+cluster-deps:
+	@command -v sbatch >/dev/null && command -v munged >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge; }
+
+test-cluster: venv cluster-deps
+	CSFCART_SLURM=1 timeout -k 30 2700 $(BIN)/python -m pytest -q tests/cluster
 
 clean:
 	rm -rf results .snakemake

@@ -15,6 +15,7 @@ include: "workflow/rules/qc.smk"
 include: "workflow/rules/integrate.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/differential.smk"
+include: "workflow/rules/communication.smk"
 
 
 localrules:
@@ -23,6 +24,7 @@ localrules:
     evaluate_annotation,
     claims,
     score_claims,
+    de_summary,
 
 
 rule all:

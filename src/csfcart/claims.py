@@ -74,6 +74,12 @@ CLAIMS: dict[str, Claim] = {
         -1,
         "CSF",
     ),
+    "C7": Claim(
+        "B cell / microglia-like cell interactions are reduced",
+        "change in the mean LIANA score of B-lineage <-> microglia-like interactions (0 when B cells are gone)",
+        -1,
+        "CSF",
+    ),
     "C8": Claim(
         "inflammatory cytokines in CSF fall",
         "change in the cytokine program of CSF myeloid and microglia-like cells (log2 CPM)",
@@ -106,10 +112,6 @@ CLAIMS: dict[str, Claim] = {
 }
 
 
-#: claims the workflow cannot score yet
-PENDING = {"C7": "B cell / microglia-like cell interactions are reduced"}
-
-
 @dataclass
 class Measurements:
     """The per-sample tables of :mod:`csfcart.measure`."""
@@ -118,6 +120,7 @@ class Measurements:
     car: pd.DataFrame  # sample -> meta + car_fraction
     ig: pd.DataFrame  # sample -> meta + asc_ig_per_1000_umis
     programs: pd.DataFrame  # long: sample, group, program, score
+    communication: pd.DataFrame | None = None  # sample -> meta + b_microglia, microglia_inflammatory
 
 
 def _pairs(
@@ -246,6 +249,16 @@ def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Seri
         p = _program(m, group, program)
         pairs = _pairs(p, p["score"], c.compartment, baseline, post)
         return pairs["post"] - pairs["base"], pairs, f"{group} cells, time points {', '.join(post)}"
+    if claim_id == "C7":
+        if m.communication is None:
+            return pd.Series(dtype=float), None, "the communication step did not run"
+        com = m.communication
+        pairs = _pairs(com, com["b_microglia"], c.compartment, baseline, post)
+        infl = _pairs(com, com["microglia_inflammatory"], c.compartment, baseline, post)
+        infl_change = paired_summary((infl["post"] - infl["base"]).to_numpy(), direction=-1)
+        note = (f"time points {', '.join(post)}; microglia-like inflammatory signalling changed by "
+                f"{infl_change['estimate']:+.3f} (95% CI {infl_change['ci_low']:+.3f} to {infl_change['ci_high']:+.3f})")  # fmt: skip
+        return pairs["post"] - pairs["base"], pairs, note
     if claim_id == "C9":
         p = _program(m, "CAR_T", "t_exhaustion")
         wide = p.reset_index().pivot_table(index=["patient_id", "timepoint"], columns="compartment", values="score")
@@ -269,8 +282,8 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
     rows = []
     for cid in claim_ids:
         if cid not in CLAIMS:
-            rows.append({"claim_id": cid, "statement": PENDING.get(cid, cid), "metric": "", "n_patients": 0, "patients_consistent": 0,
-                         "verdict": "not_testable", "reason": "needs the cell-cell communication step, not yet part of the workflow"})  # fmt: skip
+            rows.append({"claim_id": cid, "statement": cid, "metric": "", "n_patients": 0, "patients_consistent": 0,
+                         "verdict": "not_testable", "reason": "unknown claim"})  # fmt: skip
             continue
         c = CLAIMS[cid]
         row = {"claim_id": cid, "statement": c.statement, "metric": c.metric}

@@ -25,7 +25,9 @@ def sample_table(config: dict[str, Any], *, out: str, schema: str | Path) -> pd.
     return read_sample_sheet(config["samples"], schema)
 
 
-def targets(out: str, samples: list[str], *, synthetic: bool, de_cell_types: list[str] = ()) -> list[str]:
+def targets(
+    out: str, samples: list[str], *, synthetic: bool, de_cell_types: list[str] = (), communication: bool = True
+) -> list[str]:
     """Everything ``rule all`` asks for."""
     files = [
         f"{out}/qc/summary.tsv",
@@ -44,6 +46,11 @@ def targets(out: str, samples: list[str], *, synthetic: bool, de_cell_types: lis
         *[f"{out}/de/{ct}.png" for ct in de_cell_types],
         *([f"{out}/de/summary.tsv", f"{out}/de/heatmap.png"] if de_cell_types else []),
     ]
+    if communication:
+        files += [
+            f"{out}/communication/{name}"
+            for name in ("interactions.tsv", "b_microglia.png", "top_changes.png", "sender_receiver.png")
+        ]
     if synthetic:
         files += [
             f"{out}/simulated/figures/cell_metrics.png",

@@ -32,7 +32,13 @@ SLURM_ARGS = [
 
 @pytest.fixture(scope="module")
 def slurm():
-    up = subprocess.run(["bash", str(HERE / "slurm-up.sh")], env={**os.environ, "SKIP_INSTALL": "1"}, capture_output=True, text=True, timeout=120)
+    up = subprocess.run(
+        ["bash", str(HERE / "slurm-up.sh")],
+        env={**os.environ, "SKIP_INSTALL": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         yield
@@ -58,12 +64,17 @@ def test_slurm_run_matches_the_local_run(runs):
     local = pd.read_csv(runs["local"] / "claims.tsv", sep="\t")
     remote = pd.read_csv(runs["slurm"] / "claims.tsv", sep="\t")
     pd.testing.assert_frame_equal(local, remote)
-    types = [pd.read_csv(runs[k] / "annotation" / "clusters.tsv", sep="\t")["cell_type"].value_counts().sort_index() for k in runs]
+    types = [
+        pd.read_csv(runs[k] / "annotation" / "clusters.tsv", sep="\t")["cell_type"].value_counts().sort_index()
+        for k in runs
+    ]
     pd.testing.assert_series_equal(*types)
 
 
 def test_squeue_shows_the_rules_requests(runs):
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%j|%C|%m"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%j|%C|%m"], capture_output=True, text=True, timeout=30
+    ).stdout
     jobs = [line.split("|") for line in out.splitlines() if line]
     assert jobs, "no job seen by squeue"
     integrate = [j for j in jobs if "integrate" in j[0]]
@@ -80,4 +91,6 @@ def test_an_impossible_request_fails_at_submission(slurm, tmp_path):
                          "--set-resources", "simulate:mem_mb=100000000", timeout=300)  # fmt: skip
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
-    assert "sbatch" in text.lower() and ("memory" in text.lower() or "requested node configuration" in text.lower()), text[-3000:]
+    assert "sbatch" in text.lower() and ("memory" in text.lower() or "requested node configuration" in text.lower()), (
+        text[-3000:]
+    )

@@ -83,14 +83,27 @@ def test_a_missing_cell_type_is_not_testable():
     assert "at least 2 needed" in t.loc["C6", "reason"]
 
 
-def test_an_unimplemented_claim_is_reported_not_dropped():
+def test_a_claim_whose_step_did_not_run_is_reported_not_dropped():
     t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2), ("C7",))
     assert t.loc["C7", "verdict"] == "not_testable"
+    assert "communication step did not run" in t.loc["C7", "reason"]
+
+
+def test_communication_claim_pairs_patients():
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.2)
+    com = m.counts[["patient_id", "timepoint", "compartment"]].copy()
+    rng = np.random.default_rng(1)
+    com["b_microglia"] = np.where(com["timepoint"] == "baseline", 0.8, 0.0) + rng.normal(0, 0.01, len(com))
+    com["microglia_inflammatory"] = 0.7
+    m.communication = com
+    t = _verdicts(m, ("C7",))
+    assert t.loc["C7", "verdict"] == "reproduced"
+    assert t.loc["C7", "estimate"] == pytest.approx(-0.8, abs=0.02)
 
 
 def test_claims_follow_the_compartments():
     m = _cohort(b_post=2, plasma_post=0, car_post=0.2)
-    assert applicable_claims(m.counts, None) == ["C1", "C2", "C3", "C4", "C5", "C6", "C8"]
+    assert applicable_claims(m.counts, None) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]
     blood = m.counts.assign(compartment="blood")
     assert applicable_claims(blood, None) == ["D1", "D2", "D3"]
 

@@ -142,7 +142,7 @@ def test_null_and_anti_cd20_truth():
 
     null, effect = verdicts("csf_null")
     assert set(null.values()) == {"not_reproduced"}
-    assert all(abs(v) < 1e-9 for v in effect.values())
+    assert all(abs(v) < 1e-9 for k, v in effect.items() if k != "C7")  # C7: verdict only
     cd20, _ = verdicts("csf_anti_cd20_like")
     assert cd20["C3"] == "reproduced" and cd20["C4"] == "not_reproduced" and cd20["C5"] == "not_reproduced"
     pbmc, _ = verdicts("pbmc_cd19_allo")

@@ -19,6 +19,7 @@ SAMPLES = sample_table(
 BASELINE = CONFIG["analysis"]["baseline"]
 CLAIMS = CONFIG.get("claims") or (CONFIG.get("simulation") or {}).get("claims") or []
 DE_CELL_TYPES = CONFIG["analysis"].get("de_cell_types") or []
+CSF_SAMPLES = list(SAMPLES.index[SAMPLES["compartment"] == "CSF"])
 
 
 wildcard_constraints:
@@ -35,5 +36,22 @@ def ingest_input(wildcards):
 
 def all_targets():
     return targets(
-        OUT, list(SAMPLES.index), synthetic=SYNTHETIC, de_cell_types=DE_CELL_TYPES
+        OUT,
+        list(SAMPLES.index),
+        synthetic=SYNTHETIC,
+        de_cell_types=DE_CELL_TYPES,
+        communication=bool(CSF_SAMPLES),
     )
+
+
+def claims_input(wildcards):
+    """The measurements the claims need; communication only when CSF was sampled."""
+    files = {
+        "counts": f"{OUT}/composition/counts.tsv",
+        "car": f"{OUT}/car_t/fractions.tsv",
+        "programs": f"{OUT}/scores/programs.tsv",
+        "ig": f"{OUT}/scores/asc_immunoglobulin.tsv",
+    }
+    if CSF_SAMPLES:
+        files["communication"] = f"{OUT}/communication/axis.tsv"
+    return files

@@ -134,10 +134,7 @@ rule de:
 
 rule claims:
     input:
-        counts=rules.composition.output.counts,
-        car=rules.car_t.output.table,
-        programs=rules.programs.output.programs,
-        ig=rules.programs.output.ig,
+        unpack(claims_input),
     output:
         table=report(
             f"{OUT}/claims.tsv",

@@ -14,8 +14,11 @@ m = Measurements(
     car=read(snakemake.input.car, index_col=0),
     ig=read(snakemake.input.ig, index_col=0),
     programs=read(snakemake.input.programs),
+    communication=read(snakemake.input.communication, index_col=0)
+    if "communication" in snakemake.input.keys()
+    else None,
 )
-for table in (m.counts, m.car, m.ig, m.programs):
+for table in (m.counts, m.car, m.ig, m.programs, *([m.communication] if m.communication is not None else [])):
     for col in ("patient_id", "timepoint", "compartment"):
         table[col] = table[col].astype(str)
 claims = claims_table(

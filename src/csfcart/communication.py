@@ -1,0 +1,189 @@
+"""Cell-cell communication per sample (LIANA+) and its paired change from baseline.
+
+Each sample is scored on its own with LIANA's SingleCellSignalR method (``lrscore``, a
+magnitude between 0 and 1 that needs no permutations) over the liana consensus resource,
+which ships in liana's wheel: nothing is downloaded. Interactions whose sender or receiver
+is absent from a sample score 0 there and are flagged ``lost``, so that an interaction that
+vanishes with its cell type counts as a fall, not as a missing value.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from csfcart.keys import CELL_TYPE
+from csfcart.stats import bh, paired_summary
+
+B_LINEAGE = ["naive_B", "memory_B", "plasma"]
+MICROGLIA = "microglia_like"
+INFLAMMATORY_LIGANDS = [
+    "IL1B",
+    "TNF",
+    "IL6",
+    "CXCL10",
+    "CCL3",
+    "CCL4",
+    "CXCL13",
+    "CCL2",
+    "CXCL8",
+    "IL1A",
+    "SPP1",
+    "TNFSF13B",
+    "TNFSF13",
+    "MIF",
+]
+KEY = ["source", "target", "ligand_complex", "receptor_complex"]
+
+
+def score_sample(adata: ad.AnnData, *, min_cells: int = 5, expr_prop: float = 0.1, seed: int = 0) -> pd.DataFrame:
+    """LIANA SingleCellSignalR scores of one sample (log-normalised ``X``), all LR pairs."""
+    import liana as li
+
+    counts = adata.obs[CELL_TYPE].astype(str).value_counts()
+    keep = counts.index[counts >= min_cells]
+    sub = adata[adata.obs[CELL_TYPE].astype(str).isin(keep).to_numpy()].copy()
+    columns = [*KEY, "lrscore", "sample_id"]
+    if len(keep) < 2:
+        return pd.DataFrame(columns=columns)
+    sub.obs[CELL_TYPE] = sub.obs[CELL_TYPE].astype(str).astype("category")
+    res = li.mt.singlecellsignalr(
+        sub,
+        groupby=CELL_TYPE,
+        resource_name="consensus",
+        expr_prop=expr_prop,
+        min_cells=min_cells,
+        use_raw=False,
+        return_all_lrs=False,
+        inplace=False,
+        verbose=False,
+        seed=seed,
+    )
+    res = res[[*KEY, "lrscore"]].copy()
+    res["sample_id"] = str(adata.obs["sample_id"].iloc[0])
+    return res[columns]
+
+
+def paired_interactions(
+    scores: pd.DataFrame, meta: pd.DataFrame, *, baseline: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per interaction and compartment: per-patient change (post mean minus baseline) and
+    the cohort summary (mean, 95% CI, p, BH). Absent interactions score 0 (``lost``)."""
+    s = scores.merge(meta.reset_index(), on="sample_id")
+    base = s[s["timepoint"] == baseline]
+    keys = base[[*KEY, "compartment"]].drop_duplicates()
+    samples = meta.reset_index()
+    full = keys.merge(samples, on="compartment")
+    full = full.merge(s[[*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left")
+    full["lost"] = full["lrscore"].isna()
+    full["lrscore"] = full["lrscore"].fillna(0.0)
+    b = full[full["timepoint"] == baseline].groupby([*KEY, "compartment", "patient_id"])["lrscore"].mean()
+    p = (
+        full[full["timepoint"] != baseline]
+        .groupby([*KEY, "compartment", "patient_id"])
+        .agg(post=("lrscore", "mean"), lost=("lost", "all"))
+    )
+    per_patient = p.join(b.rename("base"), how="inner").reset_index()
+    per_patient["change"] = per_patient["post"] - per_patient["base"]
+    rows = []
+    for key, g in per_patient.groupby([*KEY, "compartment"], sort=False):
+        rows.append({**dict(zip([*KEY, "compartment"], key, strict=True)), **paired_summary(g["change"].to_numpy(), direction=-1),
+                     "baseline_score": g["base"].mean(), "post_score": g["post"].mean(), "lost_in_patients": int(g["lost"].sum())})  # fmt: skip
+    summary = pd.DataFrame(rows)
+    if len(summary):
+        summary["p_adjusted"] = bh(summary["p_value"])
+        summary = summary.sort_values("p_value")
+    return per_patient, summary
+
+
+def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
+    """Per sample: mean lrscore between B-lineage and microglia-like cells (both directions,
+    0 when either side is absent) and of the microglia-like cells' inflammatory signalling."""
+    s = scores
+    b_mg = (s["source"].isin(B_LINEAGE) & (s["target"] == MICROGLIA)) | (
+        (s["source"] == MICROGLIA) & s["target"].isin(B_LINEAGE)
+    )
+    infl = (s["source"] == MICROGLIA) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)
+    out = meta.copy()
+    # an interaction set defined at baseline, scored 0 wherever it is missing
+    for name, mask in (("b_microglia", b_mg), ("microglia_inflammatory", infl)):
+        pairs = s.loc[mask, KEY].drop_duplicates()
+        if pairs.empty:
+            out[name] = np.nan
+            continue
+        grid = pairs.merge(pd.DataFrame({"sample_id": meta.index}), how="cross")
+        grid = grid.merge(s.loc[mask, [*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left").fillna(
+            {"lrscore": 0.0}
+        )
+        out[name] = grid.groupby("sample_id")["lrscore"].mean().reindex(meta.index)
+    return out
+
+
+def plot_axis_lines(axis: pd.DataFrame, order: list[str]) -> plt.Figure:
+    """One line per patient: the B / microglia-like score and microglia inflammatory signalling."""
+    csf = axis[axis["compartment"] == "CSF"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for ax, col, title in zip(
+        axes,
+        ["b_microglia", "microglia_inflammatory"],
+        ["B lineage <-> microglia-like", "microglia-like inflammatory signalling"],
+        strict=True,
+    ):
+        for i, (patient, g) in enumerate(csf.groupby("patient_id")):
+            g = g.set_index("timepoint").reindex(order).dropna(subset=[col])
+            ax.plot(
+                [order.index(t) for t in g.index],
+                g[col],
+                "-o",
+                ms=4,
+                color=plt.colormaps["tab10"](i % 10),
+                label=patient,
+            )
+        ax.set_xticks(range(len(order)), order)
+        ax.set_ylabel("mean LR score (SingleCellSignalR)")
+        ax.set_title(f"CSF: {title}")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def plot_top_changes(summary: pd.DataFrame, *, n: int = 20) -> plt.Figure:
+    """Dot plot of the most changed interactions: score before and after, per interaction."""
+    top = summary[summary["compartment"] == "CSF"].nsmallest(n, "p_value") if len(summary) else summary
+    fig, ax = plt.subplots(figsize=(7, 0.32 * max(len(top), 1) + 1.5), layout="constrained")
+    labels = (
+        top["ligand_complex"] + " > " + top["receptor_complex"] + "  (" + top["source"] + " > " + top["target"] + ")"
+    ).tolist()
+    y = np.arange(len(top))
+    ax.scatter(top["baseline_score"], y, color="#4477AA", label="baseline", zorder=3)
+    ax.scatter(top["post_score"], y, color="#EE7733", label="after infusion", zorder=3)
+    for yi, (b, p) in enumerate(zip(top["baseline_score"], top["post_score"], strict=True)):
+        ax.plot([b, p], [yi, yi], color="grey", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("LR score (mean over patients)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Top {len(top)} changed CSF interactions (paired, by p-value)", fontsize=9)
+    return fig
+
+
+def plot_pair_heatmap(summary: pd.DataFrame) -> plt.Figure:
+    """Sender x receiver heat map of the mean change of all their interactions (CSF)."""
+    csf = summary[summary["compartment"] == "CSF"]
+    wide = csf.groupby(["source", "target"])["estimate"].mean().unstack()
+    fig, ax = plt.subplots(
+        figsize=(0.45 * max(wide.shape[1], 2) + 3, 0.4 * max(wide.shape[0], 2) + 2), layout="constrained"
+    )
+    lim = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 1.0
+    im = ax.imshow(wide.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    ax.set_xticks(range(wide.shape[1]), wide.columns, rotation=90, fontsize=8)
+    ax.set_yticks(range(wide.shape[0]), wide.index, fontsize=8)
+    ax.set_xlabel("receiver")
+    ax.set_ylabel("sender")
+    fig.colorbar(im, ax=ax, label="mean change of LR score", shrink=0.6)
+    ax.set_title("CSF: change in communication, sender x receiver", fontsize=9)
+    return fig

@@ -1,0 +1,26 @@
+"""Adapter of rule communication_diff: paired change per interaction, axis scores, figures."""
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from csfcart.claims import _order
+from csfcart.communication import axis_scores, paired_interactions, plot_axis_lines, plot_pair_heatmap, plot_top_changes
+from csfcart.logs import setup
+from csfcart.measure import sample_meta
+
+setup(snakemake.log[0])
+meta = sample_meta(ad.read_h5ad(snakemake.input.annotated, backed="r").obs)
+scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
+meta = meta.loc[meta.index.isin(set(scores["sample_id"])) | (meta["compartment"] == "CSF")]
+_, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline)
+summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
+axis = axis_scores(scores, meta)
+axis.to_csv(snakemake.output.axis, sep="\t")
+for fig, path in (
+    (plot_axis_lines(axis, _order(meta["timepoint"].unique())), snakemake.output.lines),
+    (plot_top_changes(summary), snakemake.output.top),
+    (plot_pair_heatmap(summary), snakemake.output.heatmap),
+):
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
