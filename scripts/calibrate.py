@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).parents[1]
 
 
-def run(dataset: str, patients: list[int], seeds: int, first_seed: int) -> pd.DataFrame:
+def run(dataset: str, patients: list[int], seeds: int, first_seed: int, communication: bool) -> pd.DataFrame:
     from csfcart.pipeline import analyse
     from csfcart.simulate.cohort import load_cohort
 
@@ -40,7 +40,7 @@ def run(dataset: str, patients: list[int], seeds: int, first_seed: int) -> pd.Da
         for k in range(seeds):
             seed = first_seed + 1000 * n + k
             start = time.perf_counter()
-            table = analyse(base.with_changes(n_patients=n, seed=seed))
+            table = analyse(base.with_changes(n_patients=n, seed=seed), communication=communication)
             table["dataset"], table["n_patients_design"], table["seed"] = dataset, n, seed
             rows.append(table)
             called = ", ".join(table.loc[table["verdict"] == "reproduced", "claim_id"]) or "none"
@@ -94,12 +94,18 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--out", default="results/calibration")
+    parser.add_argument("--no-communication", action="store_true", help="skip LIANA (C7 not testable; about 3x faster)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = pd.concat(
-        [run(d, args.patients, args.seeds, args.first_seed) for d in (args.null, args.effect) if d], ignore_index=True
+        [
+            run(d, args.patients, args.seeds, args.first_seed, not args.no_communication)
+            for d in (args.null, args.effect)
+            if d
+        ],
+        ignore_index=True,
     )
     runs.to_csv(out / "runs.tsv", sep="\t", index=False)
     summary = summarise(runs)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.keys import CELL_TYPE
-from csfcart.stats import bh, paired_summary
+from csfcart.stats import grouped_paired_summary
 
 B_LINEAGE = ["naive_B", "memory_B", "plasma"]
 MICROGLIA = "microglia_like"
@@ -90,14 +90,12 @@ def paired_interactions(
     )
     per_patient = p.join(b.rename("base"), how="inner").reset_index()
     per_patient["change"] = per_patient["post"] - per_patient["base"]
-    rows = []
-    for key, g in per_patient.groupby([*KEY, "compartment"], sort=False):
-        rows.append({**dict(zip([*KEY, "compartment"], key, strict=True)), **paired_summary(g["change"].to_numpy(), direction=-1),
-                     "baseline_score": g["base"].mean(), "post_score": g["post"].mean(), "lost_in_patients": int(g["lost"].sum())})  # fmt: skip
-    summary = pd.DataFrame(rows)
-    if len(summary):
-        summary["p_adjusted"] = bh(summary["p_value"])
-        summary = summary.sort_values("p_value")
+    by = [*KEY, "compartment"]
+    summary = grouped_paired_summary(per_patient, "change", by, direction=-1)
+    extra = per_patient.groupby(by, sort=False).agg(
+        baseline_score=("base", "mean"), post_score=("post", "mean"), lost_in_patients=("lost", "sum")
+    )
+    summary = summary.merge(extra.reset_index(), on=by).sort_values("p_value")
     return per_patient, summary
 
 

@@ -18,9 +18,10 @@ import yaml
 
 from csfcart.annotate import annotate, read_markers
 from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
+from csfcart.communication import axis_scores, score_sample
 from csfcart.integrate import integrate, merge_samples
 from csfcart.keys import COUNTS
-from csfcart.measure import asc_immunoglobulin, car_fractions, cell_counts, programs_per_sample
+from csfcart.measure import asc_immunoglobulin, car_fractions, cell_counts, programs_per_sample, sample_meta
 from csfcart.qc import run_qc
 from csfcart.simulate.cohort import Cohort
 from csfcart.simulate.model import CohortModel
@@ -49,8 +50,12 @@ def sample_anndata(model: CohortModel, index: int) -> ad.AnnData:
     return adata
 
 
-def analyse(cohort: Cohort, config: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Claims of ``cohort`` scored against its truth (rows of claims.tsv plus truth columns)."""
+def analyse(cohort: Cohort, config: dict[str, Any] | None = None, *, communication: bool = True) -> pd.DataFrame:
+    """Claims of ``cohort`` scored against its truth (rows of claims.tsv plus truth columns).
+
+    ``communication=False`` skips the LIANA step (C7 is then not testable), which is most of
+    the cost on small cohorts.
+    """
     config = config or default_config()
     model = CohortModel(cohort)
     kept, summaries = [], []
@@ -84,6 +89,21 @@ def analyse(cohort: Cohort, config: dict[str, Any] | None = None) -> pd.DataFram
         ig=asc_immunoglobulin(adata),
         programs=programs_per_sample(adata, programs, min_cells=config["analysis"]["min_cells"]),
     )
+    if communication and (adata.obs["compartment"] == "CSF").any():
+        csf = adata.obs.loc[adata.obs["compartment"] == "CSF", "sample_id"].astype(str).unique()
+        scores = pd.concat(
+            [
+                score_sample(
+                    adata[(adata.obs["sample_id"] == s).to_numpy()].copy(),
+                    min_cells=config["analysis"]["min_cells"] // 2,
+                    seed=config["seed"],
+                )
+                for s in csf
+            ],
+            ignore_index=True,
+        )
+        meta = sample_meta(adata.obs)
+        m.communication = axis_scores(scores, meta[meta["compartment"] == "CSF"])
     claims = claims_table(
         m, applicable_claims(m.counts, cohort.claims), baseline=cohort.baseline, alpha=config["analysis"]["alpha"]
     )

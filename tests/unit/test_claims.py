@@ -113,3 +113,20 @@ def test_scoring_against_truth_checks_coverage():
     truth = pd.DataFrame({"claim_id": ["C3"], "true_effect": [-1.5], "expected_verdict": ["reproduced"]})
     out = score_against_truth(claims, truth)
     assert bool(out["ci_covers_truth"].iloc[0]) and bool(out["verdict_matches"].iloc[0])
+
+
+def test_grouped_summary_equals_the_per_group_one():
+    from csfcart.stats import grouped_paired_summary
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "g": np.repeat(["a", "b", "c", "d"], 5),
+            "v": np.r_[rng.normal(1, 1, 5), rng.normal(0, 1, 5), np.zeros(5), [1.0, np.nan, np.nan, np.nan, np.nan]],
+        }
+    )
+    out = grouped_paired_summary(df, "v", ["g"], direction=-1).set_index("g")
+    for g in "abcd":
+        ref = paired_summary(df.loc[df["g"] == g, "v"].to_numpy(), direction=-1)
+        for key in ("estimate", "ci_low", "ci_high", "p_value", "n_patients", "patients_consistent"):
+            assert np.isclose(out.loc[g, key], ref[key], equal_nan=True), (g, key)
