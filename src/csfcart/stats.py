@@ -73,9 +73,11 @@ def paired_table(per_patient: pd.DataFrame, value: str, by: list[str], *, direct
 def grouped_paired_summary(df: pd.DataFrame, value: str, by: list[str], *, direction: int = 0) -> pd.DataFrame:
     """:func:`paired_summary` of ``value`` within each group of ``by``, vectorised (for
     tables with many groups, such as every ligand-receptor interaction); BH over groups."""
-    g = df.dropna(subset=[value]).groupby(by, observed=True, sort=False)[value]
-    out = g.agg(n_patients="count", estimate="mean", sd=lambda v: v.std(ddof=1)).reset_index()
-    out["patients_consistent"] = g.apply(lambda v: int((np.sign(v) == direction).sum())).to_numpy() if direction else 0
+    d = df.dropna(subset=[value]).assign(_consistent=lambda x: (np.sign(x[value]) == direction) if direction else False)
+    g = d.groupby(by, observed=True, sort=False)
+    out = g[value].agg(["count", "mean", "std"]).rename(columns={"count": "n_patients", "mean": "estimate", "std": "sd"})
+    out["patients_consistent"] = g["_consistent"].sum().astype(int)
+    out = out.reset_index()
     n = out["n_patients"].to_numpy(dtype=float)
     mean, sd = out["estimate"].to_numpy(), out["sd"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
