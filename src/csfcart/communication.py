@@ -100,8 +100,9 @@ def paired_interactions(
 
 
 def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
-    """Per sample: mean lrscore between B-lineage and microglia-like cells (both directions,
-    0 when either side is absent) and of the microglia-like cells' inflammatory signalling."""
+    """Per sample: mean lrscore between B-lineage and microglia-like cells (both directions;
+    0 when the B-lineage side is absent) and of the microglia-like cells' inflammatory
+    signalling; NaN in a sample without scored microglia-like cells."""
     s = scores
     b_mg = (s["source"].isin(B_LINEAGE) & (s["target"] == MICROGLIA)) | (
         (s["source"] == MICROGLIA) & s["target"].isin(B_LINEAGE)
@@ -119,6 +120,10 @@ def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
             {"lrscore": 0.0}
         )
         out[name] = grid.groupby("sample_id")["lrscore"].mean().reindex(meta.index)
+    # without microglia-like cells both readouts are undefined (not zero): their B-cell
+    # partners may vanish, the microglia-like side must be there to be measured
+    has_mg = s.loc[(s["source"] == MICROGLIA) | (s["target"] == MICROGLIA), "sample_id"].unique()
+    out.loc[~out.index.isin(has_mg), ["b_microglia", "microglia_inflammatory"]] = np.nan
     return out
 
 

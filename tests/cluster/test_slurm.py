@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_snakemake, write_config
+from tests.conftest import run_snakemake, write_config
 
 pytestmark = [
     pytest.mark.cluster,
@@ -26,7 +26,7 @@ SLURM_ARGS = [
     "--workflow-profile", "workflow/profiles/slurm",
     "--default-resources", "slurm_partition=debug", "slurm_account=ci", "mem_mb=1500", "runtime=30",
     "--set-resources", "integrate:gpu=0",
-    "--jobs", "4",
+    "--jobs", "4", "--max-threads", "2",
 ]  # fmt: skip
 
 
@@ -51,7 +51,10 @@ def runs(slurm, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slurm")
     results = {}
     for name, extra in (("local", ["-c2"]), ("slurm", SLURM_ARGS)):
-        override = write_config(tmp, f"results: {tmp / name}\nintegration:\n  method: harmony\n")
+        # two patients keep the ~40 jobs (5-6 s of SLURM start-up each) affordable
+        override = write_config(
+            tmp, f"results: {tmp / name}\nintegration:\n  method: harmony\nsimulation:\n  n_patients: 2\n"
+        )
         cfg = tmp / f"{name}.yaml"
         override.rename(cfg)
         proc = run_snakemake("--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(cfg), *extra, timeout=1500)
