@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import resource
 import subprocess
 import sys
@@ -35,7 +34,7 @@ def run_one(n_cells: int, outdir: str) -> dict:
         for k, c in cohort.compartments.items()
     }
     samples_per_patient = sum(len(c.timepoints) for c in comps.values())
-    n_patients = max(1, math.ceil(n_cells / (per_sample * samples_per_patient)))
+    n_patients = max(1, round(n_cells / (per_sample * samples_per_patient)))
     cohort = cohort.with_changes(compartments=comps, n_patients=n_patients)
     start = time.perf_counter()
     out = simulate_cohort(cohort, Path(outdir) / f"sim_{n_cells}")
