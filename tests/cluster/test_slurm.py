@@ -75,12 +75,13 @@ def test_slurm_run_matches_the_local_run(runs):
 
 
 def test_squeue_shows_the_rules_requests(runs):
+    # the plugin names jobs after the run and puts the rule in the job's comment (%k)
     out = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", "%j|%C|%m"], capture_output=True, text=True, timeout=30
+        ["squeue", "-h", "-t", "all", "-o", "%k|%C|%m"], capture_output=True, text=True, timeout=30
     ).stdout
     jobs = [line.split("|") for line in out.splitlines() if line]
     assert jobs, "no job seen by squeue"
-    integrate = [j for j in jobs if "integrate" in j[0]]
+    integrate = [j for j in jobs if j[0] == "rule_integrate"]
     assert integrate, out
     cpus, mem = integrate[0][1], integrate[0][2]
     assert cpus == "2"  # threads: 4, capped by the node's 2 CPUs
