@@ -75,7 +75,9 @@ def grouped_paired_summary(df: pd.DataFrame, value: str, by: list[str], *, direc
     tables with many groups, such as every ligand-receptor interaction); BH over groups."""
     d = df.dropna(subset=[value]).assign(_consistent=lambda x: (np.sign(x[value]) == direction) if direction else False)
     g = d.groupby(by, observed=True, sort=False)
-    out = g[value].agg(["count", "mean", "std"]).rename(columns={"count": "n_patients", "mean": "estimate", "std": "sd"})
+    out = (
+        g[value].agg(["count", "mean", "std"]).rename(columns={"count": "n_patients", "mean": "estimate", "std": "sd"})
+    )
     out["patients_consistent"] = g["_consistent"].sum().astype(int)
     out = out.reset_index()
     n = out["n_patients"].to_numpy(dtype=float)
