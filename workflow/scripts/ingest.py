@@ -6,4 +6,4 @@ from csfcart.logs import setup
 setup(snakemake.log[0])
 row = snakemake.params.sample
 adata = read_sample(row["path"], row["format"], row)
-adata.write_h5ad(snakemake.output[0], compression="gzip")
+adata.write_h5ad(snakemake.output[0])
