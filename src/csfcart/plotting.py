@@ -141,6 +141,17 @@ def plot_claims(claims):
             if np.isfinite(lo) and np.isfinite(hi):
                 ax.plot([lo, hi], [0, 0], color=colour, lw=2)
             ax.plot(row["estimate"], 0, "o", color=colour, ms=7)
+        else:
+            ax.text(
+                0.5,
+                0.0,
+                str(row.get("reason", ""))[:120],
+                ha="center",
+                va="center",
+                fontsize=7,
+                transform=ax.get_yaxis_transform(),
+                color="grey",
+            )
         ax.axvline(0, color="black", lw=0.6, ls="--")
         ax.set_yticks([])
         ax.set_ylim(-1, 1)
