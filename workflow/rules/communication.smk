@@ -28,11 +28,12 @@ rule communication_diff:
         scores=expand(f"{OUT}/communication/{{sample}}.parquet", sample=CSF_SAMPLES),
         annotated=f"{OUT}/annotated.h5ad",
     output:
-        interactions=report(
-            f"{OUT}/communication/interactions.tsv",
+        interactions=f"{OUT}/communication/interactions.tsv",
+        top_table=report(
+            f"{OUT}/communication/top_interactions.tsv",
             caption="../report/communication_table.rst",
             category="Communication",
-            labels={"table": "paired change per interaction"},
+            labels={"table": "top 200 changed interactions"},
         ),
         axis=f"{OUT}/communication/axis.tsv",
         lines=report(

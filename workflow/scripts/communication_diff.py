@@ -15,6 +15,7 @@ scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_
 meta = meta.loc[meta.index.isin(set(scores["sample_id"])) | (meta["compartment"] == "CSF")]
 _, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline)
 summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
+summary.head(200).to_csv(snakemake.output.top_table, sep="\t", index=False)
 axis = axis_scores(scores, meta)
 axis.to_csv(snakemake.output.axis, sep="\t")
 for fig, path in (
