@@ -38,12 +38,12 @@ def write_10x_v3(directory: Path, counts, barcodes: list[str], features: list[st
     buf = io.BytesIO()
     scipy.io.mmwrite(buf, counts.T.tocoo(), field="integer")
     (directory / "matrix.mtx.gz").write_bytes(_gz_bytes(buf.getvalue()))
-    feat = "".join(f"{_feature_id(i, f)}\t{f}\tGene Expression\n" for i, f in enumerate(features))
+    feat = "".join(f"{_feature_id(i)}\t{f}\tGene Expression\n" for i, f in enumerate(features))
     (directory / "features.tsv.gz").write_bytes(_gz_bytes(feat.encode()))
     (directory / "barcodes.tsv.gz").write_bytes(_gz_bytes(("\n".join(barcodes) + "\n").encode()))
 
 
-def _feature_id(i: int, name: str) -> str:
+def _feature_id(i: int) -> str:
     # a stable, Ensembl-shaped identifier (the simulator has no real Ensembl ids)
     return f"SIMG{i:011d}"
 
