@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.errors import InputError
-from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE, UMAP
+from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE
 
 CAR_T = "CAR_T"
 
@@ -55,7 +55,6 @@ def cluster(
     )
     if umap:
         sc.tl.umap(adata, random_state=seed)
-        assert UMAP in adata.obsm
 
 
 def score_cell_types(adata: ad.AnnData, markers: dict[str, list[str]], *, seed: int) -> pd.DataFrame:

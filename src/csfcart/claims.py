@@ -18,6 +18,7 @@ import pandas as pd
 
 from csfcart.measure import B_CELL_TYPES, T_CELL_TYPES
 from csfcart.stats import bh, paired_summary
+from csfcart.timepoints import order_timepoints
 
 COLUMNS = ["claim_id", "statement", "metric", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted",
            "n_patients", "patients_consistent", "verdict", "reason"]  # fmt: skip
@@ -171,30 +172,13 @@ def _dropped(n: int) -> str:
 
 def _post_timepoints(table: pd.DataFrame, compartment: str, baseline: str) -> list[str]:
     tps = table.loc[table["compartment"] == compartment, "timepoint"].unique().tolist()
-    return [t for t in _order(tps) if t != baseline]
+    return [t for t in order_timepoints(tps) if t != baseline]
 
 
-def _order(timepoints) -> list[str]:
-    """Time points in clinical order: baseline, then days, weeks, months (dNN, wNN, mNN)."""
-    unit = {"d": 1, "w": 7, "m": 30, "y": 365}
-
-    def key(t: str):
-        t = str(t)
-        if t.lower() in ("baseline", "pre", "d0"):
-            return (0, 0.0, t)
-        if t[:1].lower() in unit and t[1:].replace(".", "", 1).isdigit():
-            return (1, unit[t[0].lower()] * float(t[1:]), t)
-        return (2, 0.0, t)
-
-    return sorted(set(map(str, timepoints)), key=key)
-
-
-def _share(counts: pd.DataFrame, types: list[str], *, of: list[str] | None = None, as_counts: bool = False):
-    """Share of ``types`` among all cells (or among ``of``); the counts when ``as_counts``."""
+def _cell_counts(counts: pd.DataFrame, types: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Per sample: cells of ``types`` and all cells."""
     cell_cols = [c for c in counts.columns if c not in ("patient_id", "timepoint", "compartment")]
-    num = counts.reindex(columns=types, fill_value=0).sum(axis=1)
-    den = counts.reindex(columns=of, fill_value=0).sum(axis=1) if of else counts[cell_cols].sum(axis=1)
-    return (num, den) if as_counts else num / den.replace(0, np.nan)
+    return counts.reindex(columns=types, fill_value=0).sum(axis=1), counts[cell_cols].sum(axis=1)
 
 
 def _program(m: Measurements, group: str, program: str) -> pd.DataFrame:
@@ -231,7 +215,7 @@ def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Seri
     if claim_id in ("C3", "C4", "D1"):
         types = B_CELL_TYPES if claim_id in ("C3", "D1") else ["plasma"]
         tps = post if claim_id != "D1" else post[:1]
-        num, den = _share(counts, types, as_counts=True)
+        num, den = _cell_counts(counts, types)
         values, pairs, zero = _percent_change(counts, num, den, c.compartment, baseline, tps, 0.5)
         return values, pairs, f"time points {', '.join(tps)}{_dropped(zero)}"
     if claim_id == "C5":

@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from csfcart.claims import _order
 from csfcart.plotting import CELL_TYPE_COLOURS, plot_stacked_composition
 from csfcart.stats import paired_table
+from csfcart.timepoints import order_timepoints
 
 META_COLS = ["patient_id", "timepoint", "compartment"]
 
@@ -77,7 +77,7 @@ def plot_patient_lines(long: pd.DataFrame, *, types: list[str] | None = None) ->
     """Percent of cells per cell type across time points, one line per patient,
     one panel per cell type, CSF solid and blood dashed."""
     types = types or sorted(long["cell_type"].unique())
-    order = _order(long["timepoint"].unique())
+    order = order_timepoints(long["timepoint"].unique())
     ncol = 4
     nrow = int(np.ceil(len(types) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3 * nrow), layout="constrained", squeeze=False)
@@ -102,7 +102,7 @@ def plot_patient_lines(long: pd.DataFrame, *, types: list[str] | None = None) ->
 
 def plot_stacked(long: pd.DataFrame) -> plt.Figure:
     """Stacked bars of the annotated composition of every sample."""
-    order = _order(long["timepoint"].unique())
+    order = order_timepoints(long["timepoint"].unique())
     wide = long.pivot_table(
         index=["compartment", "patient_id", "timepoint", "sample_id"], columns="cell_type", values="percent"
     ).fillna(0)

@@ -100,9 +100,9 @@ def plot_car_fraction(table):
     """CAR+ fraction of T cells over time, one line per patient, CSF beside blood."""
     import matplotlib.pyplot as plt
 
-    from csfcart.claims import _order
+    from csfcart.timepoints import order_timepoints
 
-    order = _order(table["timepoint"].unique())
+    order = order_timepoints(table["timepoint"].unique())
     comps = [c for c in ("CSF", "blood") if c in set(table["compartment"])]
     fig, axes = plt.subplots(
         1, len(comps), figsize=(5 * len(comps), 4), sharey=True, layout="constrained", squeeze=False

@@ -4,10 +4,10 @@ import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from csfcart.claims import _order
 from csfcart.communication import axis_scores, paired_interactions, plot_axis_lines, plot_pair_heatmap, plot_top_changes
 from csfcart.logs import setup
 from csfcart.measure import sample_meta
+from csfcart.timepoints import order_timepoints
 
 setup(snakemake.log[0])
 meta = sample_meta(ad.read_h5ad(snakemake.input.annotated, backed="r").obs)
@@ -19,7 +19,7 @@ summary.head(200).to_csv(snakemake.output.top_table, sep="\t", index=False)
 axis = axis_scores(scores, meta)
 axis.to_csv(snakemake.output.axis, sep="\t")
 for fig, path in (
-    (plot_axis_lines(axis, _order(meta["timepoint"].unique())), snakemake.output.lines),
+    (plot_axis_lines(axis, order_timepoints(meta["timepoint"].unique())), snakemake.output.lines),
     (plot_top_changes(summary), snakemake.output.top),
     (plot_pair_heatmap(summary), snakemake.output.heatmap),
 ):

@@ -3,9 +3,9 @@
 import anndata as ad
 import matplotlib.pyplot as plt
 
-from csfcart.claims import _order
 from csfcart.de import plot_volcanoes, run_cell_type
 from csfcart.logs import setup
+from csfcart.timepoints import order_timepoints
 
 setup(snakemake.log[0])
 pb = ad.read_h5ad(snakemake.input[0])
@@ -14,7 +14,7 @@ results, status = run_cell_type(
     pb,
     cell_type,
     baseline=snakemake.params.baseline,
-    order=_order(pb.obs["timepoint"].unique()),
+    order=order_timepoints(pb.obs["timepoint"].unique()),
     min_cells=snakemake.params.min_cells,
     min_counts=snakemake.params.min_counts,
     seed=snakemake.params.seed,

@@ -75,15 +75,11 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         t = share(c, T_CELLS)
         return cohort.car_detection * c.get("CAR_T", 0.0) / t if t else 0.0
 
-    def pp_change(compartment: str, tps: list[str], types, of=None) -> tuple[float, float]:
-        """Change in percent (of all cells, or of ``of``) and the relative change."""
-
-        def pct(tp):
-            c = comp(compartment, tp)
-            return 100 * share(c, types) / (share(c, of) if of else 1.0)
-
-        before, after = pct(base), float(np.mean([pct(tp) for tp in tps]))
-        return after - before, (after / before - 1) if before else 0.0
+    def percent_change(compartment: str, tps: list[str], types) -> float:
+        """Percent change of the share of ``types`` (post time points averaged) from baseline."""
+        before = share(comp(compartment, base), types)
+        after = float(np.mean([share(comp(compartment, tp), types) for tp in tps]))
+        return 100 * (after / before - 1) if before else 0.0
 
     def asc_ig(compartment: str, tp: str) -> float:
         """Ig UMIs of plasma cells per 1,000 UMIs of the sample (expected)."""
@@ -104,8 +100,8 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         last = csf[-1]
         blood_last = post("blood")[-1] if post("blood") else None
         effects["C2"] = car_fraction("CSF", last) - (car_fraction("blood", blood_last) if blood_last else 0.0)
-        effects["C3"] = 100 * pp_change("CSF", csf, B_LINEAGE)[1]
-        effects["C4"] = 100 * pp_change("CSF", csf, ["plasma"])[1]
+        effects["C3"] = percent_change("CSF", csf, B_LINEAGE)
+        effects["C4"] = percent_change("CSF", csf, ["plasma"])
         before, after = asc_ig("CSF", base), float(np.mean([asc_ig("CSF", tp) for tp in csf]))
         effects["C5"] = 100 * (after / before - 1) if before else 0.0
         act = PROGRAMS["microglia_activation"]
@@ -132,7 +128,7 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
         )
     if "blood" in cohort.compartments and post("blood"):
         blood = post("blood")
-        effects["D1"] = 100 * pp_change("blood", blood[:1], B_LINEAGE)[1]
+        effects["D1"] = percent_change("blood", blood[:1], B_LINEAGE)
         effects["D2"] = car_fraction("blood", "m3" if "m3" in blood else blood[-1])
 
         def log_odds(tp: str) -> float:
