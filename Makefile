@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 
-.PHONY: venv run test test-cluster cluster-deps lint format clean
+.PHONY: venv run test test-cluster cluster-deps browser-deps lint format clean
 
 venv: $(VENV)/.installed
 
@@ -38,8 +38,13 @@ format: venv
 	$(BIN)/ruff format src tests workflow/scripts scripts
 	$(BIN)/snakefmt Snakefile workflow/rules
 
-test: venv lint
-	$(BIN)/python -m pytest -q
+test: venv lint browser-deps
+	CSFCART_BROWSER_TESTS=1 $(BIN)/python -m pytest -q
+
+# Debian's Chromium, for the test that opens the report in a real headless browser.
+browser-deps:
+	@command -v chromium >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # A real single-node SLURM on localhost (Debian's slurm-wlm and munge; needs root).
 cluster-deps:

@@ -25,6 +25,8 @@ localrules:
     claims,
     score_claims,
     de_summary,
+    summary_page,
+    evaluate_communication,
 
 
 rule all:

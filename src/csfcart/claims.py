@@ -113,6 +113,23 @@ CLAIMS: dict[str, Claim] = {
 }
 
 
+# what the per-patient values behind a claim are: axis label, and the two sides compared
+PAIR_AXES: dict[str, tuple[str, str, str]] = {
+    "C1": ("CAR+ fraction of CSF T cells", "baseline", "after"),
+    "C2": ("CAR+ fraction of T cells, last time point", "blood", "CSF"),
+    "C3": ("B-lineage fraction of CSF cells", "baseline", "after"),
+    "C4": ("plasma-cell fraction of CSF cells", "baseline", "after"),
+    "C5": ("ASC Ig UMIs per CSF UMI", "baseline", "after"),
+    "C6": ("microglia activation (log2 CPM)", "baseline", "after"),
+    "C7": ("B / microglia-like LR score", "baseline", "after"),
+    "C8": ("cytokine program (log2 CPM)", "baseline", "after"),
+    "C9": ("CAR-T exhaustion, CSF - blood", "", ""),
+    "D1": ("B-cell fraction of blood cells", "baseline", "first after"),
+    "D2": ("CAR+ fraction of blood T cells", "baseline", "month 3 / last"),
+    "D3": ("log2 odds naive among blood B", "baseline", "last"),
+}
+
+
 @dataclass
 class Measurements:
     """The per-sample tables of :mod:`csfcart.measure`."""
@@ -240,8 +257,12 @@ def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Seri
         pairs = _pairs(com, com["b_microglia"], c.compartment, baseline, post)
         infl = _pairs(com, com["microglia_inflammatory"], c.compartment, baseline, post)
         infl_change = paired_summary((infl["post"] - infl["base"]).to_numpy(), direction=-1)
-        note = (f"time points {', '.join(post)}; microglia-like inflammatory signalling changed by "
-                f"{infl_change['estimate']:+.3f} (95% CI {infl_change['ci_low']:+.3f} to {infl_change['ci_high']:+.3f})")  # fmt: skip
+        note = f"time points {', '.join(post)}"
+        if np.isfinite(infl_change["estimate"]):
+            note += (f"; microglia-like inflammatory signalling changed by {infl_change['estimate']:+.3f} "
+                     f"(95% CI {infl_change['ci_low']:+.3f} to {infl_change['ci_high']:+.3f})")  # fmt: skip
+        else:
+            note += "; too few microglia-like cells per sample to score their signalling"
         return pairs["post"] - pairs["base"], pairs, note
     if claim_id == "C9":
         p = _program(m, "CAR_T", "t_exhaustion")
@@ -324,6 +345,29 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
         if col not in result:
             result[col] = np.nan
     return result[COLUMNS]
+
+
+def claim_patients(m: Measurements, claim_ids: list[str], *, baseline: str) -> pd.DataFrame:
+    """Long table behind the claims: per claim and patient, the baseline and post values
+    (where the claim compares time points) and the patient's value that enters the summary."""
+    frames = []
+    for cid in claim_ids:
+        if cid not in CLAIMS or CLAIMS[cid].compartment not in set(m.counts["compartment"]):
+            continue
+        values, pairs, _ = claim_values(cid, m, baseline)
+        if not len(values):
+            continue
+        frame = pd.DataFrame({"value": values})
+        if pairs is not None:
+            frame = frame.join(pairs[["base", "post"]], how="left")
+        frame = frame.reindex(columns=["base", "post", "value"])
+        frame.index.name = "patient_id"
+        axis, base_label, post_label = PAIR_AXES.get(cid, ("value", "baseline", "after"))
+        frames.append(
+            frame.reset_index().assign(claim_id=cid, quantity=axis, base_label=base_label, post_label=post_label)
+        )
+    columns = ["claim_id", "patient_id", "quantity", "base_label", "base", "post_label", "post", "value"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def applicable_claims(counts: pd.DataFrame, requested: list[str] | None) -> list[str]:

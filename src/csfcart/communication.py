@@ -190,3 +190,42 @@ def plot_pair_heatmap(summary: pd.DataFrame) -> plt.Figure:
     fig.colorbar(im, ax=ax, label="mean change of LR score", shrink=0.6)
     ax.set_title("CSF: change in communication, sender x receiver", fontsize=9)
     return fig
+
+
+def pseudobulk_interactions(adata: ad.AnnData, de: pd.DataFrame, *, compartment: str = "CSF") -> pd.DataFrame:
+    """The pseudobulk route (LIANA's multi-sample ``df_to_lr``): per contrast, each
+    interaction's ligand statistics in the sender and receptor statistics in the receiver,
+    taken from the paired pseudobulk DE (PyDESeq2), and their mean (``interaction_stat``).
+
+    Only cell types with DE results in the contrast take part: a type that vanished after
+    infusion has none (the per-sample route reports its interactions as lost).
+    """
+    import liana as li
+
+    de = de[(de["compartment"] == compartment) & de["gene"].isin(adata.var_names)]
+    frames = []
+    for contrast, table in de.groupby("contrast", sort=True):
+        types = sorted(set(table["cell_type"]))
+        cells = adata[adata.obs[CELL_TYPE].astype(str).isin(types).to_numpy()].copy()
+        if len(types) < 2 or cells.n_obs == 0:
+            continue
+        cells.obs[CELL_TYPE] = cells.obs[CELL_TYPE].astype(str).astype("category")
+        dea = table.set_index("gene")[[CELL_TYPE, "stat", "log2FoldChange", "padj"]]
+        res = li.multi.df_to_lr(
+            cells,
+            dea_df=dea,
+            groupby=CELL_TYPE,
+            stat_keys=["stat", "log2FoldChange", "padj"],
+            resource_name="consensus",
+            expr_prop=0.1,
+            min_cells=5,
+            use_raw=False,
+            return_all_lrs=False,
+            verbose=False,
+        )
+        frames.append(res.assign(compartment=compartment, contrast=contrast))
+    if not frames:
+        return pd.DataFrame(columns=[*KEY, "compartment", "contrast", "interaction_stat"])
+    out = pd.concat(frames, ignore_index=True).drop(columns=["interaction_padj", "interaction"], errors="ignore")
+    first = [*KEY, "compartment", "contrast", "interaction_stat", "interaction_log2FoldChange"]
+    return out[first + [c for c in out.columns if c not in first]].sort_values("interaction_stat")

@@ -61,3 +61,22 @@ def qc_scores(cells: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+COMMUNICATION_KEY = ["source", "target", "ligand_complex", "receptor_complex"]
+
+
+def communication_recovery(
+    measured: pd.DataFrame, truth: pd.DataFrame, *, compartment: str = "CSF", top: int = 10, min_change: float = 0.05
+) -> pd.DataFrame:
+    """The ``top`` most changed interactions of the analysis (smallest paired p-value) beside
+    the truth: ``planted`` marks interactions whose population-level score the simulator
+    moved by at least ``min_change`` (B cells lost, microglia-like ligands down)."""
+    m = measured[measured["compartment"] == compartment].sort_values(["p_value", "estimate"]).head(top)
+    t = truth[[*COMMUNICATION_KEY, "true_change"]]
+    out = m[[*COMMUNICATION_KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(
+        t, on=COMMUNICATION_KEY, how="left"
+    )
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out["planted"] = out["true_change"].abs() >= min_change
+    return out

@@ -81,11 +81,14 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     )
     adata.obsm[EMBEDDING["scvi"]] = model.get_latent_representation().astype(np.float32)
     history = model.history.get("elbo_train")
+    validation = model.history.get("elbo_validation")
     return {
         "method": "scvi",
         "epochs": len(history) if history is not None else None,
         "accelerator": accelerator,
         "final_elbo": float(history.iloc[-1, 0]) if history is not None and len(history) else None,
+        "elbo_train": [float(v) for v in history.iloc[:, 0]] if history is not None else [],
+        "elbo_validation": [float(v) for v in validation.iloc[:, 0]] if validation is not None else [],
     }
 
 
@@ -127,3 +130,61 @@ def integrate(
     info = runner(adata, batch_key=batch_key, seed=seed, settings=settings.get(method, {}) or {})
     adata.uns["integration"] = {"method": method, "embedding": EMBEDDING[method], "batch_key": batch_key}
     return info
+
+
+def _neighbour_labels(xy: np.ndarray, k: int, n_jobs: int = 1) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, len(xy) - 1)
+    nn = NearestNeighbors(n_neighbors=k + 1, n_jobs=n_jobs).fit(xy)
+    return nn.kneighbors(xy, return_distance=False)[:, 1:]
+
+
+def mixing_metrics(
+    adata: ad.AnnData,
+    embeddings: dict[str, np.ndarray],
+    *,
+    batch_key: str,
+    label_key: str = "cell_type",
+    k: int = 30,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Per cell type and embedding: how well batches mix and cell types stay apart.
+
+    ``batch_mixing``: mean over the type's cells of the Shannon entropy of the batch labels
+    among a cell's ``k`` nearest neighbours of the same type, divided by the log of the
+    number of batches holding that type (1 = batches fully mixed, 0 = each cell sees only
+    its own batch). ``label_purity``: mean fraction of a cell's neighbours that share its
+    cell type (1 = the type forms its own island). Good integration raises the first and
+    keeps the second.
+    """
+    batches = pd.Categorical(adata.obs[batch_key].astype(str))
+    labels = adata.obs[label_key].astype(str).to_numpy()
+    b = batches.codes
+    rows = []
+    for name, xy in embeddings.items():
+        idx = _neighbour_labels(np.asarray(xy, dtype=np.float32), k, n_jobs)
+        same = labels[idx] == labels[:, None]
+        purity = same.mean(axis=1)
+        for cell_type in sorted(set(labels)):
+            cells = np.flatnonzero(labels == cell_type)
+            n_batches = len(np.unique(b[cells]))
+            entropy = np.full(len(cells), np.nan)
+            if n_batches > 1:
+                for j, cell in enumerate(cells):
+                    nb = b[idx[cell]][same[cell]]
+                    if len(nb):
+                        p = np.bincount(nb) / len(nb)
+                        p = p[p > 0]
+                        entropy[j] = float(-(p * np.log(p)).sum() / np.log(n_batches))
+            rows.append(
+                {
+                    "embedding": name,
+                    "cell_type": cell_type,
+                    "cells": len(cells),
+                    "batches": n_batches,
+                    "batch_mixing": float(np.nanmean(entropy)) if np.isfinite(entropy).any() else np.nan,
+                    "label_purity": float(purity[cells].mean()),
+                }
+            )
+    return pd.DataFrame(rows)

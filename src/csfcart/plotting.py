@@ -25,6 +25,10 @@ CELL_TYPE_COLOURS: dict[str, str] = {
 }
 
 
+# verdicts in Paul Tol's 'bright' scheme (green / red / grey stay apart for colour-blind readers)
+VERDICT_COLOURS: dict[str, str] = {"reproduced": "#228833", "not_reproduced": "#CC3311", "not_testable": "#999999"}
+
+
 def _colour(name: str, i: int) -> str:
     import matplotlib
 
@@ -131,7 +135,7 @@ def plot_claims(claims):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    colours = {"reproduced": "#228833", "not_reproduced": "#CC3311", "not_testable": "#BBBBBB"}
+    colours = VERDICT_COLOURS
     n = len(claims)
     fig, axes = plt.subplots(n, 1, figsize=(9, 0.9 * n + 1), layout="constrained", squeeze=False)
     for ax, row in zip(axes.ravel(), claims.to_dict("records"), strict=True):
@@ -169,6 +173,60 @@ def plot_claims(claims):
     return fig
 
 
+def plot_claim_patients(patients, claims):
+    """One panel per claim: each patient's value before and after (or the patient's value
+    when the claim is a difference at one time), with the cohort estimate and its 95% CI."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ids = [c for c in claims["claim_id"] if c in set(patients["claim_id"])]
+    if not ids:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no claim had per-patient values", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    ncol = min(4, len(ids))
+    nrow = int(np.ceil(len(ids) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.4 * nrow), layout="constrained", squeeze=False)
+    rows = claims.set_index("claim_id")
+    patient_ids = sorted(patients["patient_id"].astype(str).unique())
+    colour = {p: plt.colormaps["tab10"](i % 10) for i, p in enumerate(patient_ids)}
+    for ax, cid in zip(axes.ravel(), ids, strict=False):
+        sub = patients[patients["claim_id"] == cid]
+        row = rows.loc[cid]
+        paired = sub[["base", "post"]].notna().all(axis=1).all()
+        if paired:
+            for r in sub.itertuples():
+                ax.plot([0, 1], [r.base, r.post], "-o", ms=4, color=colour[str(r.patient_id)], lw=1.2)
+            ax.set_xticks([0, 1], [sub["base_label"].iloc[0], sub["post_label"].iloc[0]])
+            ax.set_xlim(-0.3, 1.3)
+            ax.set_ylabel(sub["quantity"].iloc[0], fontsize=8)
+        else:
+            jitter = np.linspace(-0.12, 0.12, len(sub)) if len(sub) > 1 else [0.0]
+            for x, r in zip(jitter, sub.itertuples(), strict=True):
+                ax.plot(x, r.value, "o", ms=5, color=colour[str(r.patient_id)])
+            if np.isfinite(row["estimate"]):
+                ax.errorbar(0.4, row["estimate"], yerr=[[row["estimate"] - row["ci_low"]], [row["ci_high"] - row["estimate"]]],
+                            fmt="s", color="black", capsize=3)  # fmt: skip
+            ax.axhline(0, color="black", lw=0.6, ls="--")
+            ax.set_xticks([0, 0.4], ["patients", "cohort"])
+            ax.set_xlim(-0.4, 0.8)
+            ax.set_ylabel(sub["quantity"].iloc[0], fontsize=8)
+        ax.set_title(
+            f"{cid} - {str(row['verdict']).replace('_', ' ')}\n{row['statement']}",
+            fontsize=8.5,
+            loc="left",
+            color=VERDICT_COLOURS.get(row["verdict"], "black"),
+        )
+        ax.tick_params(labelsize=8)
+    for ax in axes.ravel()[len(ids) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], marker="o", color=colour[p], label=p) for p in patient_ids]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="patient", title_fontsize=8)
+    fig.suptitle("Per-patient values behind each claim (one colour per patient)", fontsize=10)
+    return fig
+
+
 def plot_stacked_composition(wide, title: str):
     """Stacked bars: one bar per row of ``wide`` (samples x cell types, percent)."""
     import matplotlib.pyplot as plt
@@ -184,4 +242,48 @@ def plot_stacked_composition(wide, title: str):
     ax.set_ylim(0, 100)
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
     ax.set_title(title)
+    return fig
+
+
+def plot_integration(metrics, info: dict):
+    """Training curve (scVI) and, per cell type, batch mixing and label purity before and
+    after integration (see :func:`csfcart.integrate.mixing_metrics`)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), layout="constrained", gridspec_kw={"width_ratios": [1, 1.6, 1.6]})
+    ax = axes[0]
+    train = info.get("elbo_train") or []
+    if train:
+        ax.plot(range(1, len(train) + 1), train, "-o", ms=3, label="training")
+        valid = info.get("elbo_validation") or []
+        if valid:
+            ax.plot(range(1, len(valid) + 1), valid, "-s", ms=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("ELBO loss (lower is better)")
+        ax.legend(fontsize=8, frameon=False)
+        ax.set_title(f"scVI training ({info.get('accelerator', '?')}, {len(train)} epochs)", fontsize=10)
+    else:
+        ax.text(0.5, 0.5, f"{info.get('method', '?')}: no training curve", ha="center", va="center")
+        ax.set_axis_off()
+        ax.set_title(f"integration: {info.get('method', '?')}", fontsize=10)
+    embeddings = list(dict.fromkeys(metrics["embedding"]))
+    types = sorted(
+        set(metrics["cell_type"]), key=lambda t: (list(CELL_TYPE_COLOURS).index(t) if t in CELL_TYPE_COLOURS else 99, t)
+    )
+    width = 0.8 / max(len(embeddings), 1)
+    shades = ["#BBBBBB", "#4477AA", "#66CCEE"]
+    for ax, col, title in (
+        (axes[1], "batch_mixing", "batch mixing within cell type (1 = batches fully mixed)"),
+        (axes[2], "label_purity", "cell-type purity of neighbourhoods (1 = types kept apart)"),
+    ):
+        for i, emb in enumerate(embeddings):
+            sub = metrics[metrics["embedding"] == emb].set_index("cell_type").reindex(types)
+            ax.bar(np.arange(len(types)) + (i - (len(embeddings) - 1) / 2) * width, sub[col], width=width,
+                   color=shades[i % len(shades)], label=emb)  # fmt: skip
+        ax.set_xticks(range(len(types)), types, rotation=60, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, frameon=False, loc="lower right")
+    fig.suptitle("Integration: does the embedding mix samples while keeping cell types apart?", fontsize=11)
     return fig

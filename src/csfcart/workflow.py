@@ -26,7 +26,13 @@ def sample_table(config: dict[str, Any], *, out: str, schema: str | Path) -> pd.
 
 
 def targets(
-    out: str, samples: list[str], *, synthetic: bool, de_cell_types: list[str] = (), communication: bool = True
+    out: str,
+    samples: list[str],
+    *,
+    synthetic: bool,
+    de_cell_types: list[str] = (),
+    communication: bool = True,
+    claims: list[str] = (),
 ) -> list[str]:
     """Everything ``rule all`` asks for."""
     files = [
@@ -37,12 +43,15 @@ def targets(
         f"{out}/annotation/clusters.tsv",
         f"{out}/figures/umap.png",
         f"{out}/figures/markers.png",
+        f"{out}/integration/mixing.png",
         f"{out}/composition/summary.tsv",
         f"{out}/composition/patients.png",
         f"{out}/composition/stacked.png",
         f"{out}/car_t/car_fraction.png",
         f"{out}/claims.tsv",
         f"{out}/claims.png",
+        f"{out}/claims_patients.png",
+        f"{out}/summary.html",
         *[f"{out}/de/{ct}.png" for ct in de_cell_types],
         *([f"{out}/de/summary.tsv", f"{out}/de/heatmap.png"] if de_cell_types else []),
     ]
@@ -51,6 +60,8 @@ def targets(
             f"{out}/communication/{name}"
             for name in ("interactions.tsv", "b_microglia.png", "top_changes.png", "sender_receiver.png")
         ]
+        if de_cell_types:
+            files.append(f"{out}/communication/pseudobulk.tsv")
     if synthetic:
         files += [
             f"{out}/simulated/figures/cell_metrics.png",
@@ -58,4 +69,6 @@ def targets(
             f"{out}/evaluation/annotation.tsv",
             f"{out}/evaluation/claims.tsv",
         ]
+        if communication and "C7" in claims:
+            files.append(f"{out}/evaluation/communication.tsv")
     return files

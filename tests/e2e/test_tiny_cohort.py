@@ -8,26 +8,9 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from tests.conftest import run_snakemake, write_config
+from tests.conftest import run_snakemake
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    override = write_config(
-        tmp,
-        f"results: {tmp / 'results'}\n"
-        "integration:\n  method: scvi\n  batch_key: sample_id\n  n_hvg: 1000\n"
-        "  scvi: {max_epochs: 2, batch_size: 256, early_stopping: false, accelerator: cpu}\n",
-    )
-    proc = run_snakemake(
-        "-c2", "--workflow-profile", "workflow/profiles/default",
-        "--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(override),
-    )  # fmt: skip
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    return tmp / "results" / "csf_bcma_cart_tiny"
 
 
 def test_annotated_h5ad_has_every_promised_slot(tiny_run):

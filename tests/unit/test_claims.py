@@ -130,3 +130,19 @@ def test_grouped_summary_equals_the_per_group_one():
         ref = paired_summary(df.loc[df["g"] == g, "v"].to_numpy(), direction=-1)
         for key in ("estimate", "ci_low", "ci_high", "p_value", "n_patients", "patients_consistent"):
             assert np.isclose(out.loc[g, key], ref[key], equal_nan=True), (g, key)
+
+
+def test_per_patient_values_are_those_the_claims_summarise():
+    from csfcart.claims import claim_patients
+
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0)
+    ids = ["C1", "C3", "C6"]
+    patients = claim_patients(m, ids, baseline="baseline")
+    table = _verdicts(m, ids)
+    for cid in ids:
+        sub = patients[patients["claim_id"] == cid]
+        assert len(sub) == table.loc[cid, "n_patients"] == 5
+        assert sub["value"].mean() == pytest.approx(table.loc[cid, "estimate"])
+    c6 = patients[patients["claim_id"] == "C6"]
+    assert np.allclose(c6["post"] - c6["base"], c6["value"])
+    assert set(patients["base_label"]) == {"baseline"}

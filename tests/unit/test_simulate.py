@@ -142,11 +142,27 @@ def test_null_and_anti_cd20_truth():
 
     null, effect = verdicts("csf_null")
     assert set(null.values()) == {"not_reproduced"}
-    assert all(abs(v) < 1e-9 for k, v in effect.items() if k != "C7")  # C7: verdict only
+    assert all(abs(v) < 1e-9 for v in effect.values())  # C7 too: common random numbers
     cd20, _ = verdicts("csf_anti_cd20_like")
     assert cd20["C3"] == "reproduced" and cd20["C4"] == "not_reproduced" and cd20["C5"] == "not_reproduced"
     pbmc, _ = verdicts("pbmc_cd19_allo")
     assert pbmc == {"D1": "reproduced", "D2": "reproduced", "D3": "reproduced"}
+
+
+def test_c7_truth_is_the_planted_fall_of_the_b_microglia_axis():
+    from csfcart.simulate.model import CohortModel
+    from csfcart.simulate.truth import communication_truth
+
+    cohort = load_cohort(DATASETS / "csf_bcma_cart_tiny.yaml")
+    truth = communication_truth(CohortModel(cohort), cohort.compartments["CSF"].timepoints)
+    assert truth["C7"] < -0.05
+    inter = truth["interactions"]
+    b_mg = inter["source"].isin(["naive_B", "memory_B", "plasma"]) & (inter["target"] == "microglia_like")
+    # B cells vanish: their interactions with microglia-like cells fall to 0 (lost)
+    assert b_mg.any() and (inter.loc[b_mg, "post_score"] < 0.5 * inter.loc[b_mg, "baseline_score"]).all()
+    # an interaction between untouched T cells barely moves
+    t_t = (inter["source"] == "CD4_T") & (inter["target"] == "CD8_T")
+    assert inter.loc[t_t, "true_change"].abs().median() < 0.05
 
 
 # -- bad cohort descriptions ------------------------------------------------------------

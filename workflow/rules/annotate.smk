@@ -7,11 +7,12 @@ rule annotate:
         markers=CONFIG["annotation"]["markers"],
     output:
         h5ad=f"{OUT}/annotated.h5ad",
-        clusters=report(
-            f"{OUT}/annotation/clusters.tsv",
+        clusters=f"{OUT}/annotation/clusters.tsv",
+        clusters_page=report(
+            f"{OUT}/annotation/clusters.html",
             caption="../report/clusters.rst",
-            category="Cell types",
-            labels={"table": "clusters and their labels"},
+            category="3. Cell types",
+            labels={"result": "clusters and their labels (table)"},
         ),
     log:
         f"{OUT}/logs/annotate.log",
@@ -40,14 +41,14 @@ rule plot_annotation:
         umap=report(
             f"{OUT}/figures/umap.png",
             caption="../report/umap.rst",
-            category="Cell types",
-            labels={"figure": "UMAP"},
+            category="3. Cell types",
+            labels={"result": "UMAPs by type, time, patient, compartment, CAR"},
         ),
         markers=report(
             f"{OUT}/figures/markers.png",
             caption="../report/markers.rst",
-            category="Cell types",
-            labels={"figure": "marker dot plot"},
+            category="3. Cell types",
+            labels={"result": "marker dot plot"},
         ),
     log:
         f"{OUT}/logs/plot_annotation.log",
@@ -81,3 +82,37 @@ rule evaluate_annotation:
         runtime=10,
     script:
         "../scripts/evaluate_annotation.py"
+
+
+rule plot_integration:
+    input:
+        h5ad=f"{OUT}/annotated.h5ad",
+        info=f"{OUT}/integration.json",
+    output:
+        table=f"{OUT}/integration/mixing.tsv",
+        page=report(
+            f"{OUT}/integration/mixing.html",
+            caption="../report/integration_table.rst",
+            category="2. Integration",
+            labels={"result": "mixing per cell type (table)"},
+        ),
+        figure=report(
+            f"{OUT}/integration/mixing.png",
+            caption="../report/integration.rst",
+            category="2. Integration",
+            labels={"result": "training and mixing"},
+        ),
+    log:
+        f"{OUT}/logs/plot_integration.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_integration.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, input, attempt: max(4000, 4 * input.size_mb) * attempt,
+        runtime=30,
+    params:
+        seed=CONFIG["seed"],
+    script:
+        "../scripts/plot_integration.py"

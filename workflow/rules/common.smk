@@ -41,6 +41,7 @@ def all_targets():
         synthetic=SYNTHETIC,
         de_cell_types=DE_CELL_TYPES,
         communication=bool(CSF_SAMPLES),
+        claims=CLAIMS,
     )
 
 

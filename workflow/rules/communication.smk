@@ -29,30 +29,30 @@ rule communication_diff:
         annotated=f"{OUT}/annotated.h5ad",
     output:
         interactions=f"{OUT}/communication/interactions.tsv",
-        top_table=report(
-            f"{OUT}/communication/top_interactions.tsv",
+        page=report(
+            f"{OUT}/communication/interactions.html",
             caption="../report/communication_table.rst",
-            category="Communication",
-            labels={"table": "top 200 changed interactions"},
+            category="7. Communication",
+            labels={"result": "changed interactions (table)"},
         ),
         axis=f"{OUT}/communication/axis.tsv",
         lines=report(
             f"{OUT}/communication/b_microglia.png",
             caption="../report/communication_lines.rst",
-            category="Communication",
-            labels={"figure": "B / microglia-like score per patient"},
+            category="7. Communication",
+            labels={"result": "B / microglia-like score per patient"},
         ),
         top=report(
             f"{OUT}/communication/top_changes.png",
             caption="../report/communication_top.rst",
-            category="Communication",
-            labels={"figure": "top changed interactions"},
+            category="7. Communication",
+            labels={"result": "top changed interactions"},
         ),
         heatmap=report(
             f"{OUT}/communication/sender_receiver.png",
             caption="../report/communication_heatmap.rst",
-            category="Communication",
-            labels={"figure": "sender x receiver change"},
+            category="7. Communication",
+            labels={"result": "sender x receiver change"},
         ),
     log:
         f"{OUT}/logs/communication_diff.log",
@@ -66,3 +66,47 @@ rule communication_diff:
         baseline=BASELINE,
     script:
         "../scripts/communication_diff.py"
+
+
+rule communication_pseudobulk:
+    input:
+        annotated=f"{OUT}/annotated.h5ad",
+        de=f"{OUT}/de/results.tsv",
+    output:
+        table=f"{OUT}/communication/pseudobulk.tsv",
+        page=report(
+            f"{OUT}/communication/pseudobulk.html",
+            caption="../report/communication_pseudobulk.rst",
+            category="7. Communication",
+            labels={"result": "pseudobulk route (table)"},
+        ),
+    log:
+        f"{OUT}/logs/communication_pseudobulk.log",
+    benchmark:
+        f"{OUT}/benchmarks/communication_pseudobulk.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
+        runtime=30,
+    script:
+        "../scripts/communication_pseudobulk.py"
+
+
+rule evaluate_communication:
+    input:
+        measured=f"{OUT}/communication/interactions.tsv",
+        truth=f"{OUT}/simulated/truth/interactions.tsv",
+    output:
+        f"{OUT}/evaluation/communication.tsv",
+    log:
+        f"{OUT}/logs/evaluate_communication.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../scripts/evaluate_communication.py"

@@ -7,23 +7,24 @@ rule composition:
     output:
         counts=f"{OUT}/composition/counts.tsv",
         changes=f"{OUT}/composition/changes.tsv",
-        summary=report(
-            f"{OUT}/composition/summary.tsv",
+        summary=f"{OUT}/composition/summary.tsv",
+        page=report(
+            f"{OUT}/composition/summary.html",
             caption="../report/composition_summary.rst",
-            category="Composition",
-            labels={"table": "paired composition changes"},
+            category="5. Composition",
+            labels={"result": "paired composition changes (table)"},
         ),
         lines=report(
             f"{OUT}/composition/patients.png",
             caption="../report/composition_lines.rst",
-            category="Composition",
-            labels={"figure": "per-patient composition"},
+            category="5. Composition",
+            labels={"result": "per-patient composition"},
         ),
         stacked=report(
             f"{OUT}/composition/stacked.png",
             caption="../report/composition_stacked.rst",
-            category="Composition",
-            labels={"figure": "composition per sample"},
+            category="5. Composition",
+            labels={"result": "composition per sample"},
         ),
     log:
         f"{OUT}/logs/composition.log",
@@ -47,8 +48,8 @@ rule car_t:
         figure=report(
             f"{OUT}/car_t/car_fraction.png",
             caption="../report/car_fraction.rst",
-            category="CAR-T",
-            labels={"figure": "CAR+ fraction of T cells"},
+            category="4. CAR-T",
+            labels={"result": "CAR+ fraction of T cells"},
         ),
     log:
         f"{OUT}/logs/car_t.log",
@@ -109,7 +110,7 @@ rule de:
         volcano=report(
             f"{OUT}/de/{{cell_type}}.png",
             caption="../report/volcano.rst",
-            category="Expression",
+            category="6. Expression",
             subcategory="Volcano plots",
             labels={"cell type": "{cell_type}"},
         ),
@@ -136,17 +137,25 @@ rule claims:
     input:
         unpack(claims_input),
     output:
-        table=report(
-            f"{OUT}/claims.tsv",
+        table=f"{OUT}/claims.tsv",
+        page=report(
+            f"{OUT}/claims.html",
             caption="../report/claims_table.rst",
-            category="Claims",
-            labels={"table": "claims"},
+            category="8. Claims",
+            labels={"result": "claims table"},
         ),
         forest=report(
             f"{OUT}/claims.png",
             caption="../report/claims_forest.rst",
-            category="Claims",
-            labels={"figure": "forest plot of the claims"},
+            category="8. Claims",
+            labels={"result": "forest plot of the claims"},
+        ),
+        patients=f"{OUT}/claims_patients.tsv",
+        patients_figure=report(
+            f"{OUT}/claims_patients.png",
+            caption="../report/claims_patients.rst",
+            category="8. Claims",
+            labels={"result": "per-patient values behind each claim"},
         ),
     log:
         f"{OUT}/logs/claims.log",
@@ -182,22 +191,51 @@ rule score_claims:
         "../scripts/score_claims.py"
 
 
+rule summary_page:
+    input:
+        claims=rules.claims.output.table,
+        forest=rules.claims.output.forest,
+        truth=f"{OUT}/evaluation/claims.tsv" if SYNTHETIC else [],
+    output:
+        f"{OUT}/summary.html",
+    log:
+        f"{OUT}/logs/summary_page.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dataset=CONFIG["dataset"],
+    script:
+        "../scripts/summary_page.py"
+
+
 rule de_summary:
     input:
         tables=expand(f"{OUT}/de/{{cell_type}}.tsv", cell_type=DE_CELL_TYPES),
         status=expand(f"{OUT}/de/{{cell_type}}.status.tsv", cell_type=DE_CELL_TYPES),
     output:
-        status=report(
-            f"{OUT}/de/summary.tsv",
+        status=f"{OUT}/de/summary.tsv",
+        status_page=report(
+            f"{OUT}/de/summary.html",
             caption="../report/de_summary.rst",
-            category="Expression",
-            labels={"table": "contrasts tested"},
+            category="6. Expression",
+            labels={"result": "contrasts tested (table)"},
+        ),
+        results=f"{OUT}/de/results.tsv",
+        results_page=report(
+            f"{OUT}/de/results.html",
+            caption="../report/de_results.rst",
+            category="6. Expression",
+            labels={"result": "differential expression results (table)"},
         ),
         heatmap=report(
             f"{OUT}/de/heatmap.png",
             caption="../report/de_heatmap.rst",
-            category="Expression",
-            labels={"figure": "heat map of top genes"},
+            category="6. Expression",
+            labels={"result": "heat map of top genes"},
         ),
     log:
         f"{OUT}/logs/de_summary.log",

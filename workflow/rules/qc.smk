@@ -11,9 +11,9 @@ rule qc:
         figure=report(
             f"{OUT}/qc/{{sample}}.png",
             caption="../report/qc_sample.rst",
-            category="Data and QC",
+            category="1. Data and QC",
             subcategory="Per sample",
-            labels={"sample": "{sample}", "figure": "QC distributions"},
+            labels={"sample": "{sample}"},
         ),
     log:
         f"{OUT}/logs/qc/{{sample}}.log",
@@ -36,17 +36,20 @@ rule qc_summary:
     input:
         expand(f"{OUT}/qc/{{sample}}.summary.tsv", sample=SAMPLES.index),
     output:
-        table=report(
-            f"{OUT}/qc/summary.tsv",
+        table=f"{OUT}/qc/summary.tsv",
+        page=report(
+            f"{OUT}/qc/summary.html",
             caption="../report/qc_summary_table.rst",
-            category="Data and QC",
-            labels={"table": "QC per sample"},
+            category="1. Data and QC",
+            subcategory="Cohort",
+            labels={"result": "QC per sample (table)"},
         ),
         figure=report(
             f"{OUT}/qc/summary.png",
             caption="../report/qc_summary.rst",
-            category="Data and QC",
-            labels={"figure": "cells kept per sample"},
+            category="1. Data and QC",
+            subcategory="Cohort",
+            labels={"result": "cells kept per sample"},
         ),
     log:
         f"{OUT}/logs/qc_summary.log",

@@ -31,12 +31,16 @@ rule plot_simulation:
         metrics=report(
             f"{OUT}/simulated/figures/cell_metrics.png",
             caption="../report/simulation_metrics.rst",
-            category="Data and QC",
+            category="1. Data and QC",
+            subcategory="Simulated cohort",
+            labels={"result": "UMIs, genes, MT per cell vs real CSF"},
         ),
         composition=report(
             f"{OUT}/simulated/figures/composition.png",
             caption="../report/simulation_composition.rst",
-            category="Data and QC",
+            category="1. Data and QC",
+            subcategory="Simulated cohort",
+            labels={"result": "true composition vs real CSF"},
         ),
         summary=f"{OUT}/simulated/figures/summary_by_cell_type.tsv",
     log:

@@ -4,6 +4,7 @@ import anndata as ad
 
 from csfcart.annotate import annotate, read_markers
 from csfcart.logs import setup
+from csfcart.tables import write_table_html
 
 setup(snakemake.log[0])
 adata = ad.read_h5ad(snakemake.input.h5ad)
@@ -22,3 +23,6 @@ table = annotate(
 )
 adata.write_h5ad(snakemake.output.h5ad)
 table.to_csv(snakemake.output.clusters, sep="\t", index_label="cluster")
+write_table_html(
+    table.rename_axis("cluster").reset_index(), snakemake.output.clusters_page, title="Clusters and their cell types"
+)

@@ -3,9 +3,10 @@
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from csfcart.claims import Measurements, applicable_claims, claims_table
+from csfcart.claims import Measurements, applicable_claims, claim_patients, claims_table
 from csfcart.logs import setup
-from csfcart.plotting import plot_claims
+from csfcart.plotting import plot_claim_patients, plot_claims
+from csfcart.tables import write_table_html
 
 setup(snakemake.log[0])
 read = lambda path, **kw: pd.read_csv(path, sep="\t", **kw)  # noqa: E731
@@ -21,13 +22,20 @@ m = Measurements(
 for table in (m.counts, m.car, m.ig, m.programs, *([m.communication] if m.communication is not None else [])):
     for col in ("patient_id", "timepoint", "compartment"):
         table[col] = table[col].astype(str)
+ids = applicable_claims(m.counts, snakemake.params.claims)
 claims = claims_table(
     m,
-    applicable_claims(m.counts, snakemake.params.claims),
+    ids,
     baseline=snakemake.params.baseline,
     alpha=snakemake.params.alpha,
 )
 claims.to_csv(snakemake.output.table, sep="\t", index=False)
+write_table_html(claims, snakemake.output.page, title="Claims")
 fig = plot_claims(claims)
 fig.savefig(snakemake.output.forest, dpi=110)
+plt.close(fig)
+patients = claim_patients(m, ids, baseline=snakemake.params.baseline)
+patients.to_csv(snakemake.output.patients, sep="\t", index=False)
+fig = plot_claim_patients(patients, claims)
+fig.savefig(snakemake.output.patients_figure, dpi=110)
 plt.close(fig)

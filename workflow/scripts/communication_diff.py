@@ -7,6 +7,7 @@ import pandas as pd
 from csfcart.communication import axis_scores, paired_interactions, plot_axis_lines, plot_pair_heatmap, plot_top_changes
 from csfcart.logs import setup
 from csfcart.measure import sample_meta
+from csfcart.tables import write_table_html
 from csfcart.timepoints import order_timepoints
 
 setup(snakemake.log[0])
@@ -15,7 +16,7 @@ scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_
 meta = meta.loc[meta.index.isin(set(scores["sample_id"])) | (meta["compartment"] == "CSF")]
 _, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline)
 summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
-summary.head(200).to_csv(snakemake.output.top_table, sep="\t", index=False)
+write_table_html(summary, snakemake.output.page, title="Paired change of each interaction", max_rows=500)
 axis = axis_scores(scores, meta)
 axis.to_csv(snakemake.output.axis, sep="\t")
 for fig, path in (

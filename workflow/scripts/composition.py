@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 from csfcart.composition import composition_summary, long_fractions, paired_changes, plot_patient_lines, plot_stacked
 from csfcart.logs import setup
 from csfcart.measure import cell_counts
+from csfcart.tables import write_table_html
 
 setup(snakemake.log[0])
 obs = ad.read_h5ad(snakemake.input[0], backed="r").obs
@@ -14,7 +15,9 @@ counts.to_csv(snakemake.output.counts, sep="\t")
 long = long_fractions(counts)
 changes = paired_changes(long, baseline=snakemake.params.baseline)
 changes.to_csv(snakemake.output.changes, sep="\t", index=False)
-composition_summary(changes).to_csv(snakemake.output.summary, sep="\t", index=False)
+summary = composition_summary(changes)
+summary.to_csv(snakemake.output.summary, sep="\t", index=False)
+write_table_html(summary, snakemake.output.page, title="Paired composition changes")
 for fig, path in ((plot_patient_lines(long), snakemake.output.lines), (plot_stacked(long), snakemake.output.stacked)):
     fig.savefig(path, dpi=110)
     plt.close(fig)

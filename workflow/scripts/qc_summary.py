@@ -6,6 +6,7 @@ import pandas as pd
 from csfcart.errors import InputError
 from csfcart.logs import setup
 from csfcart.qc import plot_summary
+from csfcart.tables import write_table_html
 
 setup(snakemake.log[0])
 table = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input], ignore_index=True)
@@ -18,6 +19,7 @@ if len(excluded) and snakemake.params.on_too_few_cells == "fail":
 for row in excluded.itertuples():
     print(f"excluded sample {row.sample_id}: {row.reason}")
 table.to_csv(snakemake.output.table, sep="\t", index=False)
+write_table_html(table, snakemake.output.page, title="QC per sample")
 fig = plot_summary(table)
 fig.savefig(snakemake.output.figure, dpi=110)
 plt.close(fig)

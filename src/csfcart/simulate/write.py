@@ -20,7 +20,7 @@ import scipy.io
 
 from csfcart.simulate.cohort import Cohort
 from csfcart.simulate.model import CohortModel
-from csfcart.simulate.truth import claim_truth
+from csfcart.simulate.truth import claim_truth, communication_truth
 
 GZIP_LEVEL = 1
 
@@ -83,7 +83,11 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
         (tmp / "truth").mkdir()
         cells = pd.concat(truths, ignore_index=True)
         (tmp / "truth" / "cells.tsv.gz").write_bytes(_gz_bytes(cells.to_csv(sep="\t", index=False).encode()))
-        claim_truth(cohort, model).to_csv(tmp / "truth" / "claims.tsv", sep="\t", index=False)
+        communication = None
+        if "C7" in cohort.claims and "CSF" in cohort.compartments:
+            communication = communication_truth(model, cohort.compartments["CSF"].timepoints)
+            communication["interactions"].to_csv(tmp / "truth" / "interactions.tsv", sep="\t", index=False)
+        claim_truth(cohort, model, communication).to_csv(tmp / "truth" / "claims.tsv", sep="\t", index=False)
         if outdir.exists():
             shutil.rmtree(outdir)
         os.replace(tmp, outdir)

@@ -1,0 +1,84 @@
+"""The report's own pieces: browsable tables, the standalone summary page, mixing metrics."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from csfcart.integrate import mixing_metrics
+from csfcart.summary import render_summary
+from csfcart.tables import render_table, write_table_html
+
+
+def test_tables_escape_their_cells_and_say_when_cut(tmp_path):
+    frame = pd.DataFrame({"gene": ["<script>alert(1)</script>", "CD3E", "MS4A1"], "padj": [0.01, np.nan, 0.5]})
+    page = render_table(frame, title="DE & more")
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert page.count("<tr>") == 4  # header and three rows
+    assert "DE &amp; more" in page
+    out = tmp_path / "t.html"
+    write_table_html(frame, out, title="t", max_rows=2)
+    text = out.read_text()
+    assert text.count("<tr>") == 3 and "the first 2 of 3 rows" in text
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_summary_page_carries_every_claim_and_needs_nothing_else():
+    claims = pd.DataFrame(
+        {
+            "claim_id": ["C1", "C7"],
+            "statement": ["CAR-T cells reach the CSF", "B / microglia interactions fall"],
+            "metric": ["m1", "m2"],
+            "estimate": [0.12, np.nan],
+            "ci_low": [0.05, np.nan],
+            "ci_high": [0.2, np.nan],
+            "p_adjusted": [0.01, np.nan],
+            "n_patients": [5, 0],
+            "patients_consistent": [5, 0],
+            "verdict": ["reproduced", "not_testable"],
+            "reason": ["5/5 patients", "no microglia-like cells"],
+        }
+    )
+    truth = pd.DataFrame({"claim_id": ["C1", "C7"], "true_effect": [0.1, -0.2], "ci_covers_truth": [True, False]})
+    page = render_summary(claims, b"\x89PNG fake", dataset="demo", truth=truth)
+    body = page.split("<tbody>")[1].split("</tbody>")[0]
+    assert body.count("<tr>") == 2
+    assert "not testable" in body and "reproduced" in body and "0.12 (0.05 to 0.2)" in body
+    assert "simulated effect" in page
+    assert "data:image/png;base64," in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_mixing_metrics_tell_mixed_from_separated_batches():
+    rng = np.random.default_rng(0)
+    n = 200
+    labels = np.repeat(["A", "B"], n)
+    batch = np.tile(["s1", "s2"], n)
+    centres = np.where(labels == "A", 0.0, 20.0)[:, None]
+    mixed = centres + rng.normal(size=(2 * n, 2))
+    apart = mixed + np.where(batch == "s1", 0.0, 8.0)[:, None]  # each batch its own island
+    adata = ad.AnnData(
+        obs=pd.DataFrame({"cell_type": labels, "sample_id": batch}, index=[str(i) for i in range(2 * n)])
+    )
+    m = mixing_metrics(adata, {"mixed": mixed, "apart": apart}, batch_key="sample_id", k=15).set_index(
+        ["embedding", "cell_type"]
+    )
+    assert (m.loc["mixed", "batch_mixing"] > 0.9).all()
+    assert (m.loc["apart", "batch_mixing"] < 0.2).all()
+    assert (m["label_purity"] > 0.99).all()
+
+
+def test_communication_recovery_marks_planted_interactions():
+    from csfcart.evaluate import communication_recovery
+
+    key = ["source", "target", "ligand_complex", "receptor_complex"]
+    rows = [("microglia_like", "naive_B", "TNFSF13B", "TNFRSF13C"), ("CD4_T", "CD8_T", "CD40LG", "CD40")]
+    measured = pd.DataFrame(rows, columns=key).assign(
+        compartment="CSF", estimate=[-0.4, -0.01], ci_low=[-0.5, -0.05], ci_high=[-0.3, 0.03], p_value=[0.001, 0.6],
+        p_adjusted=[0.01, 0.7],
+    )  # fmt: skip
+    truth = pd.DataFrame(rows, columns=key).assign(true_change=[-0.45, 0.0])
+    table = communication_recovery(measured, truth, top=2)
+    assert table["rank"].tolist() == [1, 2]
+    assert table["planted"].tolist() == [True, False]

@@ -1,0 +1,19 @@
+"""Adapter of rule communication_pseudobulk: LIANA's multi-sample route on the pseudobulk DE."""
+
+import anndata as ad
+import pandas as pd
+
+from csfcart.communication import pseudobulk_interactions
+from csfcart.logs import setup
+from csfcart.tables import write_table_html
+
+setup(snakemake.log[0])
+obs = ad.read_h5ad(snakemake.input.annotated, backed="r")
+csf = obs[(obs.obs["compartment"].astype(str) == "CSF").to_numpy()].to_memory()
+de = pd.read_csv(snakemake.input.de, sep="\t")
+table = pseudobulk_interactions(csf, de)
+print(f"{len(table)} interactions over {table['contrast'].nunique()} contrast(s)")
+table.to_csv(snakemake.output.table, sep="\t", index=False)
+write_table_html(
+    table, snakemake.output.page, title="Communication, pseudobulk route (ligand and receptor DE)", max_rows=500
+)

@@ -1,0 +1,13 @@
+"""Adapter of rule evaluate_communication: are the planted interactions the top changed ones?"""
+
+import pandas as pd
+
+from csfcart.evaluate import communication_recovery
+from csfcart.logs import setup
+
+setup(snakemake.log[0])
+measured = pd.read_csv(snakemake.input.measured, sep="\t")
+truth = pd.read_csv(snakemake.input.truth, sep="\t")
+table = communication_recovery(measured, truth)
+print(f"planted interactions among the top {len(table)} changed: {int(table['planted'].sum())}")
+table.to_csv(snakemake.output[0], sep="\t", index=False)

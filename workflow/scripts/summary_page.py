@@ -1,0 +1,13 @@
+"""Adapter of rule summary_page: the standalone claims page (no Snakemake needed to open it)."""
+
+from csfcart.logs import setup
+from csfcart.summary import write_summary
+
+setup(snakemake.log[0])
+write_summary(
+    snakemake.input.claims,
+    snakemake.input.forest,
+    snakemake.output[0],
+    dataset=snakemake.params.dataset,
+    truth_tsv=snakemake.input.truth or None,
+)
