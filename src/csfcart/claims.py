@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.measure import B_CELL_TYPES, T_CELL_TYPES
-from csfcart.stats import bh, paired_summary
+from csfcart.stats import bh, paired_summary, unpaired_summary
 from csfcart.timepoints import order_timepoints
 
 COLUMNS = ["claim_id", "statement", "metric", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted",
@@ -31,6 +31,7 @@ class Claim:
     direction: int
     compartment: str
     min_estimate: float | None = None  # the claimed size: direction * estimate must reach direction * this
+    design: str = "paired"  # or "unpaired": a condition against the reference condition, donors as the unit
 
 
 CLAIMS: dict[str, Claim] = {
@@ -110,6 +111,20 @@ CLAIMS: dict[str, Claim] = {
         +1,
         "blood",
     ),
+    "M1": Claim(
+        "B cells are enriched in MS CSF",
+        "log2 ratio of the B-cell fraction of CSF cells, MS over control donors (difference of mean log2 fractions)",
+        +1,
+        "CSF",
+        design="unpaired",
+    ),
+    "M2": Claim(
+        "plasma cells are enriched in MS CSF",
+        "log2 ratio of the plasma-cell fraction of CSF cells, MS over control donors (difference of mean log2 fractions)",
+        +1,
+        "CSF",
+        design="unpaired",
+    ),
 }
 
 
@@ -127,6 +142,8 @@ PAIR_AXES: dict[str, tuple[str, str, str]] = {
     "D1": ("B-cell fraction of blood cells", "baseline", "first after"),
     "D2": ("CAR+ fraction of blood T cells", "baseline", "month 3 / last"),
     "D3": ("log2 odds naive among blood B", "baseline", "last"),
+    "M1": ("log2 B-cell fraction of CSF cells", "control", "MS"),
+    "M2": ("log2 plasma fraction of CSF cells", "control", "MS"),
 }
 
 
@@ -139,6 +156,26 @@ class Measurements:
     ig: pd.DataFrame  # sample -> meta + asc_ig_per_1000_umis
     programs: pd.DataFrame  # long: sample, group, program, score
     communication: pd.DataFrame | None = None  # sample -> meta + b_microglia, microglia_inflammatory
+    conditions: pd.Series | None = None  # sample -> condition (unpaired designs, e.g. MS / control)
+    reference_condition: str = "control"
+
+
+def unpaired_values(claim_id: str, m: Measurements) -> tuple[pd.DataFrame, str]:
+    """Per donor (samples of the claim's compartment pooled): condition and log2 fraction."""
+    c = CLAIMS[claim_id]
+    if m.conditions is None or not len(m.conditions):
+        return pd.DataFrame(columns=["condition", "value"]), "no 'condition' column in the sample sheet"
+    counts = m.counts[m.counts["compartment"] == c.compartment]
+    types = B_CELL_TYPES if claim_id == "M1" else ["plasma"]
+    num, den = _cell_counts(counts, types)
+    per = pd.DataFrame({"num": num, "den": den, "patient_id": counts["patient_id"]})
+    per["condition"] = m.conditions.reindex(per.index).astype(str)
+    donors = per.groupby(["patient_id", "condition"])[["num", "den"]].sum().reset_index("condition")
+    # half a cell of continuity, so that a donor without any keeps a finite value
+    donors["value"] = np.log2((donors["num"] + 0.5) / (donors["den"] + 0.5))
+    groups = sorted(set(donors["condition"]) - {m.reference_condition})
+    note = f"{', '.join(groups) or 'no other condition'} vs {m.reference_condition} donors"
+    return donors[["condition", "value"]], note
 
 
 def _pairs(
@@ -303,8 +340,16 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
                 }
             )
             continue
-        values, pairs, note = claim_values(cid, m, baseline)
-        summary = paired_summary(values.to_numpy(), direction=c.direction)
+        if c.design == "unpaired":
+            donors, note = unpaired_values(cid, m)
+            ref = donors["condition"] == m.reference_condition
+            summary = unpaired_summary(
+                donors.loc[~ref, "value"].to_numpy(), donors.loc[ref, "value"].to_numpy(), direction=c.direction
+            )
+            values, pairs = donors["value"], None
+        else:
+            values, pairs, note = claim_values(cid, m, baseline)
+            summary = paired_summary(values.to_numpy(), direction=c.direction)
         if c.metric.startswith("percent change") and np.isfinite(summary["ci_low"]):
             summary["ci_low"] = max(summary["ci_low"], -100.0)  # nothing falls by more than all of it
         row.update(summary)
@@ -328,7 +373,14 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
         reasons = []
         significant = row["p_adjusted"] < alpha
         right_way = np.sign(row["estimate"]) == c.direction
-        reasons.append(f"{row['patients_consistent']}/{row['n_patients']} patients in the claimed direction")
+        if c.design == "unpaired":
+            if not np.isfinite(row["p_value"]):
+                row.update(verdict="not_testable", reason=f"{note}: at least 2 donors per condition needed")
+                out.append(row)
+                continue
+            reasons.append(f"{row['patients_consistent']} donors beyond the {m.reference_condition} mean")
+        else:
+            reasons.append(f"{row['patients_consistent']}/{row['n_patients']} patients in the claimed direction")
         reasons.append(f"adjusted p = {row['p_adjusted']:.3g}")
         ok = bool(significant and right_way)
         if c.min_estimate is not None:  # the claimed size, in the claimed direction
@@ -354,6 +406,12 @@ def claim_patients(m: Measurements, claim_ids: list[str], *, baseline: str) -> p
     for cid in claim_ids:
         if cid not in CLAIMS or CLAIMS[cid].compartment not in set(m.counts["compartment"]):
             continue
+        axis, base_label, post_label = PAIR_AXES.get(cid, ("value", "baseline", "after"))
+        if CLAIMS[cid].design == "unpaired":
+            donors, _ = unpaired_values(cid, m)
+            frame = donors.rename_axis("patient_id").reset_index()
+            frames.append(frame.assign(claim_id=cid, quantity=axis, base_label=base_label, post_label=post_label))
+            continue
         values, pairs, _ = claim_values(cid, m, baseline)
         if not len(values):
             continue
@@ -362,12 +420,11 @@ def claim_patients(m: Measurements, claim_ids: list[str], *, baseline: str) -> p
             frame = frame.join(pairs[["base", "post"]], how="left")
         frame = frame.reindex(columns=["base", "post", "value"])
         frame.index.name = "patient_id"
-        axis, base_label, post_label = PAIR_AXES.get(cid, ("value", "baseline", "after"))
         frames.append(
             frame.reset_index().assign(claim_id=cid, quantity=axis, base_label=base_label, post_label=post_label)
         )
-    columns = ["claim_id", "patient_id", "quantity", "base_label", "base", "post_label", "post", "value"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    columns = ["claim_id", "patient_id", "quantity", "base_label", "base", "post_label", "post", "value", "condition"]
+    return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
 
 
 def applicable_claims(counts: pd.DataFrame, requested: list[str] | None) -> list[str]:
@@ -375,7 +432,11 @@ def applicable_claims(counts: pd.DataFrame, requested: list[str] | None) -> list
     if requested:
         return list(requested)
     comps = set(counts["compartment"])
-    return [cid for cid, c in CLAIMS.items() if c.compartment in comps and not (cid == "C9" and "blood" not in comps)]
+    return [
+        cid
+        for cid, c in CLAIMS.items()
+        if c.compartment in comps and c.design == "paired" and not (cid == "C9" and "blood" not in comps)
+    ]
 
 
 def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

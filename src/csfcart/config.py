@@ -19,7 +19,7 @@ from csfcart.errors import InputError
 REQUIRED_COLUMNS = ["sample_id", "patient_id", "timepoint", "compartment", "path"]
 FORMATS = ("10x_mtx", "10x_h5", "h5ad", "csv")
 #: keys a dataset file may carry into the workflow configuration
-DATASET_KEYS = {"dataset", "simulation", "samples", "car_feature", "claims"}
+DATASET_KEYS = {"dataset", "simulation", "samples", "car_feature", "claims", "download", "reference_condition"}
 
 
 def _schema(path: str | Path) -> dict:
@@ -102,8 +102,14 @@ def infer_format(path: str) -> str | None:
     return None
 
 
-def read_sample_sheet(path: str | Path, schema: str | Path, *, check_files: bool = True) -> pd.DataFrame:
-    """Read and validate a sample sheet; paths become absolute-or-cwd-relative."""
+def read_sample_sheet(
+    path: str | Path, schema: str | Path, *, check_files: bool = True, base: str | Path | None = None
+) -> pd.DataFrame:
+    """Read and validate a sample sheet; paths become absolute-or-cwd-relative.
+
+    Relative paths are taken from the sheet's folder, or from ``base`` (the download folder
+    of a public dataset, whose files appear only once the workflow has fetched them).
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: sample sheet not found. Fix: set 'samples:' to an existing TSV file")
@@ -130,7 +136,7 @@ def read_sample_sheet(path: str | Path, schema: str | Path, *, check_files: bool
         sheet["format"] = ""
     if "batch" not in sheet.columns:
         sheet["batch"] = sheet["sample_id"]
-    base = path.parent
+    base = Path(base) if base is not None else path.parent
     for i, row in sheet.iterrows():
         full = Path(row["path"]) if Path(row["path"]).is_absolute() else base / row["path"]
         sheet.loc[i, "path"] = str(full)

@@ -195,7 +195,16 @@ def plot_claim_patients(patients, claims):
         sub = patients[patients["claim_id"] == cid]
         row = rows.loc[cid]
         paired = sub[["base", "post"]].notna().all(axis=1).all()
-        if paired:
+        if sub["condition"].notna().any():  # unpaired: donors of each condition side by side
+            for x, cond in enumerate([sub["base_label"].iloc[0], sub["post_label"].iloc[0]]):
+                v = sub.loc[sub["condition"] == cond, "value"]
+                ax.plot(
+                    x + np.linspace(-0.1, 0.1, len(v)) if len(v) > 1 else [x] * len(v), v, "o", ms=5, color="#4477AA"
+                )
+            ax.set_xticks([0, 1], [sub["base_label"].iloc[0], sub["post_label"].iloc[0]])
+            ax.set_xlim(-0.5, 1.5)
+            ax.set_ylabel(sub["quantity"].iloc[0], fontsize=8)
+        elif paired:
             for r in sub.itertuples():
                 ax.plot([0, 1], [r.base, r.post], "-o", ms=4, color=colour[str(r.patient_id)], lw=1.2)
             ax.set_xticks([0, 1], [sub["base_label"].iloc[0], sub["post_label"].iloc[0]])

@@ -95,3 +95,32 @@ def grouped_paired_summary(df: pd.DataFrame, value: str, by: list[str], *, direc
     out["p_value"] = np.where(few, np.nan, p)
     out["p_adjusted"] = bh(out["p_value"])
     return out.drop(columns="sd")
+
+
+def unpaired_summary(group: Sequence[float], reference: Sequence[float], *, direction: int = 0) -> dict[str, float]:
+    """Difference of means (``group`` minus ``reference``) with a Welch 95% CI and p-value.
+
+    For unpaired designs (for example MS versus control donors). ``n_patients`` counts both
+    groups; ``patients_consistent`` counts ``group`` members beyond the reference mean in
+    ``direction``.
+    """
+    a = np.asarray([x for x in group if x is not None and np.isfinite(x)], dtype=float)
+    b = np.asarray([x for x in reference if x is not None and np.isfinite(x)], dtype=float)
+    out = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan,
+           "n_patients": len(a) + len(b), "patients_consistent": 0}  # fmt: skip
+    if len(a) == 0 or len(b) == 0:
+        return out
+    diff = float(a.mean() - b.mean())
+    out["estimate"] = diff
+    out["patients_consistent"] = int((np.sign(a - b.mean()) == direction).sum()) if direction else 0
+    if len(a) < 2 or len(b) < 2:
+        return out
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        out.update(ci_low=diff, ci_high=diff, p_value=0.0 if diff != 0 else 1.0)
+        return out
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, df) * se
+    out.update(ci_low=diff - half, ci_high=diff + half, p_value=float(2 * stats.t.sf(abs(diff / se), df)))
+    return out

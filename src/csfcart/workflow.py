@@ -22,7 +22,19 @@ def sample_table(config: dict[str, Any], *, out: str, schema: str | Path) -> pd.
             for s in cohort.samples()
         ]
         return pd.DataFrame(rows).set_index("sample_id", drop=False)
+    if "download" in config:  # a public dataset: its files appear once the download rule ran
+        return read_sample_sheet(config["samples"], schema, check_files=False, base=download_dir(config))
     return read_sample_sheet(config["samples"], schema)
+
+
+def download_dir(config: dict[str, Any]) -> str:
+    """Where a public dataset's archive is cached and unpacked (``download.dir``)."""
+    return config["download"].get("dir") or f"resources/{config['dataset']}"
+
+
+def archive_path(config: dict[str, Any]) -> str:
+    name = config["download"]["url"].rstrip("/").rsplit("/", 1)[-1]
+    return f"{download_dir(config)}/{name}"
 
 
 def targets(

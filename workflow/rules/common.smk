@@ -5,7 +5,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from csfcart.config import resolve_dataset, validate_config
-from csfcart.workflow import sample_table, targets
+from csfcart.download import mtx_files
+from csfcart.workflow import archive_path, download_dir, sample_table, targets
 
 BASE = Path(workflow.basedir)
 CONFIG = resolve_dataset(config, BASE / "config" / "datasets")
@@ -20,6 +21,13 @@ BASELINE = CONFIG["analysis"]["baseline"]
 CLAIMS = CONFIG.get("claims") or (CONFIG.get("simulation") or {}).get("claims") or []
 DE_CELL_TYPES = CONFIG["analysis"].get("de_cell_types") or []
 CSF_SAMPLES = list(SAMPLES.index[SAMPLES["compartment"] == "CSF"])
+# sample -> condition (MS / control ...) for unpaired claims, when the sheet has the column
+CONDITIONS = (
+    {s: c for s, c in SAMPLES["condition"].items() if c}
+    if "condition" in SAMPLES
+    else {}
+)
+DOWNLOAD = CONFIG.get("download")
 
 
 wildcard_constraints:
@@ -31,6 +39,8 @@ def ingest_input(wildcards):
     """The simulated sheet (synthetic) or the sample's own file (real data)."""
     if SYNTHETIC:
         return {"sheet": f"{OUT}/simulated/samples.tsv"}
+    if DOWNLOAD:
+        return {"unpacked": f"{download_dir(CONFIG)}/raw.done"}
     return {"data": SAMPLES.loc[wildcards.sample, "path"]}
 
 

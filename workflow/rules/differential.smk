@@ -169,6 +169,8 @@ rule claims:
         baseline=BASELINE,
         claims=CLAIMS,
         alpha=CONFIG["analysis"].get("alpha", 0.05),
+        conditions=CONDITIONS,
+        reference_condition=CONFIG.get("reference_condition", "control"),
     script:
         "../scripts/claims.py"
 

@@ -18,6 +18,8 @@ m = Measurements(
     communication=read(snakemake.input.communication, index_col=0)
     if "communication" in snakemake.input.keys()
     else None,
+    conditions=pd.Series(snakemake.params.conditions, dtype=str) if snakemake.params.conditions else None,
+    reference_condition=snakemake.params.reference_condition,
 )
 for table in (m.counts, m.car, m.ig, m.programs, *([m.communication] if m.communication is not None else [])):
     for col in ("patient_id", "timepoint", "compartment"):

@@ -59,6 +59,10 @@ def _mean_lfc(model, compartment: str, timepoint: str, genes: list[str], cell_ty
     return float(lfc[np.ix_(rows, cols)].mean()) if rows and cols else 0.0
 
 
+INTERACTION_COLUMNS = ["source", "target", "ligand_complex", "receptor_complex", "baseline_score", "post_score",
+                       "true_change"]  # fmt: skip
+
+
 def population_sample(model, compartment: str, timepoint: str, *, n_cells: int = 4000) -> ad.AnnData:
     """The population-average sample of a time point: expected composition and expression,
     no patient, batch, ambient, damage or doublet effects, median library sizes.

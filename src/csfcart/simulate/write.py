@@ -20,7 +20,7 @@ import scipy.io
 
 from csfcart.simulate.cohort import Cohort
 from csfcart.simulate.model import CohortModel
-from csfcart.simulate.truth import claim_truth, communication_truth
+from csfcart.simulate.truth import INTERACTION_COLUMNS, claim_truth, communication_truth
 
 GZIP_LEVEL = 1
 
@@ -84,9 +84,11 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
         cells = pd.concat(truths, ignore_index=True)
         (tmp / "truth" / "cells.tsv.gz").write_bytes(_gz_bytes(cells.to_csv(sep="\t", index=False).encode()))
         communication = None
+        interactions = pd.DataFrame(columns=INTERACTION_COLUMNS)
         if "C7" in cohort.claims and "CSF" in cohort.compartments:
             communication = communication_truth(model, cohort.compartments["CSF"].timepoints)
-            communication["interactions"].to_csv(tmp / "truth" / "interactions.tsv", sep="\t", index=False)
+            interactions = communication["interactions"]
+        interactions.to_csv(tmp / "truth" / "interactions.tsv", sep="\t", index=False)
         claim_truth(cohort, model, communication).to_csv(tmp / "truth" / "claims.tsv", sep="\t", index=False)
         if outdir.exists():
             shutil.rmtree(outdir)
