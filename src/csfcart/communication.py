@@ -154,7 +154,9 @@ def plot_axis_lines(axis: pd.DataFrame, order: list[str]) -> plt.Figure:
     return fig
 
 
-def plot_top_changes(summary: pd.DataFrame, *, n: int = 20) -> plt.Figure:
+def plot_top_changes(
+    summary: pd.DataFrame, *, n: int = 20, labels: tuple[str, str] = ("baseline", "after infusion")
+) -> plt.Figure:
     """Dot plot of the most changed interactions: score before and after, per interaction."""
     top = summary[summary["compartment"] == "CSF"].nsmallest(n, "p_value") if len(summary) else summary
     fig, ax = plt.subplots(figsize=(7, 0.32 * max(len(top), 1) + 1.5), layout="constrained")
@@ -162,15 +164,15 @@ def plot_top_changes(summary: pd.DataFrame, *, n: int = 20) -> plt.Figure:
         top["ligand_complex"] + " > " + top["receptor_complex"] + "  (" + top["source"] + " > " + top["target"] + ")"
     ).tolist()
     y = np.arange(len(top))
-    ax.scatter(top["baseline_score"], y, color="#4477AA", label="baseline", zorder=3)
-    ax.scatter(top["post_score"], y, color="#EE7733", label="after infusion", zorder=3)
+    ax.scatter(top["baseline_score"], y, color="#4477AA", label=labels[0], zorder=3)
+    ax.scatter(top["post_score"], y, color="#EE7733", label=labels[1], zorder=3)
     for yi, (b, p) in enumerate(zip(top["baseline_score"], top["post_score"], strict=True)):
         ax.plot([b, p], [yi, yi], color="grey", lw=0.8)
     ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("LR score (mean over patients)")
     ax.legend(fontsize=8)
-    ax.set_title(f"Top {len(top)} changed CSF interactions (paired, by p-value)", fontsize=9)
+    ax.set_title(f"Top {len(top)} changed CSF interactions (by p-value)", fontsize=9)
     return fig
 
 
@@ -229,3 +231,52 @@ def pseudobulk_interactions(adata: ad.AnnData, de: pd.DataFrame, *, compartment:
     out = pd.concat(frames, ignore_index=True).drop(columns=["interaction_padj", "interaction"], errors="ignore")
     first = [*KEY, "compartment", "contrast", "interaction_stat", "interaction_log2FoldChange"]
     return out[first + [c for c in out.columns if c not in first]].sort_values("interaction_stat")
+
+
+def condition_interactions(
+    scores: pd.DataFrame, meta: pd.DataFrame, conditions: dict[str, str], *, reference: str
+) -> pd.DataFrame:
+    """Unpaired designs (one visit per donor): per interaction and compartment, the
+    difference of mean scores between each condition and ``reference`` (donors as the unit;
+    an interaction absent from a donor's sample scores 0), Welch 95% CI and p, BH.
+
+    Columns follow :func:`paired_interactions`: ``baseline_score`` is the reference mean and
+    ``post_score`` the condition's, so the same figures read both designs.
+    """
+    from scipy import stats as st
+
+    from csfcart.stats import bh
+
+    s = scores.merge(meta.reset_index(), on="sample_id")
+    keys = s[[*KEY, "compartment"]].drop_duplicates()
+    full = keys.merge(meta.reset_index(), on="compartment")
+    full = full.merge(s[[*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left")
+    full["lrscore"] = full["lrscore"].fillna(0.0)
+    full["condition"] = full["sample_id"].map(conditions)
+    donors = (
+        full.dropna(subset=["condition"]).groupby([*KEY, "compartment", "condition", "patient_id"])["lrscore"].mean()
+    )
+    g = donors.groupby(level=[*KEY, "compartment", "condition"]).agg(["mean", "var", "count"]).unstack("condition")
+    frames = []
+    for cond in sorted(set(full["condition"].dropna()) - {reference}):
+        if (cond not in g["mean"].columns) or (reference not in g["mean"].columns):
+            continue
+        m1, m0 = g["mean"][cond], g["mean"][reference]
+        v1, v0 = g["var"][cond] / g["count"][cond], g["var"][reference] / g["count"][reference]
+        se = np.sqrt(v1 + v0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            df = (v1 + v0) ** 2 / (v1**2 / (g["count"][cond] - 1) + v0**2 / (g["count"][reference] - 1))
+            diff = m1 - m0
+            half = st.t.ppf(0.975, df) * se
+            p = 2 * st.t.sf(np.abs(diff / se), df)
+        p = np.where(se == 0, np.where(diff != 0, 0.0, 1.0), p)
+        out = pd.DataFrame({"contrast": f"{cond}_vs_{reference}", "estimate": diff, "ci_low": diff - half,
+                            "ci_high": diff + half, "p_value": p, "n_patients": g["count"][cond] + g["count"][reference],
+                            "baseline_score": m0, "post_score": m1}).reset_index()  # fmt: skip
+        frames.append(out)
+    if not frames:
+        return pd.DataFrame(columns=[*KEY, "compartment", "contrast", "estimate", "p_value", "p_adjusted"])
+    out = pd.concat(frames, ignore_index=True)
+    out["p_adjusted"] = bh(out["p_value"])
+    out["lost_in_patients"] = 0
+    return out.sort_values("p_value")

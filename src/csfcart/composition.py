@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.plotting import CELL_TYPE_COLOURS, plot_stacked_composition
-from csfcart.stats import paired_table
+from csfcart.stats import bh, paired_table, unpaired_summary
 from csfcart.timepoints import order_timepoints
 
 META_COLS = ["patient_id", "timepoint", "compartment"]
@@ -110,3 +110,24 @@ def plot_stacked(long: pd.DataFrame) -> plt.Figure:
     wide["_t"] = wide["timepoint"].map(order.index)
     wide = wide.sort_values(["compartment", "patient_id", "_t"]).set_index("sample_id").drop(columns=["_t", *META_COLS])
     return plot_stacked_composition(wide, "Annotated composition per sample")
+
+
+def condition_summary(long: pd.DataFrame, conditions: dict[str, str], *, reference: str) -> pd.DataFrame:
+    """Unpaired designs: per compartment, condition and cell type, the difference of mean
+    log2 fractions (donors as the unit, samples of a donor averaged) from the reference
+    condition, with a Welch 95% CI and p-value, BH over the table."""
+    t = long.assign(condition=long["sample_id"].map(conditions))
+    t = t.dropna(subset=["condition"])
+    donors = t.groupby(["compartment", "cell_type", "condition", "patient_id"], as_index=False)["log2_fraction"].mean()
+    rows = []
+    for (comp, cell_type), g in donors.groupby(["compartment", "cell_type"]):
+        ref = g.loc[g["condition"] == reference, "log2_fraction"]
+        for cond in sorted(set(g["condition"]) - {reference}):
+            s = unpaired_summary(g.loc[g["condition"] == cond, "log2_fraction"], ref, direction=+1)
+            rows.append({"compartment": comp, "contrast": f"{cond}_vs_{reference}", "cell_type": cell_type,
+                         "log2_ratio_estimate": s["estimate"], "log2_ratio_ci_low": s["ci_low"],
+                         "log2_ratio_ci_high": s["ci_high"], "p_value": s["p_value"], "n_donors": s["n_patients"]})  # fmt: skip
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["p_adjusted"] = bh(out["p_value"])
+    return out

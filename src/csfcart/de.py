@@ -37,27 +37,44 @@ RESULT_COLUMNS = [
 ]
 
 
-def contrasts(pb_obs: pd.DataFrame, baseline: str, order: list[str]) -> list[tuple[str, str]]:
-    """(compartment, time point) pairs to compare with the baseline."""
+def contrasts(
+    pb_obs: pd.DataFrame, baseline: str, order: list[str], reference_condition: str = "control"
+) -> list[tuple[str, str, str, str]]:
+    """(compartment, factor, level, reference): each time point against the baseline; for a
+    compartment seen at one time point only, each condition against the reference condition."""
     out = []
     for comp in sorted(pb_obs["compartment"].unique()):
-        tps = set(pb_obs.loc[pb_obs["compartment"] == comp, "timepoint"])
-        out += [(comp, tp) for tp in order if tp in tps and tp != baseline]
+        here = pb_obs[pb_obs["compartment"] == comp]
+        tps = set(here["timepoint"])
+        out += [(comp, "timepoint", tp, baseline) for tp in order if tp in tps and tp != baseline]
+        if len(tps) == 1 and "condition" in here:
+            levels = sorted(set(here["condition"].astype(str)) - {reference_condition, "nan", ""})
+            if reference_condition in set(here["condition"].astype(str)):
+                out += [(comp, "condition", level, reference_condition) for level in levels]
     return out
 
 
 def run_contrast(
-    pb: ad.AnnData, *, compartment: str, timepoint: str, baseline: str, min_cells: int, min_counts: int, seed: int
+    pb: ad.AnnData,
+    *,
+    compartment: str,
+    timepoint: str,
+    baseline: str,
+    min_cells: int,
+    min_counts: int,
+    seed: int,
+    factor: str = "timepoint",
 ) -> tuple[pd.DataFrame, str]:
-    """DESeq2 of ``timepoint`` vs ``baseline`` in one compartment; (results, reason)."""
+    """DESeq2 of level ``timepoint`` vs ``baseline`` of ``factor`` (the time point, or the
+    condition of an unpaired design, ``~ condition``) in one compartment; (results, reason)."""
     from pydeseq2.dds import DeseqDataSet
     from pydeseq2.ds import DeseqStats
 
     obs = pb.obs
-    keep = (obs["compartment"] == compartment) & obs["timepoint"].isin([baseline, timepoint])
+    keep = (obs["compartment"] == compartment) & obs[factor].astype(str).isin([baseline, timepoint])
     keep &= (obs["psbulk_cells"] >= min_cells) & (obs["psbulk_counts"] >= min_counts)
     sub = pb[keep.to_numpy()]
-    n_by_tp = sub.obs["timepoint"].value_counts()
+    n_by_tp = sub.obs[factor].astype(str).value_counts()
     if n_by_tp.get(baseline, 0) < 2 or n_by_tp.get(timepoint, 0) < 2:
         return pd.DataFrame(columns=RESULT_COLUMNS), (
             f"too few pseudobulk samples with >= {min_cells} cells and >= {min_counts} counts "
@@ -66,20 +83,20 @@ def run_contrast(
     counts = sub.X.toarray() if sp.issparse(sub.X) else np.asarray(sub.X)
     counts = pd.DataFrame(counts.astype(int), index=sub.obs_names, columns=sub.var_names)
     counts = counts.loc[:, counts.sum(axis=0) >= 10]
-    meta = sub.obs[["patient_id", "timepoint"]].astype(str).copy()
-    meta["timepoint"] = pd.Categorical(meta["timepoint"], categories=[baseline, timepoint])
-    paired = meta.groupby("patient_id")["timepoint"].nunique()
+    meta = sub.obs[["patient_id", factor]].astype(str).copy()
+    meta[factor] = pd.Categorical(meta[factor], categories=[baseline, timepoint])
+    paired = meta.groupby("patient_id")[factor].nunique()
     design = (
-        "~ patient_id + timepoint"
+        f"~ patient_id + {factor}"
         if (paired == 2).sum() >= 2 and meta["patient_id"].nunique() < len(meta)
-        else "~ timepoint"
+        else f"~ {factor}"
     )
-    if design != "~ timepoint":
+    if design != f"~ {factor}":
         both = paired.index[paired == 2]
         meta, counts = meta[meta["patient_id"].isin(both)], counts[meta["patient_id"].isin(both).to_numpy()]
     dds = DeseqDataSet(counts=counts, metadata=meta, design=design, quiet=True, n_cpus=1)
     dds.deseq2()
-    stats_ = DeseqStats(dds, contrast=["timepoint", timepoint, baseline], quiet=True, n_cpus=1)
+    stats_ = DeseqStats(dds, contrast=[factor, timepoint, baseline], quiet=True, n_cpus=1)
     stats_.summary()
     res = stats_.results_df.reset_index(names="gene")
     res.insert(0, "contrast", f"{timepoint}_vs_{baseline}")
@@ -98,11 +115,12 @@ def run_cell_type(
     min_cells: int = 10,
     min_counts: int = 1000,
     seed: int = 0,
+    reference_condition: str = "control",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All contrasts for one cell type; returns (results, status per contrast)."""
     sub = pb[(pb.obs["cell_type"] == cell_type).to_numpy()]
     results, status = [], []
-    for comp, tp in contrasts(pb.obs, baseline, order):
+    for comp, factor, tp, ref in contrasts(pb.obs, baseline, order, reference_condition):
         if sub.n_obs == 0:
             res, reason = pd.DataFrame(columns=RESULT_COLUMNS), f"no {cell_type} cells in the data"
         else:
@@ -110,12 +128,13 @@ def run_cell_type(
                 sub,
                 compartment=comp,
                 timepoint=tp,
-                baseline=baseline,
+                baseline=ref,
                 min_cells=min_cells,
                 min_counts=min_counts,
                 seed=seed,
+                factor=factor,
             )
-        status.append({"cell_type": cell_type, "compartment": comp, "contrast": f"{tp}_vs_{baseline}", "tested": not reason,
+        status.append({"cell_type": cell_type, "compartment": comp, "contrast": f"{tp}_vs_{ref}", "tested": not reason,
                        "n_genes": len(res), "n_significant": int((res["padj"] < 0.05).sum()) if len(res) else 0, "reason": reason})  # fmt: skip
         if len(res):
             results.append(res)

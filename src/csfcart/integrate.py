@@ -31,8 +31,9 @@ def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad
         raise ValueError("no sample passed QC: see qc/summary.tsv")
     merged = ad.concat(parts, join="outer", merge="same", fill_value=0)
     merged.X = sp.csr_matrix(merged.layers[COUNTS], dtype=np.float32)
-    for key in ("sample_id", "patient_id", "timepoint", "compartment", "batch"):
-        merged.obs[key] = pd.Categorical(merged.obs[key].astype(str))
+    for key in ("sample_id", "patient_id", "timepoint", "compartment", "batch", "condition"):
+        if key in merged.obs:
+            merged.obs[key] = pd.Categorical(merged.obs[key].astype(str))
     return merged
 
 

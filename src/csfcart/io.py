@@ -175,5 +175,7 @@ def read_sample(path: str | Path, fmt: str, sample: dict[str, str]) -> ad.AnnDat
     adata.obs_names = [f"{sample['sample_id']}:{b}" for b in adata.obs_names]
     for key in ("sample_id", "patient_id", "timepoint", "compartment", "batch"):
         adata.obs[key] = pd.Categorical([str(sample.get(key, sample["sample_id"]))] * adata.n_obs)
+    if sample.get("condition"):  # unpaired designs (e.g. MS / control)
+        adata.obs["condition"] = pd.Categorical([str(sample["condition"])] * adata.n_obs)
     adata.layers[COUNTS] = adata.X.copy()
     return adata

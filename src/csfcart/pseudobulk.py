@@ -20,10 +20,9 @@ def pseudobulk(adata: ad.AnnData, *, groups: str = CELL_TYPE) -> ad.AnnData:
     """
     import decoupler as dc
 
-    src = ad.AnnData(
-        X=adata.layers[COUNTS], obs=adata.obs[[*META, groups]].copy(), var=pd.DataFrame(index=adata.var_names)
-    )
-    for col in [*META, groups]:
+    cols = [*META, *(["condition"] if "condition" in adata.obs else []), groups]
+    src = ad.AnnData(X=adata.layers[COUNTS], obs=adata.obs[cols].copy(), var=pd.DataFrame(index=adata.var_names))
+    for col in cols:
         src.obs[col] = src.obs[col].astype(str)
     pb = dc.pp.pseudobulk(src, sample_col="sample_id", groups_col=groups, mode="sum", empty=False)
     pb.X = sp.csr_matrix(pb.X) if not sp.issparse(pb.X) else pb.X

@@ -146,3 +146,34 @@ def test_per_patient_values_are_those_the_claims_summarise():
     c6 = patients[patients["claim_id"] == "C6"]
     assert np.allclose(c6["post"] - c6["base"], c6["value"])
     assert set(patients["base_label"]) == {"baseline"}
+
+
+def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
+    from csfcart.stats import unpaired_summary
+
+    rng = np.random.default_rng(1)
+    rows, conditions = [], {}
+    for i in range(6):
+        ms = i < 3
+        sid = f"D{i}_CSF"
+        b = int(rng.integers(30, 40)) if ms else int(rng.integers(2, 6))
+        rows.append({"sample_id": sid, "patient_id": f"D{i}", "timepoint": "baseline", "compartment": "CSF",
+                     "CD4_T": 900, "naive_B": b, "memory_B": b, "plasma": 5})  # fmt: skip
+        conditions[sid] = "MS" if ms else "control"
+    counts = pd.DataFrame(rows).set_index("sample_id")
+    empty = counts[["patient_id", "timepoint", "compartment"]].iloc[:0]
+    m = Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), conditions=pd.Series(conditions))
+    t = claims_table(m, ["M1", "M2"], baseline="baseline").set_index("claim_id")
+    assert t.loc["M1", "verdict"] == "reproduced" and t.loc["M1", "n_patients"] == 6
+    assert t.loc["M1", "ci_low"] < t.loc["M1", "estimate"] < t.loc["M1", "ci_high"]
+    assert t.loc["M2", "verdict"] == "not_reproduced"  # same plasma counts in both groups
+    # Welch against a known case
+    s = unpaired_summary([2.0, 3.0, 4.0], [0.0, 1.0, 2.0])
+    assert s["estimate"] == pytest.approx(2.0) and s["ci_low"] == pytest.approx(
+        2.0 - 2.776445 * np.sqrt(2 / 3), rel=1e-4
+    )
+    # without a condition column the claims say so
+    t = claims_table(
+        Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame()), ["M1"], baseline="baseline"
+    )
+    assert t["verdict"].iloc[0] == "not_testable" and "condition" in t["reason"].iloc[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 import pandas as pd
+import pytest
 
 from csfcart.integrate import mixing_metrics
 from csfcart.summary import render_summary
@@ -82,3 +83,22 @@ def test_communication_recovery_marks_planted_interactions():
     table = communication_recovery(measured, truth, top=2)
     assert table["rank"].tolist() == [1, 2]
     assert table["planted"].tolist() == [True, False]
+
+
+def test_condition_interactions_count_an_absent_interaction_as_zero():
+    from csfcart.communication import condition_interactions
+
+    key = dict(source="naive_B", target="microglia_like", ligand_complex="TNFSF13B", receptor_complex="TNFRSF13C")
+    scores = pd.DataFrame(
+        [{**key, "lrscore": v, "sample_id": s} for s, v in [("M1", 0.8), ("M2", 0.7), ("M3", 0.9), ("C1", 0.2)]]
+    )  # C2 and C3 lack the interaction: their B cells are absent
+    meta = pd.DataFrame(
+        {"patient_id": ["m1", "m2", "m3", "c1", "c2", "c3"], "timepoint": "baseline", "compartment": "CSF"},
+        index=pd.Index(["M1", "M2", "M3", "C1", "C2", "C3"], name="sample_id"),
+    )
+    conditions = {s: ("MS" if s.startswith("M") else "control") for s in meta.index}
+    out = condition_interactions(scores, meta, conditions, reference="control")
+    row = out.iloc[0]
+    assert row["contrast"] == "MS_vs_control" and row["n_patients"] == 6
+    assert row["baseline_score"] == pytest.approx(0.2 / 3) and row["estimate"] == pytest.approx(0.8 - 0.2 / 3)
+    assert row["ci_low"] > 0 and row["p_value"] < 0.05

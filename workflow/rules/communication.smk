@@ -64,6 +64,8 @@ rule communication_diff:
         runtime=20,
     params:
         baseline=BASELINE,
+        conditions=CONDITIONS,
+        reference_condition=CONFIG.get("reference_condition", "control"),
     script:
         "../scripts/communication_diff.py"
 

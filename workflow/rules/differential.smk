@@ -36,6 +36,8 @@ rule composition:
         runtime=20,
     params:
         baseline=BASELINE,
+        conditions=CONDITIONS,
+        reference_condition=CONFIG.get("reference_condition", "control"),
     script:
         "../scripts/composition.py"
 
@@ -129,6 +131,7 @@ rule de:
         min_cells=CONFIG["analysis"].get("min_cells", 10),
         min_counts=CONFIG["analysis"].get("min_counts", 1000),
         seed=CONFIG["seed"],
+        reference_condition=CONFIG.get("reference_condition", "control"),
     script:
         "../scripts/de.py"
 

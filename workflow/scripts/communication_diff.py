@@ -4,7 +4,14 @@ import anndata as ad
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from csfcart.communication import axis_scores, paired_interactions, plot_axis_lines, plot_pair_heatmap, plot_top_changes
+from csfcart.communication import (
+    axis_scores,
+    condition_interactions,
+    paired_interactions,
+    plot_axis_lines,
+    plot_pair_heatmap,
+    plot_top_changes,
+)
 from csfcart.logs import setup
 from csfcart.measure import sample_meta
 from csfcart.tables import write_table_html
@@ -15,13 +22,18 @@ meta = sample_meta(ad.read_h5ad(snakemake.input.annotated, backed="r").obs)
 scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
 meta = meta.loc[meta.index.isin(set(scores["sample_id"])) | (meta["compartment"] == "CSF")]
 _, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline)
+title, labels = "Paired change of each interaction", ("baseline", "after infusion")
+if summary.empty and snakemake.params.conditions:  # one visit per donor: conditions compared instead
+    reference = snakemake.params.reference_condition
+    summary = condition_interactions(scores, meta, snakemake.params.conditions, reference=reference)
+    title, labels = f"Interactions by condition (unpaired, against {reference})", (reference, "other condition")
 summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
-write_table_html(summary, snakemake.output.page, title="Paired change of each interaction", max_rows=500)
+write_table_html(summary, snakemake.output.page, title=title, max_rows=500)
 axis = axis_scores(scores, meta)
 axis.to_csv(snakemake.output.axis, sep="\t")
 for fig, path in (
     (plot_axis_lines(axis, order_timepoints(meta["timepoint"].unique())), snakemake.output.lines),
-    (plot_top_changes(summary), snakemake.output.top),
+    (plot_top_changes(summary, labels=labels), snakemake.output.top),
     (plot_pair_heatmap(summary), snakemake.output.heatmap),
 ):
     fig.savefig(path, dpi=110)

@@ -3,7 +3,14 @@
 import anndata as ad
 import matplotlib.pyplot as plt
 
-from csfcart.composition import composition_summary, long_fractions, paired_changes, plot_patient_lines, plot_stacked
+from csfcart.composition import (
+    composition_summary,
+    condition_summary,
+    long_fractions,
+    paired_changes,
+    plot_patient_lines,
+    plot_stacked,
+)
 from csfcart.logs import setup
 from csfcart.measure import cell_counts
 from csfcart.tables import write_table_html
@@ -16,8 +23,12 @@ long = long_fractions(counts)
 changes = paired_changes(long, baseline=snakemake.params.baseline)
 changes.to_csv(snakemake.output.changes, sep="\t", index=False)
 summary = composition_summary(changes)
+title = "Paired composition changes"
+if changes.empty and snakemake.params.conditions:  # one visit per donor: conditions compared instead
+    summary = condition_summary(long, snakemake.params.conditions, reference=snakemake.params.reference_condition)
+    title = f"Composition by condition (unpaired, against {snakemake.params.reference_condition})"
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)
-write_table_html(summary, snakemake.output.page, title="Paired composition changes")
+write_table_html(summary, snakemake.output.page, title=title)
 for fig, path in ((plot_patient_lines(long), snakemake.output.lines), (plot_stacked(long), snakemake.output.stacked)):
     fig.savefig(path, dpi=110)
     plt.close(fig)
