@@ -127,3 +127,17 @@ def test_inputs_are_never_modified(dataset):
     proc = run_snakemake(str(tmp / "results/custom/ingest/S1.h5ad"), "-c1", "--configfile", str(_config(tmp, s)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert before == {p: p.read_bytes() for p in (tmp / "data").rglob("*") if p.is_file()}
+
+
+def test_a_download_url_without_a_scheme_is_refused(dataset):
+    tmp, sheet = dataset
+    proc = _dry_run(tmp, sheet(), "download:\n  url: ftp.example.org/archive.tar\n")
+    _fails_with(proc, "download.url", "Fix:")
+
+
+def test_a_download_sheet_may_name_files_not_fetched_yet(dataset):
+    tmp, sheet = dataset
+    s = sheet(["S1\tP1\tbaseline\tCSF\traw/GSM1_D1_CSF_GRCh38_"])
+    proc = _dry_run(tmp, s, f"download:\n  url: https://example.org/GSE1_RAW.tar\n  dir: {tmp / 'cache'}\n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rule download" in proc.stdout and "rule unpack" in proc.stdout

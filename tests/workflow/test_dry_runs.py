@@ -15,8 +15,19 @@ DATASETS = sorted(p.name for p in (ROOT / "config" / "datasets").glob("*.yaml"))
 def test_dataset_dry_runs(name, tmp_path):
     proc = run_snakemake("-n", "--configfile", f"config/datasets/{name}", "--config", f"results={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "simulate" in proc.stdout and "annotate" in proc.stdout
+    first = "download" if name == "gse138266.yaml" else "simulate"
+    assert first in proc.stdout and "annotate" in proc.stdout
     assert f"{tmp_path}/{Path(name).stem}/" in proc.stdout
+
+
+def test_the_public_dataset_dry_runs_with_the_real_geo_url(tmp_path):
+    proc = run_snakemake("-n", "--configfile", "config/datasets/gse138266.yaml", "--config", f"results={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "resources/gse138266/GSE138266_RAW.tar" in out and "rule unpack" in out
+    assert out.count("rule ingest") == 22 and "rule claims" in out
+    # MS versus control: the unpaired claims only
+    assert "rule composition" in out and "rule communication_diff" in out
 
 
 def test_default_config_dry_runs_the_default_dataset(tmp_path):
