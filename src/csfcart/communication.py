@@ -73,7 +73,8 @@ def paired_interactions(
     scores: pd.DataFrame, meta: pd.DataFrame, *, baseline: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per interaction and compartment: per-patient change (post mean minus baseline) and
-    the cohort summary (mean, 95% CI, p, BH). Absent interactions score 0 (``lost``)."""
+    the cohort summary (mean, 95% CI, p, BH). An interaction absent after baseline scores 0
+    (``lost``); a patient without it at baseline is left out of that interaction."""
     s = scores.merge(meta.reset_index(), on="sample_id")
     base = s[s["timepoint"] == baseline]
     keys = base[[*KEY, "compartment"]].drop_duplicates()
@@ -81,8 +82,10 @@ def paired_interactions(
     full = keys.merge(samples, on="compartment")
     full = full.merge(s[[*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left")
     full["lost"] = full["lrscore"].isna()
+    # a patient whose baseline sample lacks the interaction (one of its cell types too rare
+    # there) cannot show its change and is left out of it; after baseline, absent = lost = 0
+    b = full[full["timepoint"] == baseline].groupby([*KEY, "compartment", "patient_id"])["lrscore"].mean().dropna()
     full["lrscore"] = full["lrscore"].fillna(0.0)
-    b = full[full["timepoint"] == baseline].groupby([*KEY, "compartment", "patient_id"])["lrscore"].mean()
     p = (
         full[full["timepoint"] != baseline]
         .groupby([*KEY, "compartment", "patient_id"])

@@ -71,7 +71,8 @@ def communication_recovery(
 ) -> pd.DataFrame:
     """The ``top`` most changed interactions of the analysis (smallest paired p-value) beside
     the truth: ``planted`` marks interactions whose population-level score the simulator
-    moved by at least ``min_change`` (B cells lost, microglia-like ligands down)."""
+    moved by at least ``min_change`` (B cells lost, microglia-like ligands down), and
+    ``b_microglia_axis`` those between B-lineage and microglia-like cells (claim C7)."""
     m = measured[measured["compartment"] == compartment].sort_values(["p_value", "estimate"]).head(top)
     t = truth[[*COMMUNICATION_KEY, "true_change"]]
     out = m[[*COMMUNICATION_KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(
@@ -79,4 +80,8 @@ def communication_recovery(
     )
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out["planted"] = out["true_change"].abs() >= min_change
+    b_lineage = ["naive_B", "memory_B", "plasma"]
+    out["b_microglia_axis"] = (out["source"].isin(b_lineage) & (out["target"] == "microglia_like")) | (
+        (out["source"] == "microglia_like") & out["target"].isin(b_lineage)
+    )
     return out

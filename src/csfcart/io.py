@@ -179,3 +179,21 @@ def read_sample(path: str | Path, fmt: str, sample: dict[str, str]) -> ad.AnnDat
         adata.obs["condition"] = pd.Categorical([str(sample["condition"])] * adata.n_obs)
     adata.layers[COUNTS] = adata.X.copy()
     return adata
+
+
+def read_sample_rows(path: str | Path, sample_id: str, *, obs_columns: tuple[str, ...] = ()) -> ad.AnnData:
+    """The cells of one sample from a merged .h5ad, reading only their rows of ``X``.
+
+    Cheaper than opening the file in backed mode, which loads every ``obsm``/``obsp``
+    (the neighbour graph of all cells) before a row is read.
+    """
+    import h5py
+    from anndata.io import read_elem, sparse_dataset
+
+    with h5py.File(path, "r") as f:
+        obs = read_elem(f["obs"])
+        var = read_elem(f["var"])
+        rows = np.flatnonzero(obs["sample_id"].astype(str).to_numpy() == sample_id)
+        x = sparse_dataset(f["X"])[rows] if len(rows) else sp.csr_matrix((0, len(var)), dtype=np.float32)
+    keep = [c for c in ("sample_id", *obs_columns) if c in obs]
+    return ad.AnnData(X=sp.csr_matrix(x), obs=obs.iloc[rows][keep].copy(), var=var[[]].copy())

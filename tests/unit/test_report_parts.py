@@ -83,6 +83,7 @@ def test_communication_recovery_marks_planted_interactions():
     table = communication_recovery(measured, truth, top=2)
     assert table["rank"].tolist() == [1, 2]
     assert table["planted"].tolist() == [True, False]
+    assert table["b_microglia_axis"].tolist() == [True, False]
 
 
 def test_condition_interactions_count_an_absent_interaction_as_zero():

@@ -9,5 +9,8 @@ setup(snakemake.log[0])
 measured = pd.read_csv(snakemake.input.measured, sep="\t")
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
 table = communication_recovery(measured, truth)
-print(f"planted interactions among the top {len(table)} changed: {int(table['planted'].sum())}")
+print(
+    f"top {len(table)} changed interactions: {int(table['planted'].sum())} planted, "
+    f"{int(table['b_microglia_axis'].sum())} between B-lineage and microglia-like cells"
+)
 table.to_csv(snakemake.output[0], sep="\t", index=False)
