@@ -61,6 +61,9 @@ def composition_summary(changes: pd.DataFrame) -> pd.DataFrame:
     """Cohort estimate per compartment, time point and cell type: mean paired log2 ratio and
     percentage-point change with 95% CIs, t-test p-values, BH over the table."""
     by = ["compartment", "timepoint", "cell_type"]
+    if changes.empty:  # no time point after baseline (e.g. one visit per donor)
+        return pd.DataFrame(columns=[*by, "n_patients", "log2_ratio_estimate", "log2_ratio_ci_low", "log2_ratio_ci_high",
+                                     "log2_ratio_p_value", "log2_ratio_p_adjusted"])  # fmt: skip
     lr = (
         paired_table(changes, "log2_ratio", by)
         .add_prefix("log2_ratio_")

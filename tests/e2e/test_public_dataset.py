@@ -127,7 +127,7 @@ def test_download_unpack_and_the_whole_dag(geo):
 
 def test_a_corrupted_archive_is_refused_and_leaves_nothing(geo):
     cfg, cache, _ = config(geo, "corrupt", sha256="0" * 64)
-    proc = run_snakemake("-c1", "--configfile", str(cfg), str(cache / ARCHIVE))
+    proc = run_snakemake(str(cache / ARCHIVE), "-c1", "--configfile", str(cfg))
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert "SHA-256" in text and "does not match" in text and "by hand" in text, text[-3000:]
@@ -139,14 +139,15 @@ def test_without_network_it_says_how_to_provide_the_archive(geo):
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/{ARCHIVE}"
     cfg, cache, _ = config(geo, "offline", url=dead)
-    proc = run_snakemake("-c1", "--configfile", str(cfg), str(cache / "raw.done"))
+    proc = run_snakemake(str(cache / "raw.done"), "-c1", "--configfile", str(cfg))
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert f"put it at {cache / ARCHIVE}" in text, text[-3000:]
     assert not (cache / ARCHIVE).exists()
     # the file provided by hand: no download, and the rest of the workflow takes it from there
+    cache.mkdir(parents=True, exist_ok=True)
     shutil.copy(geo["archive"], cache / ARCHIVE)
-    proc = run_snakemake("-c1", "--configfile", str(cfg), str(cache / "raw.done"))
+    proc = run_snakemake(str(cache / "raw.done"), "-c1", "--configfile", str(cfg))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert "rule download" not in proc.stdout + proc.stderr
     assert len(list((cache / "raw").iterdir())) == 24
