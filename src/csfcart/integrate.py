@@ -189,3 +189,44 @@ def mixing_metrics(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def compare_methods(
+    adata: ad.AnnData,
+    *,
+    batch_key: str,
+    seed: int,
+    settings: dict[str, Any],
+    label_key: str = "cell_type",
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """scib-metrics table of the unintegrated PCA, scVI and Harmony on the same cells.
+
+    The embedding the run did not make is computed here with the configured settings; the
+    labels are the workflow's annotation (low-confidence cells and doublets left out). Rows
+    are the embeddings, columns the scIB metrics with the batch-correction,
+    bio-conservation and total scores (scIB's 0.4 / 0.6 weighting), unscaled.
+    """
+    from scib_metrics.benchmark import Benchmarker
+
+    labels = adata.obs[label_key].astype(str)
+    cells = adata[~labels.isin(["low_confidence", "doublet"]).to_numpy()].copy()
+    cells.obsm["X_pca"] = pca_on_hvg(cells, n_pcs=(settings.get("harmony") or {}).get("n_pcs", 30), seed=seed)
+    if EMBEDDING["scvi"] not in cells.obsm:
+        run_scvi(cells, batch_key=batch_key, seed=seed, settings=settings.get("scvi") or {})
+    if EMBEDDING["harmony"] not in cells.obsm:
+        run_harmony(cells, batch_key=batch_key, seed=seed, settings=settings.get("harmony") or {})
+    cells.obs[label_key] = cells.obs[label_key].astype(str).astype("category")
+    keys = ["X_pca", EMBEDDING["scvi"], EMBEDDING["harmony"]]
+    bm = Benchmarker(cells, batch_key=batch_key, label_key=label_key, embedding_obsm_keys=keys,
+                     pre_integrated_embedding_obsm_key="X_pca", n_jobs=n_jobs, progress_bar=False)  # fmt: skip
+    bm.benchmark()
+    table = bm.get_results(min_max_scale=False)
+    kind = table.loc["Metric Type"]
+    table = table.drop(index="Metric Type").astype(float)
+    table.index = table.index.map(
+        {"X_pca": "unintegrated PCA", EMBEDDING["scvi"]: "scVI", EMBEDDING["harmony"]: "Harmony"}
+    )
+    table.index.name = "embedding"
+    table.columns = [f"{c} ({kind[c].lower()})" if kind[c] != "Aggregate score" else c for c in table.columns]
+    return table.reset_index()

@@ -45,6 +45,7 @@ def targets(
     de_cell_types: list[str] = (),
     communication: bool = True,
     claims: list[str] = (),
+    compare_integration: bool = False,
 ) -> list[str]:
     """Everything ``rule all`` asks for."""
     files = [
@@ -56,6 +57,7 @@ def targets(
         f"{out}/figures/umap.png",
         f"{out}/figures/markers.png",
         f"{out}/integration/mixing.png",
+        *([f"{out}/integration/benchmark.tsv"] if compare_integration else []),
         f"{out}/composition/summary.tsv",
         f"{out}/composition/patients.png",
         f"{out}/composition/stacked.png",

@@ -99,3 +99,19 @@ def test_de_reports_untestable_contrasts_with_a_reason(tiny_run):
     assert summary["tested"].any()
     untested = summary[~summary["tested"]]
     assert (untested["reason"].str.len() > 0).all()
+
+
+def test_integration_methods_compared_on_request(tiny_run):
+    override = tiny_run.parents[1] / "override.yaml"
+    target = tiny_run / "integration" / "benchmark.tsv"
+    config = "config/datasets/csf_bcma_cart_tiny.yaml"
+    proc = run_snakemake(
+        str(target), "-c2", "--configfile", config, str(override), "--config", "compare_integration=true"
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    table = pd.read_csv(target, sep="\t").set_index("embedding")
+    assert list(table.index) == ["unintegrated PCA", "scVI", "Harmony"]
+    assert {"Batch correction", "Bio conservation", "Total"} <= set(table.columns)
+    assert table.to_numpy().min() >= 0 and table["Total"].max() <= 1
+    # the run's own embedding is reused, not retrained: nothing upstream reran
+    assert "rule integrate" not in proc.stdout + proc.stderr

@@ -116,3 +116,31 @@ rule plot_integration:
         seed=CONFIG["seed"],
     script:
         "../scripts/plot_integration.py"
+
+
+rule compare_integration:
+    input:
+        f"{OUT}/annotated.h5ad",
+    output:
+        table=f"{OUT}/integration/benchmark.tsv",
+        page=report(
+            f"{OUT}/integration/benchmark.html",
+            caption="../report/integration_benchmark.rst",
+            category="2. Integration",
+            labels={"result": "scib-metrics: scVI vs Harmony (table)"},
+        ),
+    log:
+        f"{OUT}/logs/compare_integration.log",
+    benchmark:
+        f"{OUT}/benchmarks/compare_integration.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 4
+    resources:
+        mem_mb=lambda wc, input, attempt: max(8000, 8 * input.size_mb) * attempt,
+        runtime=240,
+    params:
+        integration=CONFIG["integration"],
+        seed=CONFIG["seed"],
+    script:
+        "../scripts/compare_integration.py"

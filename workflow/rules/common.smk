@@ -52,6 +52,7 @@ def all_targets():
         de_cell_types=DE_CELL_TYPES,
         communication=bool(CSF_SAMPLES),
         claims=CLAIMS,
+        compare_integration=CONFIG.get("compare_integration", False),
     )
 
 
