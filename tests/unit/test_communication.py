@@ -1,0 +1,55 @@
+"""Paired communication statistics: lost interactions, absent baselines, the B / microglia axis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from csfcart.communication import axis_scores, paired_interactions
+
+B_MG = {"source": "naive_B", "target": "microglia_like", "ligand_complex": "TNFSF13B", "receptor_complex": "TNFRSF13C"}
+T_T = {"source": "CD4_T", "target": "CD8_T", "ligand_complex": "CD40LG", "receptor_complex": "CD40"}
+MG_T = {"source": "microglia_like", "target": "CD4_T", "ligand_complex": "TNF", "receptor_complex": "TNFRSF1B"}
+
+
+def _meta(patients=("P1", "P2", "P3")):
+    rows = [(f"{p}_{t}", p, t) for p in patients for t in ("baseline", "m3")]
+    return (
+        pd.DataFrame(rows, columns=["sample_id", "patient_id", "timepoint"])
+        .set_index("sample_id")
+        .assign(compartment="CSF")
+    )
+
+
+def _scores(rows):
+    return pd.DataFrame([{**key, "lrscore": v, "sample_id": s} for key, s, v in rows])
+
+
+def test_an_interaction_lost_with_its_cell_type_counts_as_a_fall():
+    # B cells are gone after infusion in every patient: no B rows in the m3 samples
+    rows = [(B_MG, f"P{i}_baseline", 0.6 + 0.1 * i) for i in (1, 2, 3)]
+    rows += [(T_T, f"P{i}_{t}", 0.5) for i in (1, 2, 3) for t in ("baseline", "m3")]
+    _, summary = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    b = summary[summary["source"] == "naive_B"].iloc[0]
+    assert b["lost_in_patients"] == 3 and b["n_patients"] == 3
+    assert b["estimate"] == pytest.approx(-0.8) and b["ci_high"] < 0
+    t = summary[summary["source"] == "CD4_T"].iloc[0]
+    assert t["estimate"] == 0 and t["lost_in_patients"] == 0
+
+
+def test_a_patient_without_the_interaction_at_baseline_is_left_out_of_it():
+    # P3 had too few B cells at baseline: it cannot show a fall, and is not a 0 -> 0 'no change'
+    rows = [(B_MG, "P1_baseline", 0.7), (B_MG, "P2_baseline", 0.8)]
+    _, summary = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    b = summary.iloc[0]
+    assert b["n_patients"] == 2 and b["estimate"] == pytest.approx(-0.75)
+
+
+def test_axis_score_is_zero_without_b_cells_and_undefined_without_microglia():
+    rows = [(B_MG, "P1_baseline", 0.6), (MG_T, "P1_baseline", 0.4), (MG_T, "P1_m3", 0.3)]
+    axis = axis_scores(_scores(rows), _meta(("P1", "P2")))
+    assert axis.loc["P1_baseline", "b_microglia"] == pytest.approx(0.6)
+    assert axis.loc["P1_m3", "b_microglia"] == 0.0  # B cells gone, microglia-like cells scored
+    assert axis.loc["P1_m3", "microglia_inflammatory"] == pytest.approx(0.3)
+    assert np.isnan(axis.loc["P2_baseline", "b_microglia"])  # no microglia-like cells scored
