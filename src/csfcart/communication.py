@@ -283,3 +283,19 @@ def condition_interactions(
     out["p_adjusted"] = bh(out["p_value"])
     out["lost_in_patients"] = 0
     return out.sort_values("p_value")
+
+
+def paired_pairs(per_patient: pd.DataFrame) -> pd.DataFrame:
+    """Per sender-receiver pair of cell types and compartment: each patient's mean change
+    over the pair's interactions, summarised over patients (mean, 95% CI, p, BH)."""
+    from csfcart.stats import grouped_paired_summary
+
+    by = ["source", "target", "compartment"]
+    if per_patient.empty:
+        return pd.DataFrame(columns=[*by, "n_interactions", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted"])
+    pp = per_patient.groupby([*by, "patient_id"], as_index=False).agg(
+        change=("change", "mean"), n_interactions=("change", "size")
+    )
+    summary = grouped_paired_summary(pp, "change", by, direction=-1)
+    n = pp.groupby(by, as_index=False)["n_interactions"].max()
+    return summary.merge(n, on=by).sort_values("p_value")

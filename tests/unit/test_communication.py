@@ -53,3 +53,15 @@ def test_axis_score_is_zero_without_b_cells_and_undefined_without_microglia():
     assert axis.loc["P1_m3", "b_microglia"] == 0.0  # B cells gone, microglia-like cells scored
     assert axis.loc["P1_m3", "microglia_inflammatory"] == pytest.approx(0.3)
     assert np.isnan(axis.loc["P2_baseline", "b_microglia"])  # no microglia-like cells scored
+
+
+def test_sender_receiver_pairs_are_paired_over_patients():
+    from csfcart.communication import paired_pairs
+
+    rows = [(B_MG, f"P{i}_baseline", 0.6 + 0.1 * i) for i in (1, 2, 3)]
+    rows += [(T_T, f"P{i}_{t}", 0.5) for i in (1, 2, 3) for t in ("baseline", "m3")]
+    per_patient, _ = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    pairs = paired_pairs(per_patient).set_index(["source", "target"])
+    b = pairs.loc[("naive_B", "microglia_like")]
+    assert b["n_patients"] == 3 and b["estimate"] == pytest.approx(-0.8) and b["p_adjusted"] < 0.05
+    assert pairs.loc[("CD4_T", "CD8_T"), "estimate"] == 0

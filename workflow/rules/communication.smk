@@ -36,6 +36,13 @@ rule communication_diff:
             labels={"result": "changed interactions (table)"},
         ),
         axis=f"{OUT}/communication/axis.tsv",
+        pairs=f"{OUT}/communication/pairs.tsv",
+        pairs_page=report(
+            f"{OUT}/communication/pairs.html",
+            caption="../report/communication_pairs.rst",
+            category="7. Communication",
+            labels={"result": "sender-receiver pairs (table)"},
+        ),
         lines=report(
             f"{OUT}/communication/b_microglia.png",
             caption="../report/communication_lines.rst",

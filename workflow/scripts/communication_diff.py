@@ -8,6 +8,7 @@ from csfcart.communication import (
     axis_scores,
     condition_interactions,
     paired_interactions,
+    paired_pairs,
     plot_axis_lines,
     plot_pair_heatmap,
     plot_top_changes,
@@ -21,7 +22,10 @@ setup(snakemake.log[0])
 meta = sample_meta(ad.read_h5ad(snakemake.input.annotated, backed="r").obs)
 scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
 meta = meta.loc[meta.index.isin(set(scores["sample_id"])) | (meta["compartment"] == "CSF")]
-_, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline)
+per_patient, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline)
+pairs = paired_pairs(per_patient)
+pairs.to_csv(snakemake.output.pairs, sep="\t", index=False)
+write_table_html(pairs, snakemake.output.pairs_page, title="Paired change per sender-receiver pair")
 title, labels = "Paired change of each interaction", ("baseline", "after infusion")
 if summary.empty and snakemake.params.conditions:  # one visit per donor: conditions compared instead
     reference = snakemake.params.reference_condition
