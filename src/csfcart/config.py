@@ -49,6 +49,11 @@ def _explain(error: jsonschema.ValidationError) -> str:
             f"key '{_where(error)}': {error.instance!r} is not a safe name. "
             "Fix: use letters, digits, '_', '.' or '-' only (no spaces or slashes)"
         )
+    if v == "type" and error.validator_value == "boolean":
+        return (
+            f"key '{_where(error)}': {error.instance!r} is not true or false. "
+            f"Fix: write true or false in YAML (on the command line: --config {_where(error)}=True)"
+        )
     return f"key '{_where(error)}': {error.message}. Fix: see {error.schema.get('description', 'the schema')}"
 
 

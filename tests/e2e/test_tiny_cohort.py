@@ -106,7 +106,7 @@ def test_integration_methods_compared_on_request(tiny_run):
     target = tiny_run / "integration" / "benchmark.tsv"
     config = "config/datasets/csf_bcma_cart_tiny.yaml"
     proc = run_snakemake(
-        str(target), "-c2", "--configfile", config, str(override), "--config", "compare_integration=true"
+        str(target), "-c2", "--configfile", config, str(override), "--config", "compare_integration=True"
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     table = pd.read_csv(target, sep="\t").set_index("embedding")

@@ -141,3 +141,9 @@ def test_a_download_sheet_may_name_files_not_fetched_yet(dataset):
     proc = _dry_run(tmp, s, f"download:\n  url: https://example.org/GSE1_RAW.tar\n  dir: {tmp / 'cache'}\n")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rule download" in proc.stdout and "rule unpack" in proc.stdout
+
+
+def test_a_switch_given_as_text_says_how_to_write_it(dataset):
+    tmp, sheet = dataset
+    proc = run_snakemake("-n", "--configfile", str(_config(tmp, sheet())), "--config", "compare_integration=yes")
+    _fails_with(proc, "compare_integration", "is not true or false", "--config compare_integration=True")
