@@ -102,14 +102,19 @@ def paired_interactions(
     return per_patient, summary
 
 
+def b_microglia_axis(table: pd.DataFrame) -> pd.Series:
+    """Rows between B-lineage and microglia-like cells, either direction (claim C7)."""
+    return (table["source"].isin(B_LINEAGE) & (table["target"] == MICROGLIA)) | (
+        (table["source"] == MICROGLIA) & table["target"].isin(B_LINEAGE)
+    )
+
+
 def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
     """Per sample: mean lrscore between B-lineage and microglia-like cells (both directions;
     0 when the B-lineage side is absent) and of the microglia-like cells' inflammatory
     signalling; NaN in a sample without scored microglia-like cells."""
     s = scores
-    b_mg = (s["source"].isin(B_LINEAGE) & (s["target"] == MICROGLIA)) | (
-        (s["source"] == MICROGLIA) & s["target"].isin(B_LINEAGE)
-    )
+    b_mg = b_microglia_axis(s)
     infl = (s["source"] == MICROGLIA) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)
     out = meta.copy()
     # an interaction set defined at baseline, scored 0 wherever it is missing
@@ -158,7 +163,7 @@ def plot_axis_lines(axis: pd.DataFrame, order: list[str]) -> plt.Figure:
 
 
 def plot_top_changes(
-    summary: pd.DataFrame, *, n: int = 20, labels: tuple[str, str] = ("baseline", "after infusion")
+    summary: pd.DataFrame, *, n: int = 20, legend: tuple[str, str] = ("baseline", "after infusion")
 ) -> plt.Figure:
     """Dot plot of the most changed interactions: score before and after, per interaction."""
     top = summary[summary["compartment"] == "CSF"].nsmallest(n, "p_value") if len(summary) else summary
@@ -167,8 +172,8 @@ def plot_top_changes(
         top["ligand_complex"] + " > " + top["receptor_complex"] + "  (" + top["source"] + " > " + top["target"] + ")"
     ).tolist()
     y = np.arange(len(top))
-    ax.scatter(top["baseline_score"], y, color="#4477AA", label=labels[0], zorder=3)
-    ax.scatter(top["post_score"], y, color="#EE7733", label=labels[1], zorder=3)
+    ax.scatter(top["baseline_score"], y, color="#4477AA", label=legend[0], zorder=3)
+    ax.scatter(top["post_score"], y, color="#EE7733", label=legend[1], zorder=3)
     for yi, (b, p) in enumerate(zip(top["baseline_score"], top["post_score"], strict=True)):
         ax.plot([b, p], [yi, yi], color="grey", lw=0.8)
     ax.set_yticks(y, labels, fontsize=7)
@@ -246,9 +251,7 @@ def condition_interactions(
     Columns follow :func:`paired_interactions`: ``baseline_score`` is the reference mean and
     ``post_score`` the condition's, so the same figures read both designs.
     """
-    from scipy import stats as st
-
-    from csfcart.stats import bh
+    from csfcart.stats import bh, welch
 
     s = scores.merge(meta.reset_index(), on="sample_id")
     keys = s[[*KEY, "compartment"]].drop_duplicates()
@@ -265,16 +268,9 @@ def condition_interactions(
         if (cond not in g["mean"].columns) or (reference not in g["mean"].columns):
             continue
         m1, m0 = g["mean"][cond], g["mean"][reference]
-        v1, v0 = g["var"][cond] / g["count"][cond], g["var"][reference] / g["count"][reference]
-        se = np.sqrt(v1 + v0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            df = (v1 + v0) ** 2 / (v1**2 / (g["count"][cond] - 1) + v0**2 / (g["count"][reference] - 1))
-            diff = m1 - m0
-            half = st.t.ppf(0.975, df) * se
-            p = 2 * st.t.sf(np.abs(diff / se), df)
-        p = np.where(se == 0, np.where(diff != 0, 0.0, 1.0), p)
-        out = pd.DataFrame({"contrast": f"{cond}_vs_{reference}", "estimate": diff, "ci_low": diff - half,
-                            "ci_high": diff + half, "p_value": p, "n_patients": g["count"][cond] + g["count"][reference],
+        diff, low, high, p = welch(m1, g["var"][cond], g["count"][cond], m0, g["var"][reference], g["count"][reference])
+        out = pd.DataFrame({"contrast": f"{cond}_vs_{reference}", "estimate": diff, "ci_low": low, "ci_high": high,
+                            "p_value": p, "n_patients": g["count"][cond] + g["count"][reference],
                             "baseline_score": m0, "post_score": m1}).reset_index()  # fmt: skip
         frames.append(out)
     if not frames:

@@ -63,9 +63,6 @@ def qc_scores(cells: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-COMMUNICATION_KEY = ["source", "target", "ligand_complex", "receptor_complex"]
-
-
 def communication_recovery(
     measured: pd.DataFrame, truth: pd.DataFrame, *, compartment: str = "CSF", top: int = 10, min_change: float = 0.05
 ) -> pd.DataFrame:
@@ -73,15 +70,13 @@ def communication_recovery(
     the truth: ``planted`` marks interactions whose population-level score the simulator
     moved by at least ``min_change`` (B cells lost, microglia-like ligands down), and
     ``b_microglia_axis`` those between B-lineage and microglia-like cells (claim C7)."""
+    from csfcart.communication import KEY, b_microglia_axis
+
     m = measured[measured["compartment"] == compartment].sort_values(["p_value", "estimate"]).head(top)
-    t = truth[[*COMMUNICATION_KEY, "true_change"]]
-    out = m[[*COMMUNICATION_KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(
-        t, on=COMMUNICATION_KEY, how="left"
+    out = m[[*KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(
+        truth[[*KEY, "true_change"]], on=KEY, how="left"
     )
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out["planted"] = out["true_change"].abs() >= min_change
-    b_lineage = ["naive_B", "memory_B", "plasma"]
-    out["b_microglia_axis"] = (out["source"].isin(b_lineage) & (out["target"] == "microglia_like")) | (
-        (out["source"] == "microglia_like") & out["target"].isin(b_lineage)
-    )
+    out["b_microglia_axis"] = b_microglia_axis(out)
     return out

@@ -211,11 +211,12 @@ def compare_methods(
 
     labels = adata.obs[label_key].astype(str)
     cells = adata[~labels.isin(["low_confidence", "doublet"]).to_numpy()].copy()
-    cells.obsm["X_pca"] = pca_on_hvg(cells, n_pcs=(settings.get("harmony") or {}).get("n_pcs", 30), seed=seed)
     if EMBEDDING["scvi"] not in cells.obsm:
         run_scvi(cells, batch_key=batch_key, seed=seed, settings=settings.get("scvi") or {})
-    if EMBEDDING["harmony"] not in cells.obsm:
+    if EMBEDDING["harmony"] not in cells.obsm:  # its PCA is the unintegrated baseline too
         run_harmony(cells, batch_key=batch_key, seed=seed, settings=settings.get("harmony") or {})
+    if "X_pca" not in cells.obsm:
+        cells.obsm["X_pca"] = pca_on_hvg(cells, n_pcs=(settings.get("harmony") or {}).get("n_pcs", 30), seed=seed)
     cells.obs[label_key] = cells.obs[label_key].astype(str).astype("category")
     keys = ["X_pca", EMBEDDING["scvi"], EMBEDDING["harmony"]]
     bm = Benchmarker(cells, batch_key=batch_key, label_key=label_key, embedding_obsm_keys=keys,

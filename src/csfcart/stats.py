@@ -97,6 +97,25 @@ def grouped_paired_summary(df: pd.DataFrame, value: str, by: list[str], *, direc
     return out.drop(columns="sd")
 
 
+def welch(mean1, var1, n1, mean0, var0, n0):
+    """Difference of means (1 minus 0) with Welch's 95% CI and two-sided p, elementwise.
+
+    ``var`` are sample variances (ddof 1). Zero standard error gives a zero-width interval
+    and p 0 (or 1 when the means are equal); fewer than two values per group give NaN.
+    """
+    m1, v1, k1 = (np.asarray(x, dtype=float) for x in (mean1, var1, n1))
+    m0, v0, k0 = (np.asarray(x, dtype=float) for x in (mean0, var0, n0))
+    diff = m1 - m0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s1, s0 = v1 / k1, v0 / k0
+        se = np.sqrt(s1 + s0)
+        df = (s1 + s0) ** 2 / (s1**2 / (k1 - 1) + s0**2 / (k0 - 1))
+        half = np.where(se == 0, 0.0, stats.t.ppf(0.975, df) * se)
+        p = np.where(se == 0, np.where(diff != 0, 0.0, 1.0), 2 * stats.t.sf(np.abs(diff / se), df))
+    few = (k1 < 2) | (k0 < 2)
+    return diff, np.where(few, np.nan, diff - half), np.where(few, np.nan, diff + half), np.where(few, np.nan, p)
+
+
 def unpaired_summary(group: Sequence[float], reference: Sequence[float], *, direction: int = 0) -> dict[str, float]:
     """Difference of means (``group`` minus ``reference``) with a Welch 95% CI and p-value.
 
@@ -115,12 +134,6 @@ def unpaired_summary(group: Sequence[float], reference: Sequence[float], *, dire
     out["patients_consistent"] = int((np.sign(a - b.mean()) == direction).sum()) if direction else 0
     if len(a) < 2 or len(b) < 2:
         return out
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = float(np.sqrt(va + vb))
-    if se == 0:
-        out.update(ci_low=diff, ci_high=diff, p_value=0.0 if diff != 0 else 1.0)
-        return out
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = stats.t.ppf(0.975, df) * se
-    out.update(ci_low=diff - half, ci_high=diff + half, p_value=float(2 * stats.t.sf(abs(diff / se), df)))
+    _, low, high, p = welch(a.mean(), a.var(ddof=1), len(a), b.mean(), b.var(ddof=1), len(b))
+    out.update(ci_low=float(low), ci_high=float(high), p_value=float(p))
     return out

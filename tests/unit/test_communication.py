@@ -65,3 +65,12 @@ def test_sender_receiver_pairs_are_paired_over_patients():
     b = pairs.loc[("naive_B", "microglia_like")]
     assert b["n_patients"] == 3 and b["estimate"] == pytest.approx(-0.8) and b["p_adjusted"] < 0.05
     assert pairs.loc[("CD4_T", "CD8_T"), "estimate"] == 0
+
+
+def test_top_changes_legend_names_the_two_sides():
+    from csfcart.communication import plot_top_changes
+
+    rows = [(B_MG, f"P{i}_baseline", 0.6 + 0.1 * i) for i in (1, 2, 3)]
+    _, summary = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    fig = plot_top_changes(summary, legend=("control", "MS"))
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["control", "MS"]

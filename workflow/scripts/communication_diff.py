@@ -26,18 +26,18 @@ per_patient, summary = paired_interactions(scores, meta, baseline=snakemake.para
 pairs = paired_pairs(per_patient)
 pairs.to_csv(snakemake.output.pairs, sep="\t", index=False)
 write_table_html(pairs, snakemake.output.pairs_page, title="Paired change per sender-receiver pair")
-title, labels = "Paired change of each interaction", ("baseline", "after infusion")
+title, legend = "Paired change of each interaction", ("baseline", "after infusion")
 if summary.empty and snakemake.params.conditions:  # one visit per donor: conditions compared instead
     reference = snakemake.params.reference_condition
     summary = condition_interactions(scores, meta, snakemake.params.conditions, reference=reference)
-    title, labels = f"Interactions by condition (unpaired, against {reference})", (reference, "other condition")
+    title, legend = f"Interactions by condition (unpaired, against {reference})", (reference, "other condition")
 summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
 write_table_html(summary, snakemake.output.page, title=title, max_rows=500)
 axis = axis_scores(scores, meta)
 axis.to_csv(snakemake.output.axis, sep="\t")
 for fig, path in (
     (plot_axis_lines(axis, order_timepoints(meta["timepoint"].unique())), snakemake.output.lines),
-    (plot_top_changes(summary, labels=labels), snakemake.output.top),
+    (plot_top_changes(summary, legend=legend), snakemake.output.top),
     (plot_pair_heatmap(summary), snakemake.output.heatmap),
 ):
     fig.savefig(path, dpi=110)
