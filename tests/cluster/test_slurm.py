@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,38 @@ def slurm():
         subprocess.run(["bash", str(HERE / "slurm-down.sh")], capture_output=True, timeout=60)
 
 
+def squeue_jobs() -> dict[str, tuple[str, str, str]]:
+    """Every job slurmctld still knows: job id -> (comment, CPUs, memory)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%k|%C|%m"], capture_output=True, text=True, timeout=30
+    ).stdout
+    return {job: (comment, cpus, mem) for job, comment, cpus, mem in (line.split("|") for line in out.splitlines())}
+
+
+class SqueueWatch:
+    """Polls squeue while a run goes on, so that a job's request is seen however early it ended
+    (slurmctld forgets finished jobs after MinJobAge)."""
+
+    def __init__(self, every: float = 2.0):
+        self.jobs: dict[str, tuple[str, str, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, args=(every,), daemon=True)
+
+    def _poll(self, every):
+        while not self._stop.is_set():
+            self.jobs.update(squeue_jobs())
+            self._stop.wait(every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=60)
+        self.jobs.update(squeue_jobs())
+
+
 @pytest.fixture(scope="module")
 def runs(slurm, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("slurm")
@@ -57,9 +90,13 @@ def runs(slurm, tmp_path_factory):
         )
         cfg = tmp / f"{name}.yaml"
         override.rename(cfg)
-        proc = run_snakemake("--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(cfg), *extra, timeout=1500)
+        with SqueueWatch() as watch:
+            proc = run_snakemake(
+                "--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(cfg), *extra, timeout=1500
+            )
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
         results[name] = tmp / name / "csf_bcma_cart_tiny"
+    results["squeue"] = watch.jobs  # the SLURM run's jobs (the local run submits none)
     return results
 
 
@@ -69,20 +106,19 @@ def test_slurm_run_matches_the_local_run(runs):
     pd.testing.assert_frame_equal(local, remote)
     types = [
         pd.read_csv(runs[k] / "annotation" / "clusters.tsv", sep="\t")["cell_type"].value_counts().sort_index()
-        for k in runs
+        for k in ("local", "slurm")
     ]
     pd.testing.assert_series_equal(*types)
 
 
 def test_squeue_shows_the_rules_requests(runs):
     # the plugin names jobs after the run and puts the rule in the job's comment (%k)
-    out = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", "%k|%C|%m"], capture_output=True, text=True, timeout=30
-    ).stdout
-    jobs = [line.split("|") for line in out.splitlines() if line]
+    jobs = list(runs["squeue"].values())
     assert jobs, "no job seen by squeue"
+    # per-sample rules fan out as jobs of their own
+    assert sum(comment.startswith("rule_qc_wildcards_") for comment, _, _ in jobs) >= 2, jobs
     integrate = [j for j in jobs if j[0] == "rule_integrate"]
-    assert integrate, out
+    assert integrate, jobs
     cpus, mem = integrate[0][1], integrate[0][2]
     assert cpus == "2"  # threads: 4, capped by the node's 2 CPUs
     assert mem.endswith(("M", "G")) and int(float(mem[:-1]) * (1024 if mem.endswith("G") else 1)) >= 8000
