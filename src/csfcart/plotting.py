@@ -145,6 +145,7 @@ def plot_claims(claims):
             if np.isfinite(lo) and np.isfinite(hi):
                 ax.plot([lo, hi], [0, 0], color=colour, lw=2)
             ax.plot(row["estimate"], 0, "o", color=colour, ms=7)
+            ax.axvline(0, color="black", lw=0.6, ls="--")
         else:
             ax.text(
                 0.5,
@@ -156,7 +157,7 @@ def plot_claims(claims):
                 transform=ax.get_yaxis_transform(),
                 color="grey",
             )
-        ax.axvline(0, color="black", lw=0.6, ls="--")
+            ax.set_xticks([])  # no estimate: an axis would suggest a scale that was never measured
         ax.set_yticks([])
         ax.set_ylim(-1, 1)
         span = np.nanmax(np.abs([row.get("ci_low", 0), row.get("ci_high", 0), row.get("estimate", 0), 1e-3]))
