@@ -64,19 +64,42 @@ def qc_scores(cells: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
 
 
 def communication_recovery(
-    measured: pd.DataFrame, truth: pd.DataFrame, *, compartment: str = "CSF", top: int = 10, min_change: float = 0.05
+    measured: pd.DataFrame,
+    truth: pd.DataFrame,
+    *,
+    compartment: str = "CSF",
+    top: int = 10,
+    alpha: float = 0.05,
+    planted_share: float = 0.01,
 ) -> pd.DataFrame:
-    """The ``top`` most changed interactions of the analysis (smallest paired p-value) beside
-    the truth: ``planted`` marks interactions whose population-level score the simulator
-    moved by at least ``min_change`` (B cells lost, microglia-like ligands down), and
-    ``b_microglia_axis`` those between B-lineage and microglia-like cells (claim C7)."""
+    """The ``top`` most changed interactions of the analysis beside the truth.
+
+    Most changed: significant after BH (``p_adjusted < alpha``), then the largest paired
+    change (|estimate|); ranking by p-value alone would not separate the thousands of
+    interactions lost together with B cells, which share nearly the same p-value.
+    ``truth_rank`` is an interaction's rank among all simulated interactions by the size of
+    its population-level change (1 = most changed); ``planted`` marks those in the truth's
+    top ``planted_share`` (1 %: the simulator's strongest changes, B-cell loss and
+    microglia-like ligands down), and ``b_microglia_axis`` those between B-lineage and
+    microglia-like cells (claim C7). ``attrs['spearman']`` holds the rank correlation of
+    measured and true change over all interactions found in both.
+    """
     from csfcart.communication import KEY, b_microglia_axis
 
-    m = measured[measured["compartment"] == compartment].sort_values(["p_value", "estimate"]).head(top)
-    out = m[[*KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(
-        truth[[*KEY, "true_change"]], on=KEY, how="left"
+    m = measured[measured["compartment"] == compartment]
+    truth = truth[[*KEY, "true_change"]].assign(
+        truth_rank=truth["true_change"].abs().rank(ascending=False, method="min").astype(int)
     )
+    n_planted = max(1, round(planted_share * len(truth)))
+    ranked = m.assign(_significant=m["p_adjusted"] < alpha, _size=m["estimate"].abs())
+    ranked = ranked.sort_values(["_significant", "_size", "p_value"], ascending=[False, False, True]).head(top)
+    out = ranked[[*KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(truth, on=KEY, how="left")
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    out["planted"] = out["true_change"].abs() >= min_change
+    out["planted"] = out["truth_rank"].le(n_planted)
     out["b_microglia_axis"] = b_microglia_axis(out)
+    both = m[[*KEY, "estimate"]].merge(truth, on=KEY)
+    out.attrs["spearman"] = (
+        float(both["estimate"].corr(both["true_change"], method="spearman")) if len(both) > 2 else np.nan
+    )
+    out.attrs["n_planted"] = n_planted
     return out

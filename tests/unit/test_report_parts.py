@@ -70,20 +70,34 @@ def test_mixing_metrics_tell_mixed_from_separated_batches():
     assert (m["label_purity"] > 0.99).all()
 
 
-def test_communication_recovery_marks_planted_interactions():
+def test_communication_recovery_ranks_significant_changes_by_size_against_the_truth():
     from csfcart.evaluate import communication_recovery
 
     key = ["source", "target", "ligand_complex", "receptor_complex"]
-    rows = [("microglia_like", "naive_B", "TNFSF13B", "TNFRSF13C"), ("CD4_T", "CD8_T", "CD40LG", "CD40")]
+    rows = [
+        ("microglia_like", "naive_B", "TNFSF13B", "TNFRSF13C"),  # large, significant, planted
+        ("CD4_T", "plasma", "CD40LG", "CD40"),  # smaller, significant, the smallest p: ranks second
+        ("CD4_T", "CD8_T", "IL2", "IL2RB"),  # the largest estimate but not significant: ranks last
+        ("NK", "CD8_T", "CCL5", "CCR5"),
+    ]
     measured = pd.DataFrame(rows, columns=key).assign(
-        compartment="CSF", estimate=[-0.4, -0.01], ci_low=[-0.5, -0.05], ci_high=[-0.3, 0.03], p_value=[0.001, 0.6],
-        p_adjusted=[0.01, 0.7],
+        compartment="CSF", estimate=[-0.6, -0.2, -0.9, 0.01], ci_low=[-0.7, -0.3, -2.0, -0.05],
+        ci_high=[-0.5, -0.1, 0.2, 0.06], p_value=[0.002, 0.001, 0.3, 0.8], p_adjusted=[0.004, 0.004, 0.4, 0.8],
     )  # fmt: skip
-    truth = pd.DataFrame(rows, columns=key).assign(true_change=[-0.45, 0.0])
-    table = communication_recovery(measured, truth, top=2)
-    assert table["rank"].tolist() == [1, 2]
-    assert table["planted"].tolist() == [True, False]
-    assert table["b_microglia_axis"].tolist() == [True, False]
+    # the truth holds 100 interactions: the planted share of 2 % is its 2 largest changes
+    filler = pd.DataFrame([(f"T{i}", "T", "L", "R") for i in range(96)], columns=key).assign(true_change=0.0)
+    truth = pd.concat(
+        [pd.DataFrame(rows, columns=key).assign(true_change=[-0.65, -0.25, 0.0, 0.0]), filler], ignore_index=True
+    )
+    table = communication_recovery(measured, truth, top=3, planted_share=0.02)
+    assert table["ligand_complex"].tolist() == ["TNFSF13B", "CD40LG", "IL2"]
+    assert table["truth_rank"].tolist()[:2] == [1, 2]
+    assert table["planted"].tolist() == [True, True, False]
+    assert table["b_microglia_axis"].tolist() == [True, False, False]
+    # the rank correlation of measured and true change: perfect when the analysis measures the truth
+    exact = communication_recovery(measured.assign(estimate=[-0.65, -0.25, 0.0, 0.0]), truth, planted_share=0.02)
+    assert exact.attrs["spearman"] == pytest.approx(1.0)
+    assert table.attrs["spearman"] < 0.5  # the non-significant -0.9 against a true 0 spoils it
 
 
 def test_condition_interactions_count_an_absent_interaction_as_zero():

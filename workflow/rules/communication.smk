@@ -117,5 +117,7 @@ rule evaluate_communication:
     resources:
         mem_mb=2000,
         runtime=5,
+    params:
+        alpha=CONFIG["analysis"]["alpha"],
     script:
         "../scripts/evaluate_communication.py"

@@ -8,9 +8,11 @@ from csfcart.logs import setup
 setup(snakemake.log[0])
 measured = pd.read_csv(snakemake.input.measured, sep="\t")
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
-table = communication_recovery(measured, truth)
+table = communication_recovery(measured, truth, alpha=snakemake.params.alpha)
 print(
-    f"top {len(table)} changed interactions: {int(table['planted'].sum())} planted, "
-    f"{int(table['b_microglia_axis'].sum())} between B-lineage and microglia-like cells"
+    f"top {len(table)} changed interactions: {int(table['planted'].sum())} among the "
+    f"{table.attrs['n_planted']} most changed in the truth (planted), "
+    f"{int(table['b_microglia_axis'].sum())} between B-lineage and microglia-like cells; "
+    f"rank correlation of measured and true change over all interactions: {table.attrs['spearman']:.2f}"
 )
 table.to_csv(snakemake.output[0], sep="\t", index=False)
