@@ -70,7 +70,7 @@ def communication_recovery(
     compartment: str = "CSF",
     top: int = 10,
     alpha: float = 0.05,
-    planted_share: float = 0.01,
+    min_change: float = 0.25,
 ) -> pd.DataFrame:
     """The ``top`` most changed interactions of the analysis beside the truth.
 
@@ -78,8 +78,8 @@ def communication_recovery(
     change (|estimate|); ranking by p-value alone would not separate the thousands of
     interactions lost together with B cells, which share nearly the same p-value.
     ``truth_rank`` is an interaction's rank among all simulated interactions by the size of
-    its population-level change (1 = most changed); ``planted`` marks those in the truth's
-    top ``planted_share`` (1 %: the simulator's strongest changes, B-cell loss and
+    its population-level change (1 = most changed); ``planted`` marks those the simulator
+    moved by at least ``min_change`` on the LR score's 0-1 scale (B-lineage cells lost,
     microglia-like ligands down), and ``b_microglia_axis`` those between B-lineage and
     microglia-like cells (claim C7). ``attrs['spearman']`` holds the rank correlation of
     measured and true change over all interactions found in both.
@@ -90,16 +90,16 @@ def communication_recovery(
     truth = truth[[*KEY, "true_change"]].assign(
         truth_rank=truth["true_change"].abs().rank(ascending=False, method="min").astype(int)
     )
-    n_planted = max(1, round(planted_share * len(truth)))
     ranked = m.assign(_significant=m["p_adjusted"] < alpha, _size=m["estimate"].abs())
     ranked = ranked.sort_values(["_significant", "_size", "p_value"], ascending=[False, False, True]).head(top)
     out = ranked[[*KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(truth, on=KEY, how="left")
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    out["planted"] = out["truth_rank"].le(n_planted)
+    out["planted"] = out["true_change"].abs() >= min_change
     out["b_microglia_axis"] = b_microglia_axis(out)
     both = m[[*KEY, "estimate"]].merge(truth, on=KEY)
     out.attrs["spearman"] = (
         float(both["estimate"].corr(both["true_change"], method="spearman")) if len(both) > 2 else np.nan
     )
-    out.attrs["n_planted"] = n_planted
+    out.attrs["n_planted"] = int((truth["true_change"].abs() >= min_change).sum())
+    out.attrs["n_truth"] = len(truth)
     return out

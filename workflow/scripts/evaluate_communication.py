@@ -10,8 +10,8 @@ measured = pd.read_csv(snakemake.input.measured, sep="\t")
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
 table = communication_recovery(measured, truth, alpha=snakemake.params.alpha)
 print(
-    f"top {len(table)} changed interactions: {int(table['planted'].sum())} among the "
-    f"{table.attrs['n_planted']} most changed in the truth (planted), "
+    f"top {len(table)} changed interactions: {int(table['planted'].sum())} planted (the truth moves "
+    f"{table.attrs['n_planted']} of {table.attrs['n_truth']} interactions by >= 0.25), "
     f"{int(table['b_microglia_axis'].sum())} between B-lineage and microglia-like cells; "
     f"rank correlation of measured and true change over all interactions: {table.attrs['spearman']:.2f}"
 )
