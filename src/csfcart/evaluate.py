@@ -102,4 +102,5 @@ def communication_recovery(
     )
     out.attrs["n_planted"] = int((truth["true_change"].abs() >= min_change).sum())
     out.attrs["n_truth"] = len(truth)
+    out.attrs["min_change"] = min_change
     return out

@@ -11,7 +11,7 @@ truth = pd.read_csv(snakemake.input.truth, sep="\t")
 table = communication_recovery(measured, truth, alpha=snakemake.params.alpha)
 print(
     f"top {len(table)} changed interactions: {int(table['planted'].sum())} planted (the truth moves "
-    f"{table.attrs['n_planted']} of {table.attrs['n_truth']} interactions by >= 0.25), "
+    f"{table.attrs['n_planted']} of {table.attrs['n_truth']} interactions by >= {table.attrs['min_change']}), "
     f"{int(table['b_microglia_axis'].sum())} between B-lineage and microglia-like cells; "
     f"rank correlation of measured and true change over all interactions: {table.attrs['spearman']:.2f}"
 )
