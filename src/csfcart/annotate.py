@@ -4,7 +4,11 @@ Each cell is scored for every cell type of the marker table (scanpy's ``score_ge
 CAR-T cells are recognised by the CAR transcript per cluster (see :func:`annotate`);
 scores are resolved per cluster: a cluster takes the type with the highest mean score,
 unless that score is below ``min_score`` or within ``min_margin`` of the runner-up, in which
-case it is labelled ``low_confidence``.
+case it is labelled ``low_confidence``. A cluster whose cells disagree with its label (a
+share of them score best for another type) is split by Leiden on its own cells and
+resolved again, as an analyst would sub-cluster: small populations (memory B cells beside
+naive ones, border macrophages beside microglia-like cells) merge at a cohort-wide
+resolution.
 """
 
 from __future__ import annotations
@@ -90,6 +94,41 @@ def resolve_clusters(scores: pd.DataFrame, clusters: pd.Series, *, min_score: fl
     )
 
 
+def split_mixed_clusters(
+    adata: ad.AnnData,
+    scores: pd.DataFrame,
+    table: pd.DataFrame,
+    *,
+    resolution: float,
+    min_fraction: float,
+    min_cells: int = 20,
+    seed: int,
+) -> list[str]:
+    """Sub-cluster (Leiden on the cluster's own cells) every cluster in which at least
+    ``min_fraction`` and ``min_cells`` of the cells score best for a type other than the
+    cluster's label; ``obs['cluster']`` gets the sub-clusters (``12,0``, ``12,1``...).
+    Returns the clusters that were split."""
+    import scanpy as sc
+
+    best = scores.fillna(-np.inf).idxmax(axis=1)
+    label = table["best_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+    other = pd.Series(best.to_numpy() != label, index=adata.obs_names)
+    stats = other.groupby(adata.obs[CLUSTER].astype(str).to_numpy()).agg(["mean", "sum"])
+    mixed = stats.index[(stats["mean"] >= min_fraction) & (stats["sum"] >= min_cells)].tolist()
+    for name in mixed:
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            restrict_to=(CLUSTER, [name]),
+            key_added=CLUSTER,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=seed,
+        )
+    return mixed
+
+
 def flag_car(adata: ad.AnnData, car_feature: str | None) -> None:
     """``obs['car_positive']``: at least one UMI of the CAR transcript feature."""
     if car_feature and car_feature in adata.var_names:
@@ -112,17 +151,23 @@ def annotate(
     car_feature: str | None,
     seed: int,
     car_cluster_fraction: float = 0.15,
+    subcluster_fraction: float = 0.2,
     umap: bool = True,
 ) -> pd.DataFrame:
     """Cluster, score and label cells; returns the per-cluster table.
 
     A cluster in which at least ``car_cluster_fraction`` of cells carry the CAR transcript
     is labelled CAR_T (3' chemistry detects the transcript in only part of CAR-T cells, and
-    no other cell carries it); 0 turns this off.
+    no other cell carries it); 0 turns this off. Clusters of mixed marker identity are
+    split (:func:`split_mixed_clusters`, ``subcluster_fraction``; 0 turns this off).
     """
     cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=umap)
     scores = score_cell_types(adata, markers, seed=seed)
     table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
+    if subcluster_fraction > 0 and split_mixed_clusters(
+        adata, scores, table, resolution=resolution, min_fraction=subcluster_fraction, seed=seed
+    ):
+        table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
     labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
     adata.obs[CELL_TYPE] = pd.Categorical(labels)
     adata.obs[CONFIDENCE] = table["margin"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()

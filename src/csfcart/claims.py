@@ -32,6 +32,7 @@ class Claim:
     compartment: str
     min_estimate: float | None = None  # the claimed size: direction * estimate must reach direction * this
     design: str = "paired"  # or "unpaired": a condition against the reference condition, donors as the unit
+    scale: str = "log2"  # of the estimate; a truth on another scale is not compared with its CI
 
 
 CLAIMS: dict[str, Claim] = {
@@ -41,6 +42,7 @@ CLAIMS: dict[str, Claim] = {
         +1,
         "CSF",
         min_estimate=0.01,
+        scale="fraction",
     ),
     "C2": Claim(
         "CAR-T cells expand and persist in CSF",
@@ -48,6 +50,7 @@ CLAIMS: dict[str, Claim] = {
         +1,
         "CSF",
         min_estimate=0.005,
+        scale="fraction",
     ),
     "C3": Claim(
         "B-cell lineages are eliminated in CSF",
@@ -55,6 +58,7 @@ CLAIMS: dict[str, Claim] = {
         -1,
         "CSF",
         min_estimate=-50.0,
+        scale="percent",
     ),
     "C4": Claim(
         "plasmablasts / plasma cells are depleted",
@@ -62,6 +66,7 @@ CLAIMS: dict[str, Claim] = {
         -1,
         "CSF",
         min_estimate=-50.0,
+        scale="percent",
     ),
     "C5": Claim(
         "intrathecal immunoglobulin production halts",
@@ -69,6 +74,7 @@ CLAIMS: dict[str, Claim] = {
         -1,
         "CSF",
         min_estimate=-50.0,
+        scale="percent",
     ),
     "C6": Claim(
         "microglial activation is attenuated",
@@ -81,6 +87,7 @@ CLAIMS: dict[str, Claim] = {
         "change in the mean LIANA score of B-lineage <-> microglia-like interactions (0 when B cells are gone)",
         -1,
         "CSF",
+        scale="lr_score",
     ),
     "C8": Claim(
         "inflammatory cytokines in CSF fall",
@@ -97,6 +104,7 @@ CLAIMS: dict[str, Claim] = {
         -1,
         "blood",
         min_estimate=-50.0,
+        scale="percent",
     ),
     "D2": Claim(
         "CAR-T cells persist",
@@ -104,6 +112,7 @@ CLAIMS: dict[str, Claim] = {
         +1,
         "blood",
         min_estimate=0.005,
+        scale="fraction",
     ),
     "D3": Claim(
         "returning B cells are new, naive ones",
@@ -441,8 +450,15 @@ def applicable_claims(counts: pd.DataFrame, requested: list[str] | None) -> list
 
 def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """Join the truth (true_effect, expected_verdict) and say whether each CI covers it."""
-    out = claims.merge(truth[["claim_id", "true_effect", "expected_verdict"]], on="claim_id", how="left")
+    cols = ["claim_id", "true_effect", "expected_verdict", *(["scale"] if "scale" in truth else [])]
+    out = claims.merge(truth[cols].rename(columns={"scale": "truth_scale"}), on="claim_id", how="left")
     out["ci_covers_truth"] = (out["ci_low"] <= out["true_effect"]) & (out["true_effect"] <= out["ci_high"])
+    if "truth_scale" in out:
+        # a truth on another scale than the estimate (C7: ligand-receptor expression against
+        # LR scores) says nothing about the interval's coverage
+        same = out["truth_scale"] == out["claim_id"].map(lambda c: CLAIMS[c].scale if c in CLAIMS else None)
+        out["ci_covers_truth"] = out["ci_covers_truth"].where(same, other=pd.NA)
+        out = out.drop(columns="truth_scale")
     out["verdict_matches"] = out["verdict"] == out["expected_verdict"]
     return out
 

@@ -6,6 +6,7 @@ rule simulate:
         sheet=f"{OUT}/simulated/samples.tsv",
         truth_cells=f"{OUT}/simulated/truth/cells.tsv.gz",
         truth_claims=f"{OUT}/simulated/truth/claims.tsv",
+        truth_samples=f"{OUT}/simulated/truth/samples.tsv",
         truth_interactions=f"{OUT}/simulated/truth/interactions.tsv",
         counts=directory(f"{OUT}/simulated/counts"),
     log:

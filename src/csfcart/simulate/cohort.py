@@ -13,7 +13,7 @@ from typing import Any
 
 from csfcart.datasets import read_dataset
 from csfcart.errors import InputError
-from csfcart.simulate.biology import CELL_TYPES, PROGRAMS
+from csfcart.simulate.biology import CELL_TYPES, MODULES, SUBSTATES
 
 KNOWN_TYPES = [t for t in CELL_TYPES if t != "CAR_T"]
 COMPARTMENTS = ("CSF", "blood")
@@ -27,20 +27,23 @@ _TOP_KEYS = {
     "n_genes": "the number of genes in the count matrix, e.g. `n_genes: 3000`",
     "car_feature": "the name of the CAR transcript feature, e.g. `car_feature: CAR`",
     "car_detection": "the fraction of true CAR-T cells whose CAR transcript is detected",
-    "ambient_fraction": "the fraction of each droplet's UMIs that come from the soup",
+    "ambient_fraction": "the fraction of each droplet's UMIs from the soup: a number, or [low, high] to draw"
+    " each sample's fraction log-uniformly",
+    "depth_sdlog": "per-sample spread (SD, log scale) of the sequencing depth",
     "damaged_fraction": "the fraction of damaged cells (high MT, few genes)",
     "doublet_rate_per_1000": "heterotypic doublet rate per 1,000 cells loaded",
     "batch_sd": "per-sample gene-wise batch effect, SD on the log scale",
     "patient_sd": "per-patient deviation of the composition, SD on the log scale",
     "expression_sd": "per-patient deviation of program levels, SD on the log2 scale",
     "effect_sd": "per-patient relative variation of every effect size",
-    "effects": "treatment effects (abundance, car_t, expression)",
+    "effects": "treatment effects (abundance, car_t, expression, states, cells)",
     "claims": "the claims this dataset can test, e.g. `[C1, C3, C4]`",
 }
 _REQUIRED = {"seed", "n_patients", "timepoints", "compartments"}
 _COMPARTMENT_KEYS = {"cells", "composition", "concentration", "timepoints"}
 _CELLS_KEYS = {"median", "sdlog", "min", "max"}
-_EXPRESSION_KEYS = {"name", "program", "genes", "cell_types", "compartments", "log2fc"}
+_EXPRESSION_KEYS = {"name", "module", "genes", "cell_types", "compartments", "log2fc"}
+_STATE_KEYS = {"state", "compartments", "log_odds"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,15 @@ class ExpressionEffect:
 
 
 @dataclass(frozen=True)
+class StateEffect:
+    """A shift (log odds) of the share of cells in a sub-state at some time points."""
+
+    state: str
+    compartments: list[str]
+    log_odds: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Cohort:
     """A validated synthetic cohort."""
 
@@ -80,7 +92,8 @@ class Cohort:
     n_genes: int = 3000
     car_feature: str = "CAR"
     car_detection: float = 0.5
-    ambient_fraction: float = 0.03
+    ambient_fraction: tuple[float, float] = (0.03, 0.03)
+    depth_sdlog: float = 0.15
     damaged_fraction: float = 0.04
     doublet_rate_per_1000: float = 0.008
     batch_sd: float = 0.1
@@ -90,6 +103,8 @@ class Cohort:
     abundance: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     car_t: dict[str, dict[str, float]] = field(default_factory=dict)
     expression: list[ExpressionEffect] = field(default_factory=list)
+    states: list[StateEffect] = field(default_factory=list)
+    cells: dict[str, dict[str, float]] = field(default_factory=dict)
     claims: list[str] = field(default_factory=list)
 
     @property
@@ -253,7 +268,7 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
     for key, lo, hi, integer in (
         ("n_genes", 500, 40000, True),
         ("car_detection", 0, 1, False),
-        ("ambient_fraction", 0, 0.5, False),
+        ("depth_sdlog", 0, 2, False),
         ("damaged_fraction", 0, 0.5, False),
         ("doublet_rate_per_1000", 0, 0.05, False),
         ("batch_sd", 0, 2, False),
@@ -263,6 +278,19 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
     ):
         if key in raw:
             kwargs[key] = _number(where, f"simulation.{key}", raw[key], lo=lo, hi=hi, integer=integer)
+    if "ambient_fraction" in raw:
+        amb = raw["ambient_fraction"]
+        key = "simulation.ambient_fraction"
+        if isinstance(amb, list):
+            if len(amb) != 2:
+                raise _fail(where, key, f"{amb!r} is not [low, high]", "give one number or two, e.g. [0.01, 0.15]")
+            lo, hi = (_number(where, key, v, lo=0.0001, hi=0.5) for v in amb)
+            if lo > hi:
+                raise _fail(where, key, f"low {lo} is above high {hi}", "give [low, high] with low <= high")
+            kwargs["ambient_fraction"] = (lo, hi)
+        else:
+            v = _number(where, key, amb, lo=0, hi=0.5)
+            kwargs["ambient_fraction"] = (v, v)
     if "car_feature" in raw:
         if not isinstance(raw["car_feature"], str) or not raw["car_feature"]:
             raise _fail(where, "simulation.car_feature", "is not a name", _TOP_KEYS["car_feature"])
@@ -275,7 +303,7 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
     effects = raw.get("effects") or {}
     if not isinstance(effects, dict):
         raise _fail(where, "simulation.effects", "is not a mapping", "give abundance, car_t, expression")
-    _unknown(where, "simulation.effects.", effects, {"abundance", "car_t", "expression"})
+    _unknown(where, "simulation.effects.", effects, {"abundance", "car_t", "expression", "states", "cells"})
 
     def _timepoint(key: str, tp: str, comp: str | None) -> None:
         allowed = compartments[comp].timepoints if comp else timepoints
@@ -313,16 +341,16 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
     for i, eff in enumerate(effects.get("expression") or []):
         key = f"simulation.effects.expression[{i}]"
         if not isinstance(eff, dict):
-            raise _fail(where, key, "is not a mapping", "give program or genes, cell_types, log2fc")
+            raise _fail(where, key, "is not a mapping", "give module or genes, cell_types, log2fc")
         _unknown(where, key + ".", eff, _EXPRESSION_KEYS)
-        if ("program" in eff) == ("genes" in eff):
-            raise _fail(where, key, "needs exactly one of program / genes", "give a program name or a gene list")
-        if "program" in eff:
-            if eff["program"] not in PROGRAMS:
+        if ("module" in eff) == ("genes" in eff):
+            raise _fail(where, key, "needs exactly one of module / genes", "give a module name or a gene list")
+        if "module" in eff:
+            if eff["module"] not in MODULES:
                 raise _fail(
-                    where, f"{key}.program", f"unknown program '{eff['program']}'", f"use one of {', '.join(PROGRAMS)}"
+                    where, f"{key}.module", f"unknown module '{eff['module']}'", f"use one of {', '.join(MODULES)}"
                 )
-            genes = list(PROGRAMS[eff["program"]])
+            genes = list(MODULES[eff["module"]])
         else:
             genes = list(eff["genes"])
         cts = eff.get("cell_types")
@@ -342,13 +370,44 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
             lfc[tp] = _number(where, f"{key}.log2fc.{tp}", v, lo=-10, hi=10)
         expression.append(
             ExpressionEffect(
-                name=str(eff.get("name", eff.get("program", f"effect{i}"))),
+                name=str(eff.get("name", eff.get("module", f"effect{i}"))),
                 genes=genes,
                 cell_types=list(cts),
                 compartments=list(comps),
                 log2fc=lfc,
             )
         )
+
+    states: list[StateEffect] = []
+    for i, eff in enumerate(effects.get("states") or []):
+        key = f"simulation.effects.states[{i}]"
+        if not isinstance(eff, dict):
+            raise _fail(where, key, "is not a mapping", "give state, log_odds (and compartments)")
+        _unknown(where, key + ".", eff, _STATE_KEYS)
+        if eff.get("state") not in SUBSTATES:
+            raise _fail(
+                where, f"{key}.state", f"unknown state {eff.get('state')!r}", f"use one of {', '.join(SUBSTATES)}"
+            )
+        comps = eff.get("compartments", list(compartments))
+        for comp in comps:
+            _compartment(f"{key}.compartments", comp)
+        odds_raw = eff.get("log_odds")
+        if not isinstance(odds_raw, dict) or not odds_raw:
+            raise _fail(where, f"{key}.log_odds", "missing", "give time point: change in log odds")
+        odds = {}
+        for tp, v in odds_raw.items():
+            _timepoint(f"{key}.log_odds.{tp}", tp, None)
+            odds[tp] = _number(where, f"{key}.log_odds.{tp}", v, lo=-10, hi=10)
+        states.append(StateEffect(state=eff["state"], compartments=list(comps), log_odds=odds))
+
+    cells: dict[str, dict[str, float]] = {}
+    for comp, per_tp in (effects.get("cells") or {}).items():
+        key = f"simulation.effects.cells.{comp}"
+        _compartment(key, comp)
+        cells[comp] = {}
+        for tp, fold in (per_tp or {}).items():
+            _timepoint(f"{key}.{tp}", tp, comp)
+            cells[comp][tp] = _number(where, f"{key}.{tp}", fold, positive=True)
 
     return Cohort(
         name=name,
@@ -359,6 +418,8 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
         abundance=abundance,
         car_t=car_t,
         expression=expression,
+        states=states,
+        cells=cells,
         claims=list(claims),
         **kwargs,
     )

@@ -20,7 +20,7 @@ import scipy.io
 
 from csfcart.simulate.cohort import Cohort
 from csfcart.simulate.model import CohortModel
-from csfcart.simulate.truth import INTERACTION_COLUMNS, claim_truth, communication_truth
+from csfcart.simulate.truth import INTERACTION_COLUMNS, claim_truth, interaction_truth
 
 GZIP_LEVEL = 1
 
@@ -52,7 +52,9 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
     """Simulate ``cohort`` into ``outdir``.
 
     Writes ``outdir/counts/<sample_id>/`` (10x v3), ``outdir/samples.tsv``,
-    ``outdir/truth/cells.tsv.gz`` and ``outdir/truth/claims.tsv``. The directory is built
+    ``outdir/truth/cells.tsv.gz``, ``outdir/truth/samples.tsv`` (each sample's ambient
+    fraction, depth and cells), ``outdir/truth/claims.tsv`` and
+    ``outdir/truth/interactions.tsv``. The directory is built
     beside the target and moved into place only when complete.
 
     Parameters
@@ -69,7 +71,7 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:
         model = CohortModel(cohort)
-        rows, truths = [], []
+        rows, truths, params = [], [], []
         for index, meta in enumerate(model.samples):
             if samples is not None and meta["sample_id"] not in samples:
                 continue
@@ -78,18 +80,18 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
             write_10x_v3(tmp / rel, draw.counts, draw.barcodes, model.features)
             rows.append({**meta, "path": str(rel), "format": "10x_mtx"})
             truths.append(draw.truth)
+            params.append(draw.params)
             del draw
         pd.DataFrame(rows).to_csv(tmp / "samples.tsv", sep="\t", index=False)
         (tmp / "truth").mkdir()
         cells = pd.concat(truths, ignore_index=True)
         (tmp / "truth" / "cells.tsv.gz").write_bytes(_gz_bytes(cells.to_csv(sep="\t", index=False).encode()))
-        communication = None
+        pd.DataFrame(params).to_csv(tmp / "truth" / "samples.tsv", sep="\t", index=False)
         interactions = pd.DataFrame(columns=INTERACTION_COLUMNS)
         if "C7" in cohort.claims and "CSF" in cohort.compartments:
-            communication = communication_truth(model, cohort.compartments["CSF"].timepoints)
-            interactions = communication["interactions"]
+            interactions = interaction_truth(model, cohort.compartments["CSF"].timepoints)
         interactions.to_csv(tmp / "truth" / "interactions.tsv", sep="\t", index=False)
-        claim_truth(cohort, model, communication).to_csv(tmp / "truth" / "claims.tsv", sep="\t", index=False)
+        claim_truth(cohort, model).to_csv(tmp / "truth" / "claims.tsv", sep="\t", index=False)
         if outdir.exists():
             shutil.rmtree(outdir)
         os.replace(tmp, outdir)
