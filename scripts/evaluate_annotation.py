@@ -22,7 +22,9 @@ def main(argv: list[str]) -> int:
     ann = pd.read_csv(run / "evaluation" / "annotation.tsv", sep="\t")
     qc = pd.read_csv(run / "evaluation" / "qc.tsv", sep="\t")
     ari, accuracy = float(ann["ari"].iloc[0]), float(ann["accuracy"].iloc[0])
-    print(f"{run}: adjusted Rand index {ari:.3f} (target 0.8-0.97), label accuracy by name {accuracy:.3f} (target >= 0.9)\n")
+    print(
+        f"{run}: adjusted Rand index {ari:.3f} (target 0.8-0.97), label accuracy by name {accuracy:.3f} (target >= 0.9)\n"
+    )
     print(f"{'true type':<20}{'cells':>7}{'called':>8}{'precision':>11}{'recall':>8}{'F1':>7}  target")
     ok = 0.8 <= ari <= 0.97 and accuracy >= 0.9
     for row in ann.itertuples():

@@ -4,11 +4,11 @@ Each cell is scored for every cell type of the marker table (scanpy's ``score_ge
 CAR-T cells are recognised by the CAR transcript per cluster (see :func:`annotate`);
 scores are resolved per cluster: a cluster takes the type with the highest mean score,
 unless that score is below ``min_score`` or within ``min_margin`` of the runner-up, in which
-case it is labelled ``low_confidence``. A cluster whose cells disagree with its label (a
-share of them score best for another type) is split by Leiden on its own cells and
-resolved again, as an analyst would sub-cluster: small populations (memory B cells beside
-naive ones, border macrophages beside microglia-like cells) merge at a cohort-wide
-resolution.
+case it is labelled ``low_confidence``. In a cluster whose cells disagree with its label
+(a share of them score best for another type) each cell keeps its own best type: small
+populations on a continuum with a larger one (memory B cells beside naive ones, border
+macrophages beside microglia-like cells, Treg among CD4 T cells) share clusters at a
+cohort-wide resolution.
 """
 
 from __future__ import annotations
@@ -94,39 +94,17 @@ def resolve_clusters(scores: pd.DataFrame, clusters: pd.Series, *, min_score: fl
     )
 
 
-def split_mixed_clusters(
-    adata: ad.AnnData,
-    scores: pd.DataFrame,
-    table: pd.DataFrame,
-    *,
-    resolution: float,
-    min_fraction: float,
-    min_cells: int = 20,
-    seed: int,
-) -> list[str]:
-    """Sub-cluster (Leiden on the cluster's own cells) every cluster in which at least
-    ``min_fraction`` and ``min_cells`` of the cells score best for a type other than the
-    cluster's label; ``obs['cluster']`` gets the sub-clusters (``12,0``, ``12,1``...).
-    Returns the clusters that were split."""
-    import scanpy as sc
-
-    best = scores.fillna(-np.inf).idxmax(axis=1)
-    label = table["best_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
-    other = pd.Series(best.to_numpy() != label, index=adata.obs_names)
-    stats = other.groupby(adata.obs[CLUSTER].astype(str).to_numpy()).agg(["mean", "sum"])
+def mixed_clusters(
+    scores: pd.DataFrame, clusters: pd.Series, table: pd.DataFrame, *, min_fraction: float, min_cells: int = 20
+) -> tuple[list[str], pd.Series]:
+    """Clusters in which at least ``min_fraction`` and ``min_cells`` of the cells score best
+    for a type other than the cluster's best type, and every cell's own best type."""
+    best = pd.Series(scores.columns[scores.fillna(-np.inf).to_numpy().argmax(axis=1)], index=scores.index)
+    names = clusters.astype(str).to_numpy()
+    other = pd.Series(best.to_numpy() != table["best_type"].reindex(names).to_numpy())
+    stats = other.groupby(names).agg(["mean", "sum"])
     mixed = stats.index[(stats["mean"] >= min_fraction) & (stats["sum"] >= min_cells)].tolist()
-    for name in mixed:
-        sc.tl.leiden(
-            adata,
-            resolution=resolution,
-            restrict_to=(CLUSTER, [name]),
-            key_added=CLUSTER,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            random_state=seed,
-        )
-    return mixed
+    return mixed, best
 
 
 def flag_car(adata: ad.AnnData, car_feature: str | None) -> None:
@@ -151,24 +129,27 @@ def annotate(
     car_feature: str | None,
     seed: int,
     car_cluster_fraction: float = 0.15,
-    subcluster_fraction: float = 0.2,
+    mixed_cluster_fraction: float = 0.2,
     umap: bool = True,
 ) -> pd.DataFrame:
     """Cluster, score and label cells; returns the per-cluster table.
 
     A cluster in which at least ``car_cluster_fraction`` of cells carry the CAR transcript
     is labelled CAR_T (3' chemistry detects the transcript in only part of CAR-T cells, and
-    no other cell carries it); 0 turns this off. Clusters of mixed marker identity are
-    split (:func:`split_mixed_clusters`, ``subcluster_fraction``; 0 turns this off).
+    no other cell carries it); 0 turns this off. In a cluster of mixed marker identity
+    (:func:`mixed_clusters`, ``mixed_cluster_fraction``; 0 turns this off) each cell takes
+    its own best-scoring type instead of the cluster's.
     """
     cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=umap)
     scores = score_cell_types(adata, markers, seed=seed)
     table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
-    if subcluster_fraction > 0 and split_mixed_clusters(
-        adata, scores, table, resolution=resolution, min_fraction=subcluster_fraction, seed=seed
-    ):
-        table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
     labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+    table["labelled_per_cell"] = False
+    if mixed_cluster_fraction > 0:
+        mixed, best = mixed_clusters(scores, adata.obs[CLUSTER], table, min_fraction=mixed_cluster_fraction)
+        in_mixed = adata.obs[CLUSTER].astype(str).isin(mixed).to_numpy()
+        labels = np.where(in_mixed, best.to_numpy(), labels)
+        table.loc[mixed, "labelled_per_cell"] = True
     adata.obs[CELL_TYPE] = pd.Categorical(labels)
     adata.obs[CONFIDENCE] = table["margin"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
     adata.obsm["marker_scores"] = scores.to_numpy(dtype=np.float32)
@@ -179,7 +160,7 @@ def annotate(
     car_clusters = car_share.index[(car_share >= car_cluster_fraction).to_numpy()]
     if len(car_clusters) and car_cluster_fraction > 0:
         table.loc[car_clusters, "cell_type"] = CAR_T
-        labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+        labels = np.where(adata.obs[CLUSTER].astype(str).isin(car_clusters).to_numpy(), CAR_T, labels)
         adata.obs[CELL_TYPE] = pd.Categorical(labels)
     table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
     return table

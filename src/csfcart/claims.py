@@ -457,7 +457,7 @@ def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFra
         # a truth on another scale than the estimate (C7: ligand-receptor expression against
         # LR scores) says nothing about the interval's coverage
         same = out["truth_scale"] == out["claim_id"].map(lambda c: CLAIMS[c].scale if c in CLAIMS else None)
-        out["ci_covers_truth"] = out["ci_covers_truth"].where(same, other=pd.NA)
+        out["ci_covers_truth"] = out["ci_covers_truth"].astype("boolean").where(same.to_numpy(), pd.NA)
         out = out.drop(columns="truth_scale")
     out["verdict_matches"] = out["verdict"] == out["expected_verdict"]
     return out

@@ -80,7 +80,7 @@ def analyse(cohort: Cohort, config: dict[str, Any] | None = None, *, communicati
         car_feature=cohort.car_feature,
         seed=config["seed"],
         car_cluster_fraction=a.get("car_cluster_fraction", 0.15),
-        subcluster_fraction=a["subcluster_fraction"],
+        mixed_cluster_fraction=a["mixed_cluster_fraction"],
         umap=False,
     )
     programs = yaml.safe_load((ROOT / config["analysis"]["programs"]).read_text())

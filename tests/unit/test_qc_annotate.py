@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from csfcart.annotate import read_markers, resolve_clusters
+from csfcart.annotate import mixed_clusters, read_markers, resolve_clusters
 from csfcart.errors import InputError
 from csfcart.qc import mad_outlier, settings_for
 
@@ -35,6 +35,19 @@ def test_clusters_take_the_best_type_or_low_confidence():
     clusters = pd.Series(["0", "0", "1", "2"])
     table = resolve_clusters(scores, clusters, min_score=0.1, min_margin=0.05)
     assert table["cell_type"].to_dict() == {"0": "T", "1": "B", "2": "low_confidence"}
+
+
+def test_a_cluster_of_mixed_identity_is_labelled_cell_by_cell():
+    # cluster 0: 70 naive-like and 30 memory-like cells; cluster 1: 95 T cells and 5 strays
+    naive = np.r_[np.ones(70), np.zeros(30), np.zeros(100)]
+    memory = np.r_[np.zeros(70), np.ones(30), np.r_[np.zeros(95), np.ones(5)]]
+    t = np.r_[np.zeros(100), np.r_[np.full(95, 2.0), np.zeros(5)]]
+    scores = pd.DataFrame({"naive_B": naive, "memory_B": memory * 0.9, "T": t})
+    clusters = pd.Series(["0"] * 100 + ["1"] * 100)
+    table = resolve_clusters(scores, clusters, min_score=0.1, min_margin=0.05)
+    mixed, best = mixed_clusters(scores, clusters, table, min_fraction=0.2, min_cells=20)
+    assert mixed == ["0"]  # 30 % disagree; in cluster 1 only 5 cells (below min_cells)
+    assert best.iloc[:100].value_counts().to_dict() == {"naive_B": 70, "memory_B": 30}
 
 
 def test_marker_table_errors_name_the_file(tmp_path):

@@ -20,7 +20,7 @@ table = annotate(
     car_feature=snakemake.params.car_feature,
     seed=snakemake.params.seed,
     car_cluster_fraction=annotation.get("car_cluster_fraction", 0.15),
-    subcluster_fraction=annotation["subcluster_fraction"],
+    mixed_cluster_fraction=annotation["mixed_cluster_fraction"],
 )
 adata.write_h5ad(snakemake.output.h5ad)
 table.to_csv(snakemake.output.clusters, sep="\t", index_label="cluster")

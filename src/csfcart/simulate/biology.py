@@ -117,7 +117,7 @@ STATES: dict[str, dict[str, float]] = {
                                            "KLRB1": _MID, "CD40LG": _MID, "LTB": _LO,
                                            "S100A4": _MID, "GZMK": _LO, "LTA": _LO,
                                            "CD28": _LO}),
-    "Treg": _with(_T_CORE, {"CD4": _MID, "FOXP3": _MID, "IL2RA": _MID, "CTLA4": _MID,
+    "Treg": _with(_T_CORE, {"CD4": _MID, "FOXP3": _HI, "IL2RA": _HI, "CTLA4": _MID,
                             "TIGIT": _LO, "IKZF2": _LO, "BATF": _LO, "RTKN2": _MID,
                             "IL7R": 1.5, "LTB": _LO}),
     "CD8_GZMK": _with(_T_CORE, {"CD8A": _HI, "CD8B": _HI, "GZMK": _HI, "CCL5": _MID,
@@ -181,7 +181,7 @@ STATES: dict[str, dict[str, float]] = {
 CELL_TYPES: dict[str, dict] = {
     "CD4_T": {"states": ("CD4_naive", "CD4_effector_memory"), "beta": (1.3, 1.3)},
     "CD8_T": {"states": ("CD8_GZMK", "CD8_GZMB"), "beta": (1.5, 2.5)},
-    "Treg": {"states": ("Treg", "CD4_effector_memory"), "beta": (1.5, 5.0)},
+    "Treg": {"states": ("Treg", "CD4_effector_memory"), "beta": (1.2, 8.0)},
     "NK": {"states": ("NK", "CD8_GZMB"), "beta": (1.0, 8.0)},
     "naive_B": {"states": ("B_naive", "B_memory"), "beta": (1.2, 6.0)},
     "memory_B": {"states": ("B_naive", "B_memory"), "beta": (6.0, 1.5)},
