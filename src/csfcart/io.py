@@ -10,6 +10,7 @@ Every check names the file and the fix.
 from __future__ import annotations
 
 import gzip
+import logging
 from pathlib import Path
 
 import anndata as ad
@@ -20,6 +21,12 @@ import scipy.sparse as sp
 
 from csfcart.errors import InputError
 from csfcart.keys import COUNTS
+
+log = logging.getLogger(__name__)
+
+#: Counts exported through floating point (CSV, R) sit within this distance of an integer
+#: (0.999999999999999 for 1); they are rounded. Farther from an integer, they are refused.
+INTEGER_TOLERANCE = 1e-6
 
 ENSEMBL_PREFIXES = ("ENSG", "ENSMUSG")
 
@@ -135,7 +142,12 @@ READERS = {"10x_mtx": read_10x_mtx, "10x_h5": read_10x_h5, "h5ad": read_h5ad, "c
 
 
 def check_counts(adata: ad.AnnData, source: str) -> None:
-    """Raw counts must be non-negative integers, barcodes unique, the sample non-empty."""
+    """Raw counts must be non-negative integers, barcodes unique, the sample non-empty.
+
+    Counts stored as floats within :data:`INTEGER_TOLERANCE` of an integer (what a CSV or
+    an R export of integer UMIs gives) are rounded in ``adata.X`` (the file is untouched)
+    and the rounding is logged.
+    """
     if adata.n_obs == 0:
         raise InputError(
             f"{source}: the sample has no cells. Fix: remove it from the sample sheet or give the right file"
@@ -145,11 +157,24 @@ def check_counts(adata: ad.AnnData, source: str) -> None:
         raise InputError(
             f"{source}: negative counts (min {data.min()}). Fix: give raw UMI counts, not scaled or corrected values"
         )
-    if data.size and not np.all(np.mod(data, 1) == 0):
+    distance = np.abs(data - np.round(data)) if data.size else data
+    if data.size and distance.max() > INTEGER_TOLERANCE:
         raise InputError(
-            f"{source}: counts are not integers (e.g. {data[np.mod(data, 1) != 0][0]}). "
+            f"{source}: counts are not integers (e.g. {data[distance > INTEGER_TOLERANCE][0]}). "
             "Fix: give raw UMI counts, not normalised or log-transformed values"
         )
+    if data.size and distance.max() > 0:
+        log.warning(
+            "%s: %d counts stored as floats near an integer (largest distance %.1e) rounded",
+            source,
+            int((distance > 0).sum()),
+            float(distance.max()),
+        )
+        if sp.issparse(adata.X):
+            adata.X = adata.X.copy()
+            adata.X.data = np.round(adata.X.data)
+        else:
+            adata.X = np.round(np.asarray(adata.X))
     dup = adata.obs_names[adata.obs_names.duplicated()]
     if len(dup):
         raise InputError(

@@ -78,3 +78,19 @@ def test_h5ad_with_log_values_is_refused(tmp_path):
     a.write_h5ad(tmp_path / "s.h5ad")
     with pytest.raises(InputError, match=r"s\.h5ad: counts are not integers"):
         read_sample(tmp_path / "s.h5ad", "h5ad", ROW)
+
+
+def test_counts_stored_as_floats_near_integers_are_rounded(tmp_path, caplog):
+    # what an R or CSV export of integer UMIs looks like: 0.999999999999999 for 1
+    counts = random_counts()
+    noisy = counts.astype(np.float64) - np.where(counts > 0, 1e-15 * counts, 0)
+    pd.DataFrame(noisy, index=barcodes(80), columns=GENES).to_csv(tmp_path / "s.csv", float_format="%.15f")
+    before = (tmp_path / "s.csv").read_bytes()
+    with caplog.at_level("WARNING"):
+        _check(read_sample(tmp_path / "s.csv", "csv", ROW), counts)
+    assert "rounded" in caplog.text
+    assert (tmp_path / "s.csv").read_bytes() == before  # the input is never modified
+    # but values far from integers are still refused
+    pd.DataFrame(counts + 0.01, index=barcodes(80), columns=GENES).to_csv(tmp_path / "t.csv")
+    with pytest.raises(InputError, match=r"t\.csv: counts are not integers"):
+        read_sample(tmp_path / "t.csv", "csv", ROW)
