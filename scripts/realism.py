@@ -35,11 +35,26 @@ def build_reference(csv: Path) -> None:
     if np.abs(values - rounded).max() > 1e-6:
         sys.exit(f"{csv}: not integer counts (largest distance from an integer {np.abs(values - rounded).max():g})")
     digest = hashlib.sha256(csv.read_bytes()).hexdigest()
-    header = f"# {REFERENCE_SOURCE}\n# sha256 of the CSV: {digest}\n# recomputed by scripts/realism.py --reference\n"
-    stats = count_statistics(rounded)
+    # statistics over the genes the simulator draws (its default universe), so that genes
+    # per cell and library sizes compare like with like
+    from csfcart.simulate.model import gene_universe
+
+    shared = table.columns.isin(gene_universe(3000))
+    header = (
+        f"# {REFERENCE_SOURCE}\n# sha256 of the CSV: {digest}\n# recomputed by scripts/realism.py --reference; "
+        f"statistics over the {int(shared.sum())} genes it shares with the simulator's 3,000\n"
+    )
+    stats = count_statistics(rounded[:, shared])
     text = pd.DataFrame({"statistic": list(stats), "real": list(stats.values())}).to_csv(sep="\t", index=False)
     (DATA / "realism_reference.tsv").write_text(header + text)
-    (DATA / "realism_reference_curves.tsv").write_text(header + count_curves(rounded).to_csv(sep="\t", index=False))
+    curves = count_curves(rounded[:, shared]).to_csv(sep="\t", index=False)
+    (DATA / "realism_reference_curves.tsv").write_text(header + curves)
+    # which of the simulator's genes real immune cells express at all (the simulator keeps
+    # the others silent in every cell type)
+    listed = [g for g in (line.strip() for line in (DATA / "genes.txt").read_text().splitlines()) if g and g[0] != "#"]
+    detected = pd.Series((rounded > 0).mean(axis=0), index=table.columns).groupby(level=0).max()
+    genes = pd.DataFrame({"gene": listed, "detected_fraction": detected.reindex(listed).fillna(0.0).round(4).to_numpy()})
+    (DATA / "gene_detection_reference.tsv").write_text(header + genes.to_csv(sep="\t", index=False))
     print(f"wrote {DATA / 'realism_reference.tsv'} from {table.shape[0]} cells x {table.shape[1]} genes")
 
 

@@ -186,13 +186,13 @@ CELL_TYPES: dict[str, dict] = {
     "naive_B": {"states": ("B_naive", "B_memory"), "beta": (1.2, 6.0)},
     "memory_B": {"states": ("B_naive", "B_memory"), "beta": (6.0, 1.5)},
     "plasma": {"states": ("plasma", "plasma"), "beta": (1.0, 1.0)},
-    "CD14_mono": {"states": ("mono_classical", "mono_nonclassical"), "beta": (1.2, 7.0)},
-    "CD16_mono": {"states": ("mono_classical", "mono_nonclassical"), "beta": (7.0, 1.5)},
+    "CD14_mono": {"states": ("mono_classical", "mono_nonclassical"), "beta": (1.5, 6.0)},
+    "CD16_mono": {"states": ("mono_classical", "mono_nonclassical"), "beta": (6.0, 2.0)},
     "mDC": {"states": ("mDC", "mono_classical"), "beta": (1.0, 9.0)},
     "pDC": {"states": ("pDC", "pDC"), "beta": (1.0, 1.0)},
     "border_macrophage": {"states": ("border_macrophage", "microglia_like"), "beta": (1.0, 12.0)},
     "microglia_like": {"states": ("microglia_like", "border_macrophage"), "beta": (1.0, 10.0)},
-    "CAR_T": {"states": ("CAR_T", "CD8_GZMB"), "beta": (1.2, 5.0)},
+    "CAR_T": {"states": ("CAR_T", "CD8_GZMB"), "beta": (1.3, 4.0)},
 }
 
 #: Sub-states a cell can switch into: probability at baseline, log2 shifts of modules.

@@ -1,9 +1,11 @@
 """The generative model of the synthetic cohorts.
 
 Expression
-    Genes have a log-normal base level. Most genes outside the named markers and modules
-    are restricted to a few lineages (T, NK, B, plasma, myeloid, pDC) and all but silent
-    elsewhere, as in real 10x data; the rest are expressed everywhere. Each named cell
+    Genes have a log-normal base level. Genes that real immune cells do not express
+    (data/gene_detection_reference.tsv) are silent everywhere; most of the other genes
+    outside the named markers and modules are restricted to a few lineages (T, NK, B,
+    plasma, myeloid, pDC) and all but silent elsewhere, as in real 10x data; the rest are
+    expressed everywhere. Markers are off outside the lineage whose states use them. Each named cell
     *state* (CD4 naive, CD4 effector memory, classical monocyte, ...) is its lineage's
     profile times a marker program. A cell *type* is a region of a continuum between two
     states: every cell has a position u ~ Beta(a, b) and its log expression is
@@ -73,8 +75,11 @@ LIBRARY_SDLOG = 0.4
 DISPERSION, DISPERSION_SDLOG = 0.8, 0.5
 BASE_SDLOG = 1.1
 #: Share of unlisted genes expressed in every lineage; the others are on in each lineage
-#: with probability LINEAGE_ON and otherwise at OFF times their level.
+#: with probability LINEAGE_ON and otherwise at OFF times their level. Unlisted genes that
+#: real immune cells do not express (detected in fewer than SILENT_BELOW of the cells of
+#: the real 10x sample, data/gene_detection_reference.tsv) are at OFF in every lineage.
 HOUSEKEEPING = 0.4
+SILENT_BELOW = 0.005
 LINEAGE_ON = 0.25
 OFF = 0.01
 #: Level of a marker gene in the lineages none of whose states use it, relative to its
@@ -88,6 +93,13 @@ SOUP_PLASMA_WEIGHT = 5.0
 #: Quadrature points over a type's continuum for expected profiles (soup, truth).
 GRID = 24
 CHUNK = 2048
+
+
+def real_detection() -> dict[str, float]:
+    """Share of cells of a real 10x sample that detect each gene of the shipped gene list."""
+    text = resources.files("csfcart.data").joinpath("gene_detection_reference.tsv").read_text()
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith(("#", "gene\t"))]
+    return {gene: float(value) for gene, value in rows}
 
 
 def gene_universe(n_genes: int) -> list[str]:
@@ -134,7 +146,9 @@ class CohortModel:
         listed = np.zeros(n, bool)
         listed[[self.gene_index[g] for g in marker_genes()]] = True
         shared_modules = {g for m in MODULE_CELL_SD for g in MODULES[m]}
-        everywhere = (rng.random(n) < HOUSEKEEPING) | is_mt | is_ribo
+        detection = real_detection()
+        silent = np.array([detection.get(g, 0.0) < SILENT_BELOW for g in self.genes]) & ~listed
+        everywhere = ((rng.random(n) < HOUSEKEEPING) & ~listed & ~silent) | is_mt | is_ribo
         everywhere[[self.gene_index[g] for g in shared_modules]] = True
 
         # lineage profiles: unlisted genes restricted to some lineages, markers leak
@@ -148,7 +162,7 @@ class CohortModel:
         marker_base = typical * np.exp(rng.normal(0.0, 0.6, n))
         lineage_log = {}
         for lin in lineages:
-            on = everywhere | (rng.random(n) < LINEAGE_ON)
+            on = everywhere | ((rng.random(n) < LINEAGE_ON) & ~silent)
             prof = base * np.where(on, 1.0, OFF) * np.exp(rng.normal(0.0, 0.4, n))
             used = {g for s, lin_s in state_lineage.items() if lin_s == lin for g in states[s]}
             for i in np.flatnonzero(listed & ~everywhere):

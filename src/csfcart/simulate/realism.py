@@ -62,7 +62,6 @@ def count_statistics(counts) -> dict[str, float]:
 
     return {
         "library_size_sdlog": float(np.std(loglib)),
-        "library_size_p90_p10": float(np.percentile(lib, 90) / np.percentile(lib, 10)),
         "genes_per_cell_slope": float(slope),
         "genes_at_5000_umis": float(np.exp(intercept + slope * np.log(5000))),
         "mean_variance_slope": float(mv_slope),
