@@ -53,7 +53,9 @@ def build_reference(csv: Path) -> None:
     # the others silent in every cell type)
     listed = [g for g in (line.strip() for line in (DATA / "genes.txt").read_text().splitlines()) if g and g[0] != "#"]
     detected = pd.Series((rounded > 0).mean(axis=0), index=table.columns).groupby(level=0).max()
-    genes = pd.DataFrame({"gene": listed, "detected_fraction": detected.reindex(listed).fillna(0.0).round(4).to_numpy()})
+    genes = pd.DataFrame(
+        {"gene": listed, "detected_fraction": detected.reindex(listed).fillna(0.0).round(4).to_numpy()}
+    )
     (DATA / "gene_detection_reference.tsv").write_text(header + genes.to_csv(sep="\t", index=False))
     print(f"wrote {DATA / 'realism_reference.tsv'} from {table.shape[0]} cells x {table.shape[1]} genes")
 
