@@ -73,8 +73,15 @@ def _cell(value) -> str:
     return f'<td data-v="{html.escape(text, quote=True)}">{html.escape(text)}</td>'
 
 
-def render_table(frame: pd.DataFrame, *, title: str, note: str = "", total: int | None = None) -> str:
-    """A standalone HTML page of ``frame`` (``total``: rows in the full table, when cut)."""
+#: What an empty table says when its step gives no reason of its own.
+NO_ROWS = "No rows: nothing in this dataset met this step's conditions (its log says more)."
+
+
+def render_table(
+    frame: pd.DataFrame, *, title: str, note: str = "", total: int | None = None, empty: str = NO_ROWS
+) -> str:
+    """A standalone HTML page of ``frame`` (``total``: rows in the full table, when cut;
+    ``empty``: the sentence an empty table shows in its one row, saying why)."""
     total = len(frame) if total is None else total
     cut = (
         f" (the first {len(frame)} of {total} rows; the full table is the TSV beside this page)"
@@ -83,6 +90,8 @@ def render_table(frame: pd.DataFrame, *, title: str, note: str = "", total: int 
     )
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "\n".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in frame.itertuples(index=False))
+    if frame.empty:
+        body = f'<tr class="empty"><td colspan="{max(len(frame.columns), 1)}">{html.escape(empty)}</td></tr>'
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -108,10 +117,11 @@ def render_table(frame: pd.DataFrame, *, title: str, note: str = "", total: int 
 
 
 def write_table_html(
-    frame: pd.DataFrame, path: str | Path, *, title: str, note: str = "", max_rows: int = 2000
+    frame: pd.DataFrame, path: str | Path, *, title: str, note: str = "", max_rows: int = 2000, empty: str = NO_ROWS
 ) -> None:
-    """Write ``frame`` (its first ``max_rows`` rows) as a browsable page, atomically."""
-    page = render_table(frame.head(max_rows), title=title, note=note, total=len(frame))
+    """Write ``frame`` (its first ``max_rows`` rows) as a browsable page, atomically; an
+    empty ``frame`` shows ``empty`` (why there are no rows)."""
+    page = render_table(frame.head(max_rows), title=title, note=note, total=len(frame), empty=empty)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")

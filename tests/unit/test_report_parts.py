@@ -116,3 +116,8 @@ def test_condition_interactions_count_an_absent_interaction_as_zero():
     assert row["contrast"] == "MS_vs_control" and row["n_patients"] == 6
     assert row["baseline_score"] == pytest.approx(0.2 / 3) and row["estimate"] == pytest.approx(0.8 - 0.2 / 3)
     assert row["ci_low"] > 0 and row["p_value"] < 0.05
+
+
+def test_an_empty_table_says_why_it_is_empty():
+    page = render_table(pd.DataFrame(columns=["a", "b"]), title="t", empty="No rows: nothing testable.")
+    assert '<tr class="empty"><td colspan="2">No rows: nothing testable.</td></tr>' in page

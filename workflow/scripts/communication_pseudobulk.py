@@ -15,5 +15,10 @@ table = pseudobulk_interactions(csf, de)
 print(f"{len(table)} interactions over {table['contrast'].nunique()} contrast(s)")
 table.to_csv(snakemake.output.table, sep="\t", index=False)
 write_table_html(
-    table, snakemake.output.page, title="Communication, pseudobulk route (ligand and receptor DE)", max_rows=500
+    table,
+    snakemake.output.page,
+    title="Communication, pseudobulk route (ligand and receptor DE)",
+    max_rows=500,
+    empty="No interactions: in no CSF contrast did two or more cell types have a tested pseudobulk DE "
+    "(de/summary.tsv says why each was not tested).",
 )
