@@ -316,6 +316,22 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
         if comp not in compartments:
             raise _fail(where, key, f"compartment '{comp}' is not simulated", f"use one of {', '.join(compartments)}")
 
+    def _effect_compartments(key: str, eff: dict) -> list[str]:
+        comps = list(eff.get("compartments", list(compartments)))
+        for comp in comps:
+            _compartment(f"{key}.compartments", comp)
+        return comps
+
+    def _time_course(key: str, raw, fix: str) -> dict[str, float]:
+        """{time point: value} of an effect, each time point sampled and after baseline."""
+        if not isinstance(raw, dict) or not raw:
+            raise _fail(where, key, "missing", fix)
+        out = {}
+        for tp, v in raw.items():
+            _timepoint(f"{key}.{tp}", tp, None)
+            out[tp] = _number(where, f"{key}.{tp}", v, lo=-10, hi=10)
+        return out
+
     abundance: dict[str, dict[str, dict[str, float]]] = {}
     for comp, per_tp in (effects.get("abundance") or {}).items():
         key = f"simulation.effects.abundance.{comp}"
@@ -358,16 +374,8 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
             raise _fail(where, f"{key}.cell_types", "missing", "list the cell types the effect acts in")
         for ct in cts:
             _cell_type(where, f"{key}.cell_types", ct, allowed=list(CELL_TYPES))
-        comps = eff.get("compartments", list(compartments))
-        for comp in comps:
-            _compartment(f"{key}.compartments", comp)
-        lfc_raw = eff.get("log2fc")
-        if not isinstance(lfc_raw, dict) or not lfc_raw:
-            raise _fail(where, f"{key}.log2fc", "missing", "give time point: log2 fold change")
-        lfc = {}
-        for tp, v in lfc_raw.items():
-            _timepoint(f"{key}.log2fc.{tp}", tp, None)
-            lfc[tp] = _number(where, f"{key}.log2fc.{tp}", v, lo=-10, hi=10)
+        comps = _effect_compartments(key, eff)
+        lfc = _time_course(f"{key}.log2fc", eff.get("log2fc"), "give time point: log2 fold change")
         expression.append(
             ExpressionEffect(
                 name=str(eff.get("name", eff.get("module", f"effect{i}"))),
@@ -388,17 +396,9 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
             raise _fail(
                 where, f"{key}.state", f"unknown state {eff.get('state')!r}", f"use one of {', '.join(SUBSTATES)}"
             )
-        comps = eff.get("compartments", list(compartments))
-        for comp in comps:
-            _compartment(f"{key}.compartments", comp)
-        odds_raw = eff.get("log_odds")
-        if not isinstance(odds_raw, dict) or not odds_raw:
-            raise _fail(where, f"{key}.log_odds", "missing", "give time point: change in log odds")
-        odds = {}
-        for tp, v in odds_raw.items():
-            _timepoint(f"{key}.log_odds.{tp}", tp, None)
-            odds[tp] = _number(where, f"{key}.log_odds.{tp}", v, lo=-10, hi=10)
-        states.append(StateEffect(state=eff["state"], compartments=list(comps), log_odds=odds))
+        comps = _effect_compartments(key, eff)
+        odds = _time_course(f"{key}.log_odds", eff.get("log_odds"), "give time point: change in log odds")
+        states.append(StateEffect(state=eff["state"], compartments=comps, log_odds=odds))
 
     cells: dict[str, dict[str, float]] = {}
     for comp, per_tp in (effects.get("cells") or {}).items():
