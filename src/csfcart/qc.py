@@ -35,12 +35,18 @@ def mad_outlier(values: np.ndarray, nmads: float, *, upper_only: bool = False) -
     return high if upper_only else high | (values < med - nmads * mad)
 
 
+#: Prefixes of mitochondrially encoded and ribosomal protein genes: human (MT-ND1, RPL13A)
+#: and mouse (mt-Nd1, Rpl13a) symbols.
+MT_PREFIXES = ("MT-", "mt-", "Mt-")
+RIBO_PREFIXES = ("RPS", "RPL", "Rps", "Rpl")
+
+
 def qc_metrics(adata: ad.AnnData) -> None:
     """Add total counts, genes, MT and ribosomal fractions to ``obs`` (from raw counts)."""
     import scanpy as sc
 
-    adata.var["mt"] = adata.var_names.str.startswith("MT-")
-    adata.var["ribo"] = adata.var_names.str.startswith(("RPS", "RPL"))
+    adata.var["mt"] = adata.var_names.str.startswith(MT_PREFIXES)
+    adata.var["ribo"] = adata.var_names.str.startswith(RIBO_PREFIXES)
     sc.pp.calculate_qc_metrics(adata, qc_vars=["mt", "ribo"], layer=COUNTS, percent_top=None, log1p=True, inplace=True)
 
 

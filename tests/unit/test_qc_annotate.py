@@ -8,7 +8,7 @@ import pytest
 
 from csfcart.annotate import mixed_clusters, read_markers, resolve_clusters
 from csfcart.errors import InputError
-from csfcart.qc import mad_outlier, settings_for
+from csfcart.qc import mad_outlier, qc_metrics, settings_for
 
 
 def test_mad_outlier_flags_tails_only():
@@ -63,3 +63,15 @@ def test_shipped_marker_table_covers_the_simulated_types():
 
     markers = read_markers(ROOT / "config" / "markers.tsv")
     assert set(markers) == set(CELL_TYPES)
+
+
+def test_mitochondrial_fraction_of_human_and_mouse_symbols():
+    import anndata as ad
+    import scipy.sparse as sp
+
+    for genes in (["MT-CO1", "RPL13A", "CD3D", "LYZ"], ["mt-Co1", "Rpl13a", "Cd3d", "Lyz2"]):
+        counts = sp.csr_matrix(np.array([[10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 50.0, 50.0]]))
+        adata = ad.AnnData(X=counts.copy(), var=pd.DataFrame(index=genes), layers={"counts": counts})
+        qc_metrics(adata)
+        assert adata.obs["pct_counts_mt"].tolist() == [10.0, 0.0], genes
+        assert adata.obs["pct_counts_ribo"].tolist() == [20.0, 0.0], genes
