@@ -65,15 +65,29 @@ def validate_config(config: dict[str, Any], schema: str | Path, source: str = "c
         raise InputError(f"{source}: {_explain(errors[0])}")
 
 
-def resolve_dataset(config: dict[str, Any], datasets_dir: str | Path) -> dict[str, Any]:
+def resolve_dataset(
+    config: dict[str, Any], datasets_dir: str | Path, *, search: tuple[str | Path, ...] = ()
+) -> dict[str, Any]:
     """Complete ``config`` with its dataset file (``config/datasets/<dataset>.yaml``).
 
     The dataset file supplies ``simulation:`` or ``samples:`` (and optionally
     ``car_feature:``); keys already in ``config`` win. ``extends:`` chains are resolved.
+    A dataset file given with ``--configfile`` from elsewhere (its name not in
+    ``datasets_dir``) may itself say ``extends:``: the parent is looked for beside it
+    (``search``: the folders of the config files) and then in ``datasets_dir``.
     """
     config = dict(config)
-    config.pop("extends", None)
+    parent = config.pop("extends", None)
     path = Path(datasets_dir) / f"{config.get('dataset', '')}.yaml"
+    if parent is not None and not path.is_file():
+        folders = [Path(f) for f in search] + [Path(datasets_dir)]
+        found = [f / str(parent) for f in folders if (f / str(parent)).is_file()]
+        if not found:
+            raise InputError(
+                f"config: key 'extends': '{parent}' not found in {', '.join(str(f) for f in folders)}. "
+                "Fix: give the parent's path relative to the dataset file, or the name of a file in config/datasets/"
+            )
+        path = found[0]
     if path.is_file():
         doc = read_dataset(path)
         extra = sorted(set(doc) - DATASET_KEYS)

@@ -41,3 +41,27 @@ def test_harmony_is_a_config_switch(tmp_path):
     override.write_text(f"results: {tmp_path}\nintegration:\n  method: harmony\n")
     proc = run_snakemake("-n", "--configfile", "config/datasets/csf_null_tiny.yaml", str(override))
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("parent", ["csf_bcma_cart_tiny.yaml", "local"])
+def test_a_dataset_file_from_elsewhere_extends_its_parent(parent, tmp_path):
+    # a user's variant outside config/datasets: the parent is found beside it or in config/datasets
+    if parent == "local":
+        (tmp_path / "base.yaml").write_text((ROOT / "config" / "datasets" / "csf_null_tiny.yaml").read_text())
+        (tmp_path / "csf_null.yaml").write_text((ROOT / "config" / "datasets" / "csf_null.yaml").read_text())
+        (tmp_path / "csf_bcma_cart.yaml").write_text((ROOT / "config" / "datasets" / "csf_bcma_cart.yaml").read_text())
+        parent = "base.yaml"
+    mine = tmp_path / "my_variant.yaml"
+    mine.write_text(f"dataset: my_variant\nextends: {parent}\nsimulation:\n  seed: 7\n")
+    proc = run_snakemake("-n", "--configfile", str(mine), "--config", f"results={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{tmp_path}/my_variant/simulated/samples.tsv" in proc.stdout
+
+
+def test_a_missing_parent_is_named_with_the_fix(tmp_path):
+    mine = tmp_path / "my_variant.yaml"
+    mine.write_text("dataset: my_variant\nextends: nowhere.yaml\nsimulation:\n  seed: 7\n")
+    proc = run_snakemake("-n", "--configfile", str(mine), "--config", f"results={tmp_path}")
+    assert proc.returncode != 0
+    assert "key 'extends': 'nowhere.yaml' not found" in proc.stdout + proc.stderr
+    assert "Fix:" in proc.stdout + proc.stderr

@@ -9,7 +9,11 @@ from csfcart.download import mtx_files
 from csfcart.workflow import archive_path, download_dir, sample_table, targets
 
 BASE = Path(workflow.basedir)
-CONFIG = resolve_dataset(config, BASE / "config" / "datasets")
+CONFIG = resolve_dataset(
+    config,
+    BASE / "config" / "datasets",
+    search=tuple(Path(f).parent for f in workflow.overwrite_configfiles or ()),
+)
 validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml")
 OUT = f"{CONFIG['results']}/{CONFIG['dataset']}"
 SYNTHETIC = "simulation" in CONFIG
