@@ -121,13 +121,25 @@ def infer_format(path: str) -> str | None:
     return None
 
 
+#: The compartments the claims know; any other label needs a role (config ``compartments``).
+ROLES = ("CSF", "blood")
+
+
 def read_sample_sheet(
-    path: str | Path, schema: str | Path, *, check_files: bool = True, base: str | Path | None = None
+    path: str | Path,
+    schema: str | Path,
+    *,
+    check_files: bool = True,
+    base: str | Path | None = None,
+    roles: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Read and validate a sample sheet; paths become absolute-or-cwd-relative.
 
     Relative paths are taken from the sheet's folder, or from ``base`` (the download folder
     of a public dataset, whose files appear only once the workflow has fetched them).
+    A compartment label other than CSF or blood (``PBMC``, ``liquor``) takes its role from
+    ``roles`` (config ``compartments``); the sheet's own label is kept in
+    ``compartment_label``.
     """
     path = Path(path)
     if not path.is_file():
@@ -151,6 +163,15 @@ def read_sample_sheet(
         raise InputError(
             f"{path}, rows {', '.join(rows)}: sample_id '{dup.iloc[0]}' is duplicated. Fix: give every sample a unique id"
         )
+    roles = {**{r: r for r in ROLES}, **(roles or {})}
+    for i, label in sheet["compartment"].items():
+        if label not in roles:
+            raise InputError(
+                f"{path}, row {i + 2} (sample '{sheet.loc[i, 'sample_id']}'): compartment '{label}' has no role. "
+                f"Fix: write CSF or blood, or declare it in the config: compartments: {{{label}: blood}}"
+            )
+    sheet["compartment_label"] = sheet["compartment"]
+    sheet["compartment"] = sheet["compartment"].map(roles)
     if "format" not in sheet.columns:
         sheet["format"] = ""
     if "batch" not in sheet.columns:

@@ -23,8 +23,10 @@ def sample_table(config: dict[str, Any], *, out: str, schema: str | Path) -> pd.
         ]
         return pd.DataFrame(rows).set_index("sample_id", drop=False)
     if "download" in config:  # a public dataset: its files appear once the download rule ran
-        return read_sample_sheet(config["samples"], schema, check_files=False, base=download_dir(config))
-    return read_sample_sheet(config["samples"], schema)
+        return read_sample_sheet(
+            config["samples"], schema, check_files=False, base=download_dir(config), roles=config["compartments"]
+        )
+    return read_sample_sheet(config["samples"], schema, roles=config["compartments"])
 
 
 def download_dir(config: dict[str, Any]) -> str:

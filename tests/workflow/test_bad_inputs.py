@@ -60,6 +60,20 @@ def test_unsafe_sample_id(dataset, bad_id):
     _fails_with(_dry_run(tmp, s), "row 2", "sample_id", "no spaces or slashes")
 
 
+def test_a_compartment_without_a_role_is_named_with_the_fix(dataset):
+    tmp, sheet = dataset
+    s = sheet(["S1\tP1\tbaseline\tbrain\tdata/S1"])
+    _fails_with(_dry_run(tmp, s), "row 2", "compartment 'brain' has no role", "compartments: {brain: blood}")
+
+
+def test_a_compartment_label_with_a_role_runs(dataset):
+    tmp, sheet = dataset
+    s = sheet(["S1\tP1\tbaseline\tPBMC\tdata/S1", "S2\tP1\tbaseline\tliquor\tdata/S1"])
+    proc = _dry_run(tmp, s)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ingest" in proc.stdout
+
+
 def test_sheet_missing_a_required_column(dataset):
     tmp, sheet = dataset
     s = sheet(["S1\tP1\tCSF\tdata/S1"], header="sample_id\tpatient_id\tcompartment\tpath")
