@@ -138,6 +138,11 @@ def run_cell_type(
                        "n_genes": len(res), "n_significant": int((res["padj"] < 0.05).sum()) if len(res) else 0, "reason": reason})  # fmt: skip
         if len(res):
             results.append(res)
+    if not status:
+        # one sample, or every sample at one time point with no conditions: nothing to compare
+        status.append({"cell_type": cell_type, "compartment": "-", "contrast": "-", "tested": False, "n_genes": 0,
+                       "n_significant": 0, "reason": f"no contrast: no time point after '{baseline}' and no "
+                       "condition column with the reference condition in the sample sheet"})  # fmt: skip
     table = pd.concat(results, ignore_index=True) if results else pd.DataFrame(columns=RESULT_COLUMNS)
     table.insert(0, "cell_type", cell_type)
     return table, pd.DataFrame(status)
