@@ -17,6 +17,7 @@ include: "workflow/rules/integrate.smk"
 include: "workflow/rules/annotate.smk"
 include: "workflow/rules/differential.smk"
 include: "workflow/rules/communication.smk"
+include: "workflow/rules/provenance.smk"
 
 
 localrules:
@@ -28,6 +29,7 @@ localrules:
     de_summary,
     summary_page,
     evaluate_communication,
+    provenance,
 
 
 rule all:

@@ -117,3 +117,17 @@ def test_integration_methods_compared_on_request(tiny_run):
     assert table.to_numpy().min() >= 0 and table["Total"].max() <= 1
     # the run's own embedding is reused, not retrained: nothing upstream reran
     assert "rule integrate" not in proc.stdout + proc.stderr
+
+
+def test_results_say_what_produced_them(tiny_run):
+    import yaml
+
+    prov = tiny_run / "provenance"
+    config = yaml.safe_load((prov / "config.yaml").read_text())
+    assert config["dataset"] == "csf_bcma_cart_tiny" and config["simulation"]["n_patients"] == 3  # after extends:
+    assert config["integration"]["scvi"]["max_epochs"] == 2  # the test's override
+    versions = pd.read_csv(prov / "versions.tsv", sep="\t").set_index("package")["version"]
+    assert versions["scanpy"].startswith("1.11") and versions["scvi-tools"] != "not installed"
+    workflow = yaml.safe_load((prov / "workflow.yaml").read_text())
+    assert workflow["version"] and len(workflow["commit"]) in (40, len("unknown"))
+    assert len(pd.read_csv(prov / "samples.tsv", sep="\t")) == 18
