@@ -18,7 +18,7 @@ import pandas as pd
 
 from csfcart.measure import B_CELL_TYPES, T_CELL_TYPES
 from csfcart.stats import bh, paired_summary, unpaired_summary
-from csfcart.timepoints import order_timepoints
+from csfcart.timepoints import is_pre_infusion, order_timepoints
 
 COLUMNS = ["claim_id", "statement", "metric", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted",
            "n_patients", "patients_consistent", "verdict", "reason"]  # fmt: skip
@@ -234,8 +234,10 @@ def _dropped(n: int) -> str:
 
 
 def _post_timepoints(table: pd.DataFrame, compartment: str, baseline: str) -> list[str]:
+    """Post-infusion time points in order: a screening or other pre-infusion visit is never
+    pooled with them."""
     tps = table.loc[table["compartment"] == compartment, "timepoint"].unique().tolist()
-    return [t for t in order_timepoints(tps) if t != baseline]
+    return [t for t in order_timepoints(tps) if t != baseline and not is_pre_infusion(t)]
 
 
 def _cell_counts(counts: pd.DataFrame, types: list[str]) -> tuple[pd.Series, pd.Series]:

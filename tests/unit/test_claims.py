@@ -177,3 +177,31 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
         Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame()), ["M1"], baseline="baseline"
     )
     assert t["verdict"].iloc[0] == "not_testable" and "condition" in t["reason"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["day14", "month3", "week2", "baseline"], ["baseline", "day14", "week2", "month3"]),
+        (["m3", "screening", "d14", "baseline"], ["screening", "baseline", "d14", "m3"]),
+        (["3mo", "Day 7", "wk2", "pre", "year1"], ["pre", "Day 7", "wk2", "3mo", "year1"]),
+        (["d14", "relapse", "baseline"], ["baseline", "d14", "relapse"]),
+    ],
+)
+def test_time_points_are_ordered_by_the_days_they_stand_for(labels, expected):
+    from csfcart.timepoints import order_timepoints
+
+    assert order_timepoints(labels) == expected
+
+
+def test_a_screening_visit_is_not_pooled_as_post_infusion():
+    m = _cohort(b_post=4, plasma_post=0, car_post=0.2)
+    screening = m.counts[m.counts["timepoint"] == "baseline"].copy()
+    screening.index = screening.index.str.replace("baseline", "screening")
+    screening["timepoint"] = "screening"
+    screening[["naive_B", "memory_B"]] = 0  # were it pooled as post-infusion, C3 would move
+    m.counts = pd.concat([m.counts, screening])
+    with_screening = _verdicts(m, claims=("C3",))
+    assert "screening" not in with_screening.loc["C3", "reason"]
+    without = _verdicts(_cohort(b_post=4, plasma_post=0, car_post=0.2), claims=("C3",))
+    assert with_screening.loc["C3", "estimate"] == pytest.approx(without.loc["C3", "estimate"])
