@@ -371,9 +371,9 @@ class CohortModel:
             position[m] = rng.beta(*spec["beta"], m.sum())
             first[m] = self.state_index[spec["states"][0]]
             second[m] = self.state_index[spec["states"][1]]
-        first[car & cd8] = self.state_index["CAR_T_CD8"]
-        first[car & ~cd8] = self.state_index["CAR_T_CD4"]
-        second[car & ~cd8] = self.state_index["CD4_effector_memory"]
+        for state, m in (("CAR_T_CD8", car & cd8), ("CAR_T_CD4", car & ~cd8)):
+            first[m] = self.state_index[state]
+            second[m] = self.state_index[self._second_state("CAR_T", state)]
 
         # sub-states (activated microglia-like cells)
         substate = np.full(n_cells, "", dtype=object)
@@ -464,7 +464,6 @@ class CohortModel:
         counts = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(self.features)), dtype=np.int32)
 
         barcodes = _barcodes(rng, n_cells)
-        mg = cell_type == "microglia_like"
         truth = pd.DataFrame(
             {
                 "sample_id": meta["sample_id"],
@@ -478,7 +477,6 @@ class CohortModel:
                 "damaged": damaged,
                 "car_t": car,
                 "car_detected": detected,
-                "microglia_activated": np.where(mg, substate == "activated", False),
             }
         )
         params = {
