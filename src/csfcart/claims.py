@@ -1,159 +1,51 @@
-"""The claims table: one row per published finding, tested within patient.
+"""The claims table: one row per published finding of :mod:`csfcart.registry`, tested
+within patient.
 
-Each claim reduces to one value per patient (a change from that patient's own baseline, or
-a CSF-minus-blood difference at matched time points), summarised by
-:func:`csfcart.stats.paired_summary`; p-values are Benjamini-Hochberg adjusted over the
-claims of the table. A claim is ``reproduced`` when its adjusted p-value is below ``alpha``,
-the estimate points in the claimed direction and reaches the claimed size (for depletion
-claims a fall of at least 50 % from baseline); ``not_testable`` when fewer than two
-patients carry the data it needs (the reason says which).
+Each readout of a claim is measured per patient (a change from that patient's own baseline,
+or a CSF-minus-blood difference at matched visits) and tested one-sided against the size the
+claim asserts, on the readout's scale:
+
+* counts (cells of a type, immunoglobulin UMIs) by a conditional Poisson model of the
+  patient's own visits (:func:`csfcart.stats.rate_ratio`): the percent change of the rate
+  with a profile-likelihood interval; a patient without any cells at baseline still counts;
+* per-patient values (CAR+ fractions, expression readouts, log ratios) by their mean, a 95%
+  t interval and a one-sided t-test, with an exact sign-flip test beside it for 8 patients
+  or fewer; the larger p decides (:func:`csfcart.stats.one_sided_mean`).
+
+A claim with several readouts needs all of them (its p is the largest, an
+intersection-union test). Claims of one registry family are tested in registry order by a
+fixed-sequence procedure (``p_adjusted`` is the running maximum): the first claim that is
+not reproduced stops its family. ``reproduced`` means the adjusted p is below ``alpha``,
+that is, the confidence bound lies beyond the claimed size; ``not_testable`` means fewer
+than two patients carry the data (the reason says which).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from csfcart.measure import B_CELL_TYPES, T_CELL_TYPES
-from csfcart.stats import bh, paired_summary, unpaired_summary
-from csfcart.timepoints import is_pre_infusion, order_timepoints
+from csfcart.measure import T_CELL_TYPES
+from csfcart.registry import CLAIMS, Claim, Readout, families
+from csfcart.stats import (
+    fixed_sequence,
+    one_sided_from_two_sided,
+    one_sided_mean,
+    poisson_upper,
+    rate_ratio,
+    unpaired_summary,
+)
+from csfcart.timepoints import days_since_infusion, is_pre_infusion, order_timepoints
 
-COLUMNS = ["claim_id", "statement", "metric", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted",
-           "n_patients", "patients_consistent", "verdict", "reason"]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Claim:
-    statement: str
-    metric: str
-    direction: int
-    compartment: str
-    min_estimate: float | None = None  # the claimed size: direction * estimate must reach direction * this
-    design: str = "paired"  # or "unpaired": a condition against the reference condition, donors as the unit
-    scale: str = "log2"  # of the estimate; a truth on another scale is not compared with its CI
-
-
-CLAIMS: dict[str, Claim] = {
-    "C1": Claim(
-        "CAR-T cells reach the CSF",
-        "CAR+ fraction of CSF T cells after infusion (change from baseline)",
-        +1,
-        "CSF",
-        min_estimate=0.01,
-        scale="fraction",
-    ),
-    "C2": Claim(
-        "CAR-T cells expand and persist in CSF",
-        "CAR+ fraction of T cells at the last time point, CSF minus blood (CSF alone without blood)",
-        +1,
-        "CSF",
-        min_estimate=0.005,
-        scale="fraction",
-    ),
-    "C3": Claim(
-        "B-cell lineages are eliminated in CSF",
-        "percent change from baseline of the B-cell fraction of CSF cells",
-        -1,
-        "CSF",
-        min_estimate=-50.0,
-        scale="percent",
-    ),
-    "C4": Claim(
-        "plasmablasts / plasma cells are depleted",
-        "percent change from baseline of the plasma-cell fraction of CSF cells",
-        -1,
-        "CSF",
-        min_estimate=-50.0,
-        scale="percent",
-    ),
-    "C5": Claim(
-        "intrathecal immunoglobulin production halts",
-        "percent change from baseline of Ig UMIs of antibody-secreting cells per CSF UMI",
-        -1,
-        "CSF",
-        min_estimate=-50.0,
-        scale="percent",
-    ),
-    "C6": Claim(
-        "microglial activation is attenuated",
-        "change in the activation program of microglia-like cells (log2 CPM)",
-        -1,
-        "CSF",
-    ),
-    "C7": Claim(
-        "B cell / microglia-like cell interactions are reduced",
-        "change in the mean LIANA score of B-lineage <-> microglia-like interactions (0 when B cells are gone)",
-        -1,
-        "CSF",
-        scale="lr_score",
-    ),
-    "C8": Claim(
-        "inflammatory cytokines in CSF fall",
-        "change in the cytokine program of CSF myeloid and microglia-like cells (log2 CPM)",
-        -1,
-        "CSF",
-    ),
-    "C9": Claim(
-        "CSF CAR-T cells are less exhausted", "exhaustion program of CAR-T cells, CSF minus blood (log2 CPM)", -1, "CSF"
-    ),
-    "D1": Claim(
-        "B cells are depleted in blood within about 2 weeks",
-        "percent change from baseline of the blood B-cell fraction at the first time point after infusion",
-        -1,
-        "blood",
-        min_estimate=-50.0,
-        scale="percent",
-    ),
-    "D2": Claim(
-        "CAR-T cells persist",
-        "CAR+ fraction of blood T cells at month 3 or the last time point (change from baseline)",
-        +1,
-        "blood",
-        min_estimate=0.005,
-        scale="fraction",
-    ),
-    "D3": Claim(
-        "returning B cells are new, naive ones",
-        "log2 odds ratio of naive among blood B cells, last time point vs baseline",
-        +1,
-        "blood",
-    ),
-    "M1": Claim(
-        "B cells are enriched in MS CSF",
-        "log2 ratio of the B-cell fraction of CSF cells, MS over control donors (difference of mean log2 fractions)",
-        +1,
-        "CSF",
-        design="unpaired",
-    ),
-    "M2": Claim(
-        "plasma cells are enriched in MS CSF",
-        "log2 ratio of the plasma-cell fraction of CSF cells, MS over control donors (difference of mean log2 fractions)",
-        +1,
-        "CSF",
-        design="unpaired",
-    ),
-}
-
-
-# what the per-patient values behind a claim are: axis label, and the two sides compared
-PAIR_AXES: dict[str, tuple[str, str, str]] = {
-    "C1": ("CAR+ fraction of CSF T cells", "baseline", "after"),
-    "C2": ("CAR+ fraction of T cells, last time point", "blood", "CSF"),
-    "C3": ("B-lineage fraction of CSF cells", "baseline", "after"),
-    "C4": ("plasma-cell fraction of CSF cells", "baseline", "after"),
-    "C5": ("ASC Ig UMIs per CSF UMI", "baseline", "after"),
-    "C6": ("microglia activation (log2 CPM)", "baseline", "after"),
-    "C7": ("B / microglia-like LR score", "baseline", "after"),
-    "C8": ("cytokine program (log2 CPM)", "baseline", "after"),
-    "C9": ("CAR-T exhaustion, CSF - blood", "", ""),
-    "D1": ("B-cell fraction of blood cells", "baseline", "first after"),
-    "D2": ("CAR+ fraction of blood T cells", "baseline", "month 3 / last"),
-    "D3": ("log2 odds naive among blood B", "baseline", "last"),
-    "M1": ("log2 B-cell fraction of CSF cells", "control", "MS"),
-    "M2": ("log2 plasma fraction of CSF cells", "control", "MS"),
-}
+COLUMNS = ["claim_id", "statement", "metric", "scale", "size", "estimate", "ci_low", "ci_high", "p_value",
+           "p_sign_flip", "p_adjusted", "family", "n_patients", "patients_consistent", "verdict", "reason",
+           "sensitivity_estimate", "sensitivity_ci_low", "sensitivity_ci_high", "post_fraction_upper"]  # fmt: skip
+PATIENT_COLUMNS = ["claim_id", "readout", "patient_id", "timepoint", "quantity", "base_label", "base", "post_label",
+                   "post", "value", "condition"]  # fmt: skip
+META = ("patient_id", "timepoint", "compartment")
 
 
 @dataclass
@@ -167,287 +59,368 @@ class Measurements:
     communication: pd.DataFrame | None = None  # sample -> meta + b_microglia, microglia_inflammatory
     conditions: pd.Series | None = None  # sample -> condition (unpaired designs, e.g. MS / control)
     reference_condition: str = "control"
+    days: dict[str, float] | None = None  # time-point label -> days since infusion (sample sheet's `day`)
 
 
-def unpaired_values(claim_id: str, m: Measurements) -> tuple[pd.DataFrame, str]:
-    """Per donor (samples of the claim's compartment pooled): condition and log2 fraction."""
-    c = CLAIMS[claim_id]
+@dataclass
+class Measured:
+    """One readout measured on a cohort."""
+
+    values: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # per patient
+    visits: pd.DataFrame | None = None  # per patient and visit: base, post, value
+    note: str = ""
+    summary: dict | None = None  # set by measures that test themselves (count models)
+    extra: dict = field(default_factory=dict)  # sensitivity and bounds
+
+
+# -- visits ----------------------------------------------------------------------------------
+
+
+def post_visits(table: pd.DataFrame, compartment: str, baseline: str, days: dict | None = None) -> list[str]:
+    """Post-infusion visits of a compartment in clinical order: a screening or other
+    pre-infusion visit is never among them."""
+    tps = table.loc[table["compartment"] == compartment, "timepoint"].unique().tolist()
+    return [t for t in order_timepoints(tps, days) if t != baseline and not is_pre_infusion(t, days)]
+
+
+def _window(r: Readout, post: list[str], days: dict | None = None) -> list[str]:
+    """The visits of a readout's window (all post-infusion, the first, or the last; up to
+    ``until_day`` where the readout has one)."""
+    if r.until_day is not None:
+        post = [t for t in post if (d := days_since_infusion(t, days)) is not None and d <= r.until_day]
+    return {"first": post[:1], "last": post[-1:]}.get(r.window, post)
+
+
+def _visit_rows(t: pd.DataFrame, value: pd.Series, baseline: str, visits: list[str]) -> pd.DataFrame:
+    """Per patient and post visit: baseline value, value at the visit and their difference."""
+    t = t.assign(value=value)
+    base = t[t["timepoint"] == baseline].groupby("patient_id")["value"].mean()
+    post = t[t["timepoint"].isin(visits)].groupby(["patient_id", "timepoint"])["value"].mean().reset_index()
+    post["base"] = post["patient_id"].map(base)
+    post = post.dropna(subset=["base", "value"]).rename(columns={"value": "post"})
+    post["value"] = post["post"] - post["base"]
+    return post[["patient_id", "timepoint", "base", "post", "value"]]
+
+
+def _paired(table: pd.DataFrame, value: pd.Series, r: Readout, m: Measurements, baseline: str) -> Measured:
+    """Per patient: mean over the window's visits of the change from baseline (visits weighted
+    equally)."""
+    t = table[table["compartment"] == r.compartment]
+    post = post_visits(t, r.compartment, baseline, m.days)
+    if not post:
+        return Measured(note=f"no {r.compartment} samples after {baseline}")
+    tps = _window(r, post, m.days)
+    rows = _visit_rows(t, value.reindex(t.index), baseline, tps)
+    values = rows.groupby("patient_id")["value"].mean()
+    return Measured(values=values, visits=rows, note=f"{r.compartment} visits {', '.join(tps)}")
+
+
+# -- measures --------------------------------------------------------------------------------
+
+
+def _types(counts: pd.DataFrame, types) -> tuple[pd.Series, pd.Series]:
+    """Per sample: cells of ``types`` and all cells."""
+    cell_cols = [c for c in counts.columns if c not in META]
+    return counts.reindex(columns=list(types), fill_value=0).sum(axis=1), counts[cell_cols].sum(axis=1)
+
+
+def _count_model(table: pd.DataFrame, y: pd.Series, n: pd.Series, r: Readout, m: Measurements, baseline: str,
+                 *, sensitivity_n: pd.Series | None = None) -> Measured:  # fmt: skip
+    t = table[table["compartment"] == r.compartment]
+    post = post_visits(t, r.compartment, baseline, m.days)
+    if not post:
+        return Measured(note=f"no {r.compartment} samples after {baseline}")
+    tps = _window(r, post, m.days)
+    frame = pd.DataFrame({"patient_id": t["patient_id"], "timepoint": t["timepoint"], "y": y.reindex(t.index),
+                          "n": n.reindex(t.index)})  # fmt: skip
+    frame = frame[frame["timepoint"].isin([baseline, *tps])]
+    frame["visit"] = frame["timepoint"].where(frame["timepoint"] != baseline, "baseline")
+    summary = rate_ratio(frame, tps, direction=r.direction, size=r.size)
+    # each patient's own change (shown per patient; the test is the count model above)
+    rate = frame.assign(rate=frame["y"] / frame["n"].where(frame["n"] > 0))
+    rows = _visit_rows(rate, rate["rate"], baseline, tps)
+    own = rows.groupby("patient_id").agg(base=("base", "first"), post=("post", "mean"))
+    values = 100 * (own["post"] / own["base"].where(own["base"] > 0) - 1)
+    rows["value"] = 100 * (rows["post"] / rows["base"].where(rows["base"] > 0) - 1)
+    post_rows = frame[frame["timepoint"].isin(tps)]
+    extra = {"post_fraction_upper": poisson_upper(post_rows["y"].sum(), post_rows["n"].sum())}
+    if sensitivity_n is not None:
+        s = rate_ratio(frame.assign(n=sensitivity_n.reindex(frame.index)), tps, direction=r.direction, size=r.size)
+        extra.update(sensitivity_estimate=s["estimate"], sensitivity_ci_low=s["ci_low"], sensitivity_ci_high=s["ci_high"])
+    note = f"{r.compartment} visits {', '.join(tps)} (weighted equally)"
+    if summary["uninformative"]:
+        note += f"; {summary['uninformative']} patient(s) with none at any visit carry no information"
+    if np.isfinite(summary.get("phi", np.nan)) and summary["phi"] > 1:
+        note += f"; overdispersion {summary['phi']:.2g}"
+    return Measured(values=values, visits=rows, note=note, summary=summary, extra=extra)
+
+
+def depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
+    """Cells of the readout's types among all cells of the sample (count model); beside it the
+    same among cells other than CAR-T cells, so that a fall that is only dilution by arriving
+    CAR-T cells shows."""
+    num, den = _types(m.counts, r.cell_types)
+    car = m.counts["CAR_T"] if "CAR_T" in m.counts else None
+    return _count_model(m.counts, num, den, r, m, baseline, sensitivity_n=den - car if car is not None else None)
+
+
+def ig_depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
+    """Ig UMIs of antibody-secreting cells per UMI of the sample, counted in cell equivalents
+    (UMIs divided by the cohort's median Ig UMIs per antibody-secreting cell), so that the
+    count model's dispersion is that of cells rather than of single UMIs."""
+    ig = m.ig
+    per_cell = (ig["asc_ig_umis"] / ig["asc_cells"].where(ig["asc_cells"] > 0)).median()
+    unit = float(per_cell) if np.isfinite(per_cell) and per_cell > 0 else 1.0
+    out = _count_model(ig, ig["asc_ig_umis"] / unit, ig["total_umis"] / unit, r, m, baseline)
+    out.extra.pop("post_fraction_upper", None)
+    return out
+
+
+def car_change(r: Readout, m: Measurements, baseline: str) -> Measured:
+    return _paired(m.car, m.car["car_fraction"], r, m, baseline)
+
+
+def _car_log_fraction(car: pd.DataFrame) -> pd.Series:
+    """log2 CAR+ fraction of T cells, with half a cell of continuity."""
+    return np.log2((car["car_positive_t_cells"] + 0.5) / (car["t_cells"] + 0.5))
+
+
+def car_persistence(r: Readout, m: Measurements, baseline: str) -> Measured:
+    """log2 ratio of the CAR+ fraction at the last visit over the first post-infusion visit."""
+    t = m.car[m.car["compartment"] == r.compartment]
+    post = post_visits(t, r.compartment, baseline, m.days)
+    if len(post) < 2:
+        return Measured(note=f"{len(post)} {r.compartment} visit(s) after infusion: persistence needs two")
+    first, last = post[0], post[-1]
+    value = _car_log_fraction(t)
+    rows = _visit_rows(t, value, first, [last])
+    return Measured(values=rows.set_index("patient_id")["value"], visits=rows,
+                    note=f"{r.compartment} {last} over {first}")  # fmt: skip
+
+
+def _matched(table: pd.DataFrame, value: pd.Series, post: list[str]) -> pd.DataFrame:
+    """Per patient and post visit with both compartments: blood value, CSF value, CSF minus blood."""
+    t = table.assign(value=value)
+    t = t[t["timepoint"].isin(post)]
+    wide = t.pivot_table(index=["patient_id", "timepoint"], columns="compartment", values="value")
+    if not {"CSF", "blood"} <= set(wide.columns):
+        return pd.DataFrame(columns=["patient_id", "timepoint", "base", "post", "value"])
+    wide = wide[["blood", "CSF"]].dropna().rename(columns={"blood": "base", "CSF": "post"})
+    wide["value"] = wide["post"] - wide["base"]
+    return wide.reset_index()
+
+
+def car_csf_over_blood(r: Readout, m: Measurements, baseline: str) -> Measured:
+    post = post_visits(m.car, "CSF", baseline, m.days)
+    rows = _matched(m.car, _car_log_fraction(m.car), post)
+    if rows.empty:
+        return Measured(note="no post-infusion visit with both CSF and blood")
+    return Measured(values=rows.groupby("patient_id")["value"].mean(), visits=rows,
+                    note="matched visits " + ", ".join(sorted(set(rows["timepoint"]), key=post.index)))  # fmt: skip
+
+
+def _program(m: Measurements, group: str, program: str) -> pd.DataFrame:
+    p = m.programs
+    if p.empty:
+        return pd.DataFrame(columns=[*META, "score"])
+    p = p[(p["group"] == group) & (p["program"] == program)]
+    return p.set_index("sample_id")[[*META, "score"]]
+
+
+def program_change(r: Readout, m: Measurements, baseline: str) -> Measured:
+    p = _program(m, r.group, r.program)
+    out = _paired(p, p["score"], r, m, baseline)
+    out.note = f"{r.group} cells, {out.note}"
+    return out
+
+
+def exhaustion_did(r: Readout, m: Measurements, baseline: str) -> Measured:
+    """Exhaustion of CAR-T minus non-CAR CD8 T cells of the same sample, CSF minus blood:
+    what every T cell shows between CSF and blood cancels."""
+    car, cd8 = _program(m, "CAR_T", r.program), _program(m, "CD8_T", r.program)
+    both = car.join(cd8["score"].rename("cd8"), how="inner")
+    post = post_visits(m.counts, "CSF", baseline, m.days)
+    rows = _matched(both, both["score"] - both["cd8"], post)
+    if rows.empty:
+        return Measured(note="CAR-T and CD8 T cells not scored in both CSF and blood at a post-infusion visit")
+    return Measured(values=rows.groupby("patient_id")["value"].mean(), visits=rows,
+                    note="matched visits " + ", ".join(sorted(set(rows["timepoint"]), key=post.index)))  # fmt: skip
+
+
+def b_microglia(r: Readout, m: Measurements, baseline: str) -> Measured:
+    if m.communication is None:
+        return Measured(note="the communication step did not run")
+    com = m.communication
+    out = _paired(com, com["b_microglia"], r, m, baseline)
+    infl = _paired(com, com["microglia_inflammatory"], r, m, baseline)
+    s = one_sided_mean(infl.values.to_numpy(), direction=-1)
+    if np.isfinite(s["estimate"]) and np.isfinite(s["ci_low"]):
+        out.note += (f"; microglia-like inflammatory signalling changed by {s['estimate']:+.3f} "
+                     f"(95% CI {s['ci_low']:+.3f} to {s['ci_high']:+.3f})")  # fmt: skip
+    else:
+        out.note += "; too few microglia-like cells per sample to score their signalling"
+    return out
+
+
+def naive_odds(r: Readout, m: Measurements, baseline: str) -> Measured:
+    counts = m.counts
+    naive = counts.reindex(columns=["naive_B"], fill_value=0).sum(axis=1)
+    memory = counts.reindex(columns=[t for t in r.cell_types if t != "naive_B"], fill_value=0).sum(axis=1)
+    # odds of naive among B cells, continuity-corrected by half a cell
+    return _paired(counts, np.log2((naive + 0.5) / (memory + 0.5)), r, m, baseline)
+
+
+def condition_fraction(r: Readout, m: Measurements, baseline: str) -> Measured:
+    """Per donor (samples of the compartment pooled): log2 fraction; conditions compared."""
     if m.conditions is None or not len(m.conditions):
-        return pd.DataFrame(columns=["condition", "value"]), "no 'condition' column in the sample sheet"
-    counts = m.counts[m.counts["compartment"] == c.compartment]
-    types = B_CELL_TYPES if claim_id == "M1" else ["plasma"]
-    num, den = _cell_counts(counts, types)
+        return Measured(note="no 'condition' column in the sample sheet")
+    counts = m.counts[m.counts["compartment"] == r.compartment]
+    num, den = _types(counts, r.cell_types)
     per = pd.DataFrame({"num": num, "den": den, "patient_id": counts["patient_id"]})
     per["condition"] = m.conditions.reindex(per.index).astype(str)
     donors = per.groupby(["patient_id", "condition"])[["num", "den"]].sum().reset_index("condition")
     # half a cell of continuity, so that a donor without any keeps a finite value
     donors["value"] = np.log2((donors["num"] + 0.5) / (donors["den"] + 0.5))
     groups = sorted(set(donors["condition"]) - {m.reference_condition})
+    ref = donors["condition"] == m.reference_condition
+    s = unpaired_summary(donors.loc[~ref, "value"].to_numpy(), donors.loc[ref, "value"].to_numpy(),
+                         direction=r.direction)  # fmt: skip
+    s["p_value"] = one_sided_from_two_sided(s["p_value"], s["estimate"], direction=r.direction, size=r.size)
+    visits = donors.rename_axis("patient_id").reset_index()
     note = f"{', '.join(groups) or 'no other condition'} vs {m.reference_condition} donors"
-    return donors[["condition", "value"]], note
+    return Measured(values=donors["value"], visits=visits, note=note, summary=s)
 
 
-def _pairs(
-    table: pd.DataFrame, value: pd.Series, compartment: str, baseline: str, timepoints: list[str]
-) -> pd.DataFrame:
-    """Per patient: baseline value and the mean over ``timepoints`` of the post values."""
-    t = table.assign(value=value)
-    t = t[t["compartment"] == compartment]
-    base = t[t["timepoint"] == baseline].groupby("patient_id")["value"].mean()
-    post = t[t["timepoint"].isin(timepoints)].groupby("patient_id")["value"].mean()
-    return pd.DataFrame({"base": base, "post": post}).dropna()
+MEASURES: dict[str, Callable[[Readout, Measurements, str], Measured]] = {
+    f.__name__: f
+    for f in (depletion, ig_depletion, car_change, car_persistence, car_csf_over_blood, program_change,
+              exhaustion_did, b_microglia, naive_odds, condition_fraction)  # fmt: skip
+}
 
 
-def _percent_change(
-    table: pd.DataFrame,
-    num: pd.Series,
-    den: pd.Series,
-    compartment: str,
-    baseline: str,
-    timepoints: list[str],
-    half: float,
-) -> tuple[pd.Series, pd.DataFrame, int]:
-    """Per patient: percent change from baseline of ``num / den``, post samples pooled.
-
-    Counts are continuity-corrected by ``half`` (half a cell, or half a cell's worth of
-    UMIs) in numerator and denominator (Haldane-Anscombe), so that a patient who loses
-    every cell contributes a finite fall whose size reflects how many cells the baseline
-    had. Patients with none at baseline cannot show a fall and are left out (counted).
-    """
-    t = table.assign(num=num, den=den)
-    t = t[t["compartment"] == compartment]
-    base = t[t["timepoint"] == baseline].groupby("patient_id")[["num", "den"]].sum()
-    post = t[t["timepoint"].isin(timepoints)].groupby("patient_id")[["num", "den"]].sum()
-    pairs = base.join(post, lsuffix="_base", rsuffix="_post", how="inner")
-    pairs = pairs[pairs["den_base"] > 0]
-    zero = int((pairs["num_base"] <= 0).sum())
-    pairs = pairs[pairs["num_base"] > 0]
-    ratio = ((pairs["num_post"] + half) / (pairs["den_post"] + half)) / (
-        (pairs["num_base"] + half) / (pairs["den_base"] + half)
-    )
-    frame = pd.DataFrame({"base": pairs["num_base"] / pairs["den_base"], "post": pairs["num_post"] / pairs["den_post"]})
-    return 100 * (ratio - 1), frame, zero
+# -- the table -------------------------------------------------------------------------------
 
 
-def _dropped(n: int) -> str:
-    return f"; {n} patient(s) without any at baseline left out" if n else ""
+def _missing(c: Claim, comps: set[str]) -> str | None:
+    need = [x for r in c.readouts if not r.optional for x in (r.compartment, *r.needs) if x not in comps]
+    return f"no {need[0]} samples" if need else None
 
 
-def _post_timepoints(table: pd.DataFrame, compartment: str, baseline: str) -> list[str]:
-    """Post-infusion time points in order: a screening or other pre-infusion visit is never
-    pooled with them."""
-    tps = table.loc[table["compartment"] == compartment, "timepoint"].unique().tolist()
-    return [t for t in order_timepoints(tps) if t != baseline and not is_pre_infusion(t)]
+def _test(r: Readout, measured: Measured) -> dict:
+    s = measured.summary or one_sided_mean(measured.values.to_numpy(), direction=r.direction, size=r.size)
+    return {"p_sign_flip": np.nan, **s}
 
 
-def _cell_counts(counts: pd.DataFrame, types: list[str]) -> tuple[pd.Series, pd.Series]:
-    """Per sample: cells of ``types`` and all cells."""
-    cell_cols = [c for c in counts.columns if c not in ("patient_id", "timepoint", "compartment")]
-    return counts.reindex(columns=types, fill_value=0).sum(axis=1), counts[cell_cols].sum(axis=1)
-
-
-def _program(m: Measurements, group: str, program: str) -> pd.DataFrame:
-    p = m.programs[(m.programs["group"] == group) & (m.programs["program"] == program)]
-    return p.set_index("sample_id")[["patient_id", "timepoint", "compartment", "score"]]
-
-
-def claim_values(claim_id: str, m: Measurements, baseline: str) -> tuple[pd.Series, pd.DataFrame | None, str]:
-    """Per-patient values of one claim, the base/post pairs (when paired) and a note."""
-    c = CLAIMS[claim_id]
-    counts = m.counts
-    post = _post_timepoints(counts, c.compartment, baseline)
-    if not post:
-        return pd.Series(dtype=float), None, f"no {c.compartment} samples after {baseline}"
-    if claim_id in ("C1", "D2"):
-        tps = post if claim_id == "C1" else (["m3"] if "m3" in post else post[-1:])
-        pairs = _pairs(m.car, m.car["car_fraction"], c.compartment, baseline, tps)
-        return pairs["post"] - pairs["base"], pairs, f"time points {', '.join(tps)}"
-    if claim_id == "C2":
-        last = post[-1]
-        csf = (
-            m.car[(m.car["compartment"] == "CSF") & (m.car["timepoint"] == last)]
-            .groupby("patient_id")["car_fraction"]
-            .mean()
-        )
-        blood = (
-            m.car[(m.car["compartment"] == "blood") & (m.car["timepoint"] == last)]
-            .groupby("patient_id")["car_fraction"]
-            .mean()
-        )
-        diff = (csf - blood).dropna() if len(blood) else csf
-        pairs = pd.DataFrame({"base": blood.reindex(csf.index) if len(blood) else 0.0, "post": csf})
-        return diff, pairs, f"CSF minus blood at {last}" if len(blood) else f"CSF at {last} (no blood sampled)"
-    if claim_id in ("C3", "C4", "D1"):
-        types = B_CELL_TYPES if claim_id in ("C3", "D1") else ["plasma"]
-        tps = post if claim_id != "D1" else post[:1]
-        num, den = _cell_counts(counts, types)
-        values, pairs, zero = _percent_change(counts, num, den, c.compartment, baseline, tps, 0.5)
-        return values, pairs, f"time points {', '.join(tps)}{_dropped(zero)}"
-    if claim_id == "C5":
-        ig = m.ig
-        per_cell = (ig["asc_ig_umis"] / ig["asc_cells"].where(ig["asc_cells"] > 0)).median()
-        half = 0.5 * per_cell if np.isfinite(per_cell) else 0.5
-        values, pairs, zero = _percent_change(
-            ig, ig["asc_ig_umis"], ig["total_umis"], c.compartment, baseline, post, half
-        )
-        return values, pairs, f"time points {', '.join(post)}{_dropped(zero)}"
-    if claim_id in ("C6", "C8"):
-        group, program = (
-            ("microglia_like", "microglia_activation") if claim_id == "C6" else ("myeloid", "inflammatory_cytokines")
-        )
-        p = _program(m, group, program)
-        pairs = _pairs(p, p["score"], c.compartment, baseline, post)
-        return pairs["post"] - pairs["base"], pairs, f"{group} cells, time points {', '.join(post)}"
-    if claim_id == "C7":
-        if m.communication is None:
-            return pd.Series(dtype=float), None, "the communication step did not run"
-        com = m.communication
-        pairs = _pairs(com, com["b_microglia"], c.compartment, baseline, post)
-        infl = _pairs(com, com["microglia_inflammatory"], c.compartment, baseline, post)
-        infl_change = paired_summary((infl["post"] - infl["base"]).to_numpy(), direction=-1)
-        note = f"time points {', '.join(post)}"
-        if np.isfinite(infl_change["estimate"]):
-            note += (f"; microglia-like inflammatory signalling changed by {infl_change['estimate']:+.3f} "
-                     f"(95% CI {infl_change['ci_low']:+.3f} to {infl_change['ci_high']:+.3f})")  # fmt: skip
-        else:
-            note += "; too few microglia-like cells per sample to score their signalling"
-        return pairs["post"] - pairs["base"], pairs, note
-    if claim_id == "C9":
-        p = _program(m, "CAR_T", "t_exhaustion")
-        wide = p.reset_index().pivot_table(index=["patient_id", "timepoint"], columns="compartment", values="score")
-        if not {"CSF", "blood"} <= set(wide.columns):
-            return pd.Series(dtype=float), None, "CAR-T cells not scored in both CSF and blood"
-        diff = (wide["CSF"] - wide["blood"]).dropna().groupby("patient_id").mean()
-        return diff, None, "matched time points with CAR-T cells in both compartments"
-    if claim_id == "D3":
-        last = post[-1:]
-        naive = counts.reindex(columns=["naive_B"], fill_value=0).sum(axis=1)
-        memory = counts.reindex(columns=[t for t in B_CELL_TYPES if t != "naive_B"], fill_value=0).sum(axis=1)
-        # odds of naive among B cells, continuity-corrected by half a cell
-        log_odds = np.log2((naive + 0.5) / (memory + 0.5))
-        pairs = _pairs(counts, log_odds, c.compartment, baseline, last)
-        return pairs["post"] - pairs["base"], pairs, f"time point {last[0]}"
-    raise KeyError(claim_id)
+def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
+    """One row of the claims table, before the family's adjustment."""
+    row = {"claim_id": c.id, "statement": c.statement, "metric": c.metric, "scale": c.scale, "size": c.size,
+           "family": c.family, "n_patients": 0, "patients_consistent": 0}  # fmt: skip
+    missing = _missing(c, set(m.counts["compartment"]))
+    if missing:
+        return {**row, "verdict": "not_testable", "reason": missing}
+    parts, p_values = [], []
+    for k, r in enumerate(c.readouts):
+        measured = MEASURES[r.measure](r, m, baseline)
+        s = _test(r, measured)
+        enough = s["n_patients"] >= 2 and np.isfinite(s.get("p_value", np.nan))
+        if k == 0:
+            row.update({key: s.get(key, np.nan) for key in ("estimate", "ci_low", "ci_high", "p_value",
+                        "p_sign_flip", "n_patients", "patients_consistent")}, **measured.extra)  # fmt: skip
+            if not enough:
+                unit = "donors per condition" if c.design == "unpaired" else "patients"
+                return {**row, "verdict": "not_testable",
+                        "reason": f"{s['n_patients']} {unit} with data ({measured.note}); at least 2 needed"}  # fmt: skip
+            parts.append(f"{measured.note}; {s['patients_consistent']}/{s['n_patients']} patients in the claimed "
+                         f"direction; one-sided p = {s['p_value']:.3g} against {r.size:+g} ({r.scale})")  # fmt: skip
+            if r.baseline_below is not None and measured.visits is not None and len(measured.visits):
+                base = float(measured.visits.groupby("patient_id")["base"].first().mean())
+                parts.append(f"baseline {base:.3f}")
+                if base >= r.baseline_below:
+                    p_values.append(1.0)
+                    parts.append(f"signal before infusion (at least {r.baseline_below})")
+            if "post_fraction_upper" in measured.extra and np.isfinite(measured.extra["post_fraction_upper"]):
+                parts.append(f"post-infusion fraction at most {measured.extra['post_fraction_upper']:.2%} (95% bound)")
+            p_values.append(s["p_value"])
+            continue
+        if not enough:
+            if r.optional:
+                parts.append(f"{r.name} not tested ({measured.note})")
+                continue
+            return {**row, "verdict": "not_testable", "reason": f"{r.name}: {measured.note}; at least 2 patients needed"}
+        parts.append(f"{r.name}: {s['estimate']:+.3g} (95% CI {s['ci_low']:+.3g} to {s['ci_high']:+.3g}), "
+                     f"one-sided p = {s['p_value']:.3g} against {r.size:+g} ({measured.note})")  # fmt: skip
+        p_values.append(s["p_value"])
+    row["p_value"] = float(max(p_values))  # every readout is needed: intersection-union test
+    row["reason"] = "; ".join(parts)
+    return row
 
 
 def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float = 0.05) -> pd.DataFrame:
-    """Score ``claim_ids`` on the measurements; one row per claim (see module docstring)."""
-    rows = []
-    for cid in claim_ids:
-        if cid not in CLAIMS:
-            rows.append({"claim_id": cid, "statement": cid, "metric": "", "n_patients": 0, "patients_consistent": 0,
-                         "verdict": "not_testable", "reason": "unknown claim"})  # fmt: skip
-            continue
-        c = CLAIMS[cid]
-        row = {"claim_id": cid, "statement": c.statement, "metric": c.metric}
-        if c.compartment not in set(m.counts["compartment"]):
-            rows.append(
-                {
-                    **row,
-                    "n_patients": 0,
-                    "patients_consistent": 0,
-                    "verdict": "not_testable",
-                    "reason": f"no {c.compartment} samples",
-                }
-            )
-            continue
-        if c.design == "unpaired":
-            donors, note = unpaired_values(cid, m)
-            ref = donors["condition"] == m.reference_condition
-            summary = unpaired_summary(
-                donors.loc[~ref, "value"].to_numpy(), donors.loc[ref, "value"].to_numpy(), direction=c.direction
-            )
-            values, pairs = donors["value"], None
-        else:
-            values, pairs, note = claim_values(cid, m, baseline)
-            summary = paired_summary(values.to_numpy(), direction=c.direction)
-        if c.metric.startswith("percent change") and np.isfinite(summary["ci_low"]):
-            summary["ci_low"] = max(summary["ci_low"], -100.0)  # nothing falls by more than all of it
-        row.update(summary)
-        row["_pairs"], row["_note"] = pairs, note
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table["p_adjusted"] = bh(table["p_value"]) if "p_value" in table else np.nan
-    out = []
-    for row in table.to_dict("records"):
-        if row.get("verdict") == "not_testable":
-            out.append(row)
-            continue
-        c = CLAIMS[row["claim_id"]]
-        pairs, note = row.pop("_pairs"), row.pop("_note")
-        if row["n_patients"] < 2:
-            row.update(
-                verdict="not_testable", reason=f"{row['n_patients']} patient(s) with data ({note}); at least 2 needed"
-            )
-            out.append(row)
-            continue
-        reasons = []
-        significant = row["p_adjusted"] < alpha
-        right_way = np.sign(row["estimate"]) == c.direction
-        if c.design == "unpaired":
-            if not np.isfinite(row["p_value"]):
-                row.update(verdict="not_testable", reason=f"{note}: at least 2 donors per condition needed")
-                out.append(row)
+    """Score ``claim_ids`` on the measurements; one row per claim (see module docstring).
+
+    The other claims of their families are scored too (they gate them), so a claim's
+    verdict and adjusted p never depend on which other claims were asked for."""
+    rows = {cid: score_claim(CLAIMS[cid], m, baseline) for cid in families(claim_ids)}
+    for fam in dict.fromkeys(CLAIMS[c].family for c in rows):
+        members = [c for c in rows if CLAIMS[c].family == fam]
+        testable = [c for c in members if rows[c].get("verdict") != "not_testable"]
+        adjusted = fixed_sequence([rows[c]["p_value"] for c in testable])
+        stopped = None
+        for cid, p_adj in zip(testable, adjusted, strict=True):
+            row = rows[cid]
+            row["p_adjusted"] = p_adj
+            if stopped:
+                row["verdict"] = "not_reproduced"
+                row["reason"] = f"not tested: {stopped} comes first in family {fam} and was not reproduced; {row['reason']}"
                 continue
-            reasons.append(f"{row['patients_consistent']} donors beyond the {m.reference_condition} mean")
+            row["verdict"] = "reproduced" if p_adj < alpha else "not_reproduced"
+            if row["verdict"] != "reproduced":
+                stopped = cid
+    out = []
+    for cid in claim_ids:
+        if cid in rows:
+            out.append(rows[cid])
         else:
-            reasons.append(f"{row['patients_consistent']}/{row['n_patients']} patients in the claimed direction")
-        reasons.append(f"adjusted p = {row['p_adjusted']:.3g}")
-        ok = bool(significant and right_way)
-        if c.min_estimate is not None:  # the claimed size, in the claimed direction
-            ok &= bool(c.direction * row["estimate"] >= c.direction * c.min_estimate)
-        if row["claim_id"] == "C1" and pairs is not None and len(pairs):
-            base_car = float(pairs["base"].mean())
-            reasons.append(f"baseline CAR+ fraction {base_car:.3f}")
-            ok &= base_car < 0.005
-        row["verdict"] = "reproduced" if ok else "not_reproduced"
-        row["reason"] = f"{note}; " + "; ".join(reasons)
-        out.append(row)
-    result = pd.DataFrame(out)
-    for col in COLUMNS:
-        if col not in result:
-            result[col] = np.nan
-    return result[COLUMNS]
+            out.append({"claim_id": cid, "statement": cid, "metric": "", "n_patients": 0, "patients_consistent": 0,
+                        "verdict": "not_testable", "reason": "unknown claim"})  # fmt: skip
+    return pd.DataFrame(out).reindex(columns=COLUMNS)
 
 
 def claim_patients(m: Measurements, claim_ids: list[str], *, baseline: str) -> pd.DataFrame:
-    """Long table behind the claims: per claim and patient, the baseline and post values
-    (where the claim compares time points) and the patient's value that enters the summary."""
+    """Long table behind the claims: per claim, readout, patient and visit the two values
+    compared and their difference (or percent change); ``timepoint`` ``window`` holds the
+    patient's value over the claim's window (visits weighted equally)."""
     frames = []
+    comps = set(m.counts["compartment"])
     for cid in claim_ids:
-        if cid not in CLAIMS or CLAIMS[cid].compartment not in set(m.counts["compartment"]):
+        c = CLAIMS.get(cid)
+        if c is None or _missing(c, comps):
             continue
-        axis, base_label, post_label = PAIR_AXES.get(cid, ("value", "baseline", "after"))
-        if CLAIMS[cid].design == "unpaired":
-            donors, _ = unpaired_values(cid, m)
-            frame = donors.rename_axis("patient_id").reset_index()
-            frames.append(frame.assign(claim_id=cid, quantity=axis, base_label=base_label, post_label=post_label))
-            continue
-        values, pairs, _ = claim_values(cid, m, baseline)
-        if not len(values):
-            continue
-        frame = pd.DataFrame({"value": values})
-        if pairs is not None:
-            frame = frame.join(pairs[["base", "post"]], how="left")
-        frame = frame.reindex(columns=["base", "post", "value"])
-        frame.index.name = "patient_id"
-        frames.append(
-            frame.reset_index().assign(claim_id=cid, quantity=axis, base_label=base_label, post_label=post_label)
-        )
-    columns = ["claim_id", "patient_id", "quantity", "base_label", "base", "post_label", "post", "value", "condition"]
-    return pd.concat(frames, ignore_index=True).reindex(columns=columns) if frames else pd.DataFrame(columns=columns)
+        for r in c.readouts:
+            measured = MEASURES[r.measure](r, m, baseline)
+            if not len(measured.values):
+                continue
+            labels = {"claim_id": cid, "readout": r.name, "quantity": r.quantity, "base_label": r.labels[0],
+                      "post_label": r.labels[1]}  # fmt: skip
+            if c.design == "unpaired":
+                frames.append(measured.visits.assign(timepoint="window", **labels))
+                continue
+            visits = measured.visits.assign(**labels)
+            window = visits.groupby("patient_id").agg(base=("base", "first"), post=("post", "mean"))
+            window["value"] = measured.values
+            window = window.reset_index().assign(timepoint="window", **labels)
+            frames.append(pd.concat([visits, window], ignore_index=True))
+    if not frames:
+        return pd.DataFrame(columns=PATIENT_COLUMNS)
+    return pd.concat(frames, ignore_index=True).reindex(columns=PATIENT_COLUMNS)
 
 
 def applicable_claims(counts: pd.DataFrame, requested: list[str] | None) -> list[str]:
-    """The claims to score: those requested, else every claim whose compartment exists."""
+    """The claims to score: those requested, else every paired claim whose compartments exist."""
     if requested:
         return list(requested)
     comps = set(counts["compartment"])
-    return [
-        cid
-        for cid, c in CLAIMS.items()
-        if c.compartment in comps and c.design == "paired" and not (cid == "C9" and "blood" not in comps)
-    ]
+    return [cid for cid, c in CLAIMS.items() if c.design == "paired" and not _missing(c, comps)]
 
 
 def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -468,9 +441,12 @@ def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFra
 __all__ = [
     "CLAIMS",
     "COLUMNS",
+    "MEASURES",
     "T_CELL_TYPES",
     "Measurements",
     "applicable_claims",
+    "claim_patients",
     "claims_table",
+    "post_visits",
     "score_against_truth",
 ]

@@ -180,6 +180,10 @@ def plot_claim_patients(patients, claims):
     import matplotlib.pyplot as plt
     import numpy as np
 
+    if "timepoint" in patients:  # the value over each claim's window, primary readout only
+        patients = patients[patients["timepoint"] == "window"]
+        primary = patients.groupby("claim_id")["readout"].transform("first")
+        patients = patients[patients["readout"] == primary]
     ids = [c for c in claims["claim_id"] if c in set(patients["claim_id"])]
     if not ids:
         fig, ax = plt.subplots(figsize=(6, 2))

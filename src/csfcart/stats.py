@@ -137,3 +137,210 @@ def unpaired_summary(group: Sequence[float], reference: Sequence[float], *, dire
     _, low, high, p = welch(a.mean(), a.var(ddof=1), len(a), b.mean(), b.var(ddof=1), len(b))
     out.update(ci_low=float(low), ci_high=float(high), p_value=float(p))
     return out
+
+
+# -- one-sided tests against a claimed size ----------------------------------------------------
+
+#: Exact sign-flip p-values are computed up to this many patients (2**n sign patterns).
+SIGN_FLIP_MAX_N = 8
+
+
+def sign_flip_p(values: Sequence[float], *, direction: int, size: float = 0.0) -> float:
+    """Exact one-sided sign-flip p of the mean of ``values - size`` in ``direction``.
+
+    Under H0 (the per-patient values are symmetric about ``size``) every pattern of signs is
+    equally likely; the p-value is the share of the 2**n patterns whose mean lies at least
+    as far in ``direction`` as the observed one. With n patients the smallest p is 2**-n
+    (1/32 for 5), whatever the effect. NaN for more than :data:`SIGN_FLIP_MAX_N` values.
+    """
+    d = direction * (np.asarray(values, dtype=float) - size)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n == 0 or n > SIGN_FLIP_MAX_N:
+        return np.nan
+    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    means = (signs * np.abs(d)).mean(axis=1)
+    return float(np.mean(means >= d.mean() - 1e-12))
+
+
+def one_sided_mean(values: Sequence[float], *, direction: int, size: float = 0.0) -> dict[str, float]:
+    """Mean of per-patient values, 95% t CI, and one-sided p against the claimed size.
+
+    ``p_value`` tests H0 ``direction * mean <= direction * size`` with a t-test; for up to
+    :data:`SIGN_FLIP_MAX_N` patients the exact sign-flip p is computed beside it
+    (``p_sign_flip``) and ``p_value`` is the larger of the two, since with few patients a
+    t-test's smallest p-values rest on a normality that skewed per-patient values break.
+    """
+    out = paired_summary(values, direction=direction)
+    out.update(p_t=np.nan, p_sign_flip=np.nan, p_value=np.nan)
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    n = len(v)
+    if n < 2:
+        return out
+    sd = float(v.std(ddof=1))
+    dist = direction * (float(v.mean()) - size)
+    if sd == 0:
+        p_t = 0.0 if dist > 0 else 1.0
+    else:
+        p_t = float(stats.t.sf(dist / (sd / np.sqrt(n)), n - 1))
+    p_sf = sign_flip_p(v, direction=direction, size=size)
+    out.update(p_t=p_t, p_sign_flip=p_sf, p_value=float(np.nanmax([p_t, p_sf])))
+    return out
+
+
+def one_sided_from_two_sided(p_two: float, estimate: float, *, direction: int, size: float = 0.0) -> float:
+    """One-sided p in ``direction`` from a symmetric two-sided p of ``estimate - size``."""
+    if not np.isfinite(p_two):
+        return np.nan
+    return p_two / 2 if direction * (estimate - size) > 0 else 1 - p_two / 2
+
+
+def fixed_sequence(p_values: Sequence[float]) -> np.ndarray:
+    """Adjusted p-values of a fixed-sequence procedure: hypotheses tested in the given order,
+    each at the full level until the first that is not rejected (the adjusted p is the
+    running maximum). Missing p-values (claims that cannot be tested) are skipped."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    running = 0.0
+    for i, x in enumerate(p):
+        if np.isfinite(x):
+            running = max(running, x)
+            out[i] = running
+    return out
+
+
+# -- counts: rate ratios within patient --------------------------------------------------------
+
+_BOUND = 40.0  # |log rate ratio| beyond which a rate counts as zero or unbounded
+
+
+def rate_ratio(
+    counts: pd.DataFrame, post: Sequence[str], *, direction: int, size: float, level: float = 0.95
+) -> dict[str, float]:
+    """Within-patient change of a rate from baseline, by a conditional Poisson count model.
+
+    ``counts`` has one row per sample: ``patient_id``, ``visit`` (``"baseline"`` or a label
+    of ``post``), ``y`` (events: cells of a type, or UMIs in cell equivalents) and ``n``
+    (exposure: all cells of the sample). The model is ``y ~ Poisson(n * exp(a_patient +
+    b_visit))`` with ``b_baseline = 0``; conditioning on each patient's total removes the
+    patient effect, so a patient contributes through its own visits only and a patient
+    without any events is uninformative (counted, not dropped silently). The effect is
+    ``psi = log(mean over post visits of exp(b_visit))``, the ratio of the mean
+    post-infusion rate (visits weighted equally) to the baseline rate. Between-patient
+    heterogeneity is absorbed by a quasi-Poisson dispersion ``phi`` (Pearson, at least 1);
+    the 95% interval is the profile-likelihood interval with the deviance scaled by
+    ``phi`` and referred to a t distribution on patients - 1 degrees of freedom. A rate that
+    falls to zero in every patient gives an interval open towards -100 %.
+
+    Returns the percent change (``estimate``, ``ci_low``, ``ci_high``), the one-sided
+    ``p_value`` of H0 ``direction * change <= direction * size`` (size in percent),
+    ``n_patients`` (informative patients), ``patients_consistent`` (patients whose own
+    post rate moves in ``direction``), ``uninformative`` and ``phi``.
+    """
+    from scipy import optimize
+
+    post = [p for p in post]
+    t_post = len(post)
+    out = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n_patients": 0,
+           "patients_consistent": 0, "uninformative": 0, "phi": np.nan}  # fmt: skip
+    visits = ["baseline", *post]
+    c = counts[counts["visit"].isin(visits)]
+    wide_y = c.pivot_table(index="patient_id", columns="visit", values="y", aggfunc="sum").reindex(columns=visits)
+    wide_n = c.pivot_table(index="patient_id", columns="visit", values="n", aggfunc="sum").reindex(columns=visits)
+    has = wide_n.notna() & (wide_n > 0)
+    keep = has["baseline"] & has[post].any(axis=1)
+    y = wide_y[keep].fillna(0.0).to_numpy(float)
+    n = wide_n[keep].where(has[keep], 0.0).to_numpy(float)
+    present = n > 0
+    informative = y.sum(axis=1) > 0
+    out["uninformative"] = int((~informative).sum())
+    y, n, present = y[informative], n[informative], present[informative]
+    k = len(y)
+    out["n_patients"] = k
+    if k == 0:
+        return out
+    rate = np.where(present, y / np.where(present, n, 1.0), np.nan)
+    post_rate = np.nanmean(rate[:, 1:], axis=1)
+    out["patients_consistent"] = int((np.sign(post_rate - rate[:, 0]) == direction).sum())
+    logn = np.log(np.where(present, n, 1.0))
+    total = y.sum(axis=1)
+
+    def loglik(beta_post: np.ndarray) -> float:
+        eta = np.where(present, logn + np.concatenate([[0.0], beta_post])[None, :], -np.inf)
+        m = eta.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(eta - m).sum(axis=1))
+        return float(np.sum(np.where(present, y * np.where(present, eta, 0.0), 0.0)) - np.sum(total * lse))
+
+    def probs(beta_post: np.ndarray) -> np.ndarray:
+        eta = np.where(present, logn + np.concatenate([[0.0], beta_post])[None, :], -np.inf)
+        e = np.exp(eta - eta.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def neg(beta_post: np.ndarray) -> tuple[float, np.ndarray]:
+        grad = (y - total[:, None] * probs(beta_post))[:, 1:].sum(axis=0)
+        return -loglik(beta_post), -grad
+
+    bounds = [(-_BOUND, _BOUND)] * t_post
+    fit = optimize.minimize(neg, np.zeros(t_post), jac=True, method="L-BFGS-B", bounds=bounds)
+    beta = fit.x
+    best = -fit.fun
+
+    def psi_of(b: np.ndarray) -> float:
+        return float(np.log(np.mean(np.exp(b))))
+
+    psi_hat = psi_of(beta)
+    expected = total[:, None] * probs(beta)
+    cells = present & (expected > 1e-12)
+    chi2 = float(np.sum(((y - expected) ** 2 / np.where(cells, expected, 1.0))[cells]))
+    df_resid = int(present.sum() - k - t_post)
+    phi = max(1.0, chi2 / df_resid) if df_resid > 0 else 1.0
+    out["phi"] = phi
+    df = max(k - 1, 1)
+
+    theta_hat = beta - beta.max()
+
+    def profile(psi: float) -> float:
+        """Maximum log-likelihood with psi fixed (the shares of the post visits free)."""
+        if t_post == 1:
+            return loglik(np.array([psi]))
+
+        def b_of(theta: np.ndarray) -> np.ndarray:
+            th = np.concatenate([theta, [0.0]])
+            w = np.exp(th - th.max())
+            w /= w.sum()
+            return psi + np.log(t_post * np.maximum(w, 1e-300))
+
+        res = optimize.minimize(lambda th: -loglik(b_of(th)), theta_hat[:-1] - theta_hat[-1], method="L-BFGS-B",
+                                bounds=[(-_BOUND, _BOUND)] * (t_post - 1))  # fmt: skip
+        return -float(res.fun)
+
+    def signed_root(psi0: float) -> float:
+        dev = max(2.0 * (best - profile(psi0)), 0.0)
+        return float(np.sign(psi_hat - psi0) * np.sqrt(dev / phi))
+
+    crit = stats.t.ppf(0.5 + level / 2, df)
+    lo_edge, hi_edge = -_BOUND + np.log(t_post) + 1, _BOUND - 1
+    floor = psi_hat <= lo_edge + 1  # the rate fell to zero everywhere
+    if floor:
+        low = -np.inf
+    else:
+        f = lambda p: signed_root(p) - crit  # noqa: E731
+        low = optimize.brentq(f, lo_edge, psi_hat) if f(lo_edge) > 0 else -np.inf
+    g = lambda p: signed_root(p) + crit  # noqa: E731
+    start = max(psi_hat, lo_edge)
+    high = optimize.brentq(g, start, hi_edge) if g(hi_edge) < 0 and g(start) > 0 else (start if g(start) <= 0 else np.inf)
+    psi0 = np.log1p(size / 100.0)
+    p_value = float(stats.t.sf(direction * signed_root(psi0), df))
+
+    def pct(x: float) -> float:
+        return float(100.0 * np.expm1(x)) if np.isfinite(x) else (-100.0 if x < 0 else np.inf)
+
+    out.update(estimate=pct(psi_hat), ci_low=pct(low), ci_high=pct(high), p_value=p_value)
+    return out
+
+
+def poisson_upper(events: float, exposure: float, level: float = 0.95) -> float:
+    """Exact one-sided upper confidence bound of a Poisson rate ``events / exposure``."""
+    if exposure <= 0:
+        return np.nan
+    return float(stats.chi2.ppf(level, 2 * (events + 1)) / 2 / exposure)

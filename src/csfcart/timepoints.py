@@ -5,6 +5,9 @@ A label is read as days since infusion: ``baseline``, ``pre``, ``screening`` (an
 after it (``d14``, ``day14``, ``day 14``, ``14d``, ``w2``, ``week2``, ``wk2``, ``m3``,
 ``month3``, ``3mo``, ``y1``, ``year1``; a month counts 30.4 days). Labels that cannot be
 read sort after all others, by name.
+
+A sample sheet's optional ``day`` column (days since infusion; 0 or negative before it)
+overrides the label: pass it as ``days`` (label -> day).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ _UNIT = r"(?P<u>[a-z]+)"
 _FORMS = [re.compile(rf"^{_UNIT}[ _.-]?{_NUMBER}$"), re.compile(rf"^{_NUMBER}[ _.-]?{_UNIT}$")]
 
 
-def days_since_infusion(label) -> float | None:
-    """The day a time-point label stands for (pre-infusion visits 0 or below), or None."""
+def days_since_infusion(label, days: dict | None = None) -> float | None:
+    """The day a time-point label stands for (pre-infusion visits 0 or below), or None;
+    ``days`` (label -> day, from the sample sheet) wins over the label."""
+    if days and label in days and days[label] is not None and days[label] == days[label]:
+        return float(days[label])
     t = str(label).strip().lower()
     if t in PRE_INFUSION:
         return PRE_INFUSION[t]
@@ -33,18 +39,18 @@ def days_since_infusion(label) -> float | None:
     return None
 
 
-def is_pre_infusion(label) -> bool:
+def is_pre_infusion(label, days: dict | None = None) -> bool:
     """True for visits before infusion (baseline, screening, pre, d0, d-7 ...)."""
-    day = days_since_infusion(label)
+    day = days_since_infusion(label, days)
     return day is not None and day <= 0
 
 
-def order_timepoints(timepoints) -> list[str]:
+def order_timepoints(timepoints, days: dict | None = None) -> list[str]:
     """Time points in clinical order: pre-infusion visits, then by days since infusion, then
     labels that cannot be read (by name)."""
 
     def key(t: str):
-        day = days_since_infusion(t)
+        day = days_since_infusion(t, days)
         return (0, day, t) if day is not None else (1, 0.0, t)
 
     return sorted(set(map(str, timepoints)), key=key)

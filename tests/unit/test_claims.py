@@ -139,11 +139,15 @@ def test_per_patient_values_are_those_the_claims_summarise():
     ids = ["C1", "C3", "C6"]
     patients = claim_patients(m, ids, baseline="baseline")
     table = _verdicts(m, ids)
+    window = patients[patients["timepoint"] == "window"]
     for cid in ids:
-        sub = patients[patients["claim_id"] == cid]
+        sub = window[window["claim_id"] == cid]
         assert len(sub) == table.loc[cid, "n_patients"] == 5
-        assert sub["value"].mean() == pytest.approx(table.loc[cid, "estimate"])
-    c6 = patients[patients["claim_id"] == "C6"]
+        # every post-infusion visit of every patient is listed beside the window's value
+        assert set(patients.loc[patients["claim_id"] == cid, "timepoint"]) == {"d14", "m3", "window"}
+    for cid in ("C1", "C6"):  # mean-based claims: the estimate is the mean of these values
+        assert window.loc[window["claim_id"] == cid, "value"].mean() == pytest.approx(table.loc[cid, "estimate"])
+    c6 = window[window["claim_id"] == "C6"]
     assert np.allclose(c6["post"] - c6["base"], c6["value"])
     assert set(patients["base_label"]) == {"baseline"}
 

@@ -13,11 +13,12 @@ from typing import Any
 
 from csfcart.datasets import read_dataset
 from csfcart.errors import InputError
+from csfcart.registry import CLAIMS
 from csfcart.simulate.biology import CELL_TYPES, MODULES, SUBSTATES
 
 KNOWN_TYPES = [t for t in CELL_TYPES if t != "CAR_T"]
 COMPARTMENTS = ("CSF", "blood")
-CLAIM_IDS = ("C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9", "C7", "D1", "D2", "D3")
+CLAIM_IDS = tuple(c for c, claim in CLAIMS.items() if claim.design == "paired")
 
 _TOP_KEYS = {
     "seed": "an integer seed, for example `seed: 1`",

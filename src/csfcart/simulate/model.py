@@ -222,10 +222,11 @@ class CohortModel:
     def samples(self) -> list[dict]:
         return self.cohort.samples()
 
-    def patient_params(self, patient_id: str) -> dict:
-        """Per-patient random effects, the same for all of that patient's samples."""
+    def patient_params(self, patient_id: str, stream: int = 1) -> dict:
+        """Per-patient random effects, the same for all of that patient's samples (``stream``
+        other than 1: patients of the population the truth integrates over)."""
         number = int(patient_id[1:])
-        rng = np.random.default_rng([self.cohort.seed, 1, number])
+        rng = np.random.default_rng([self.cohort.seed, stream, number])
         c = self.cohort
         return {
             "composition": {

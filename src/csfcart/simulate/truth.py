@@ -40,25 +40,14 @@ from csfcart.simulate.biology import (
     READOUTS,
     T_CELLS,
 )
+from csfcart.registry import CLAIMS
 from csfcart.simulate.cohort import Cohort
+from csfcart.timepoints import days_since_infusion
 
-#: claim -> (direction, claimed size, scale, readout): the effect counts as present when
-#: direction * true_effect >= size.
-CLAIMED: dict[str, tuple[int, float, str, str]] = {
-    "C1": (+1, 0.01, "fraction", "CAR+ (detected) fraction of CSF T cells after infusion, change from baseline"),
-    "C2": (+1, 0.005, "fraction", "CAR+ fraction of T cells at the last time point, CSF minus blood"),
-    "C3": (-1, 50.0, "percent", "percent change of the B-cell fraction of CSF cells"),
-    "C4": (-1, 50.0, "percent", "percent change of the plasma-cell fraction of CSF cells"),
-    "C5": (-1, 50.0, "percent", "percent change of Ig UMIs of antibody-secreting cells per CSF UMI"),
-    "C6": (-1, 0.3, "log2", "change of the activation readout of microglia-like cells (log2)"),
-    "C7": (-1, 0.3, "log2_lr_expression", "change of B-lineage <-> microglia-like ligand and receptor expression"),
-    "C8": (-1, 0.3, "log2", "change of the cytokine readout of CSF myeloid cells (log2)"),
-    "C9": (-1, 0.3, "log2", "exhaustion readout of CAR-T cells, CSF minus blood (log2)"),
-    "D1": (-1, 50.0, "percent", "percent change of the blood B-cell fraction at the first time point"),
-    "D2": (+1, 0.005, "fraction", "CAR+ (detected) fraction of blood T cells at month 3 or the last time point"),
-    "D3": (+1, 1.0, "log2", "log2 odds ratio of naive among blood B cells, last time point vs baseline"),
-}
 TRUTH_COLUMNS = ["claim_id", "readout", "scale", "true_effect", "expected_verdict"]
+#: Claims whose truth is on another scale than the analysis reports (C7: log2 ligand and
+#: receptor expression, against LIANA scores); their intervals are not compared with it.
+TRUTH_SCALE = {"C7": "log2_lr_expression"}
 INTERACTION_COLUMNS = ["source", "target", "ligand_complex", "receptor_complex", "baseline_expression",
                        "post_expression", "true_change"]  # fmt: skip
 #: A ligand or receptor counts as expressed by a cell type when at least this share of its
@@ -66,15 +55,42 @@ INTERACTION_COLUMNS = ["source", "target", "ligand_complex", "receptor_complex",
 EXPRESSED = 0.1
 
 
+#: Patients integrated over for population means (their random effects drawn as the
+#: simulator draws them, from a fixed stream: the truth does not depend on the cohort size).
+POPULATION = 2000
+
+
 class Expected:
-    """Expected composition and per-type expression of a cohort, cached per time point."""
+    """Expected composition and per-type expression of a cohort, cached per time point.
+
+    Compositions are population means: the expected composition of each of
+    :data:`POPULATION` patients (their composition, effect-strength and CAR-T random
+    effects), averaged. A claim about the ratio of mean fractions, or the mean of a
+    per-patient quantity, is thereby the population's, not that of a patient without random
+    effects (for strong falls the two differ: ``E[fold ** s] > fold ** E[s]``).
+    """
 
     def __init__(self, model):
         self.model = model
         self._profiles: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self._patients: dict[tuple[str, str], list[dict[str, float]]] = {}
+        self._people = [model.patient_params(f"T{k}", stream=3) for k in range(POPULATION)]
+
+    def per_patient(self, compartment: str, tp: str) -> list[dict[str, float]]:
+        """The expected composition of each patient of the population."""
+        if (compartment, tp) not in self._patients:
+            self._patients[compartment, tp] = [
+                self.model.expected_composition(compartment, tp, p) for p in self._people
+            ]
+        return self._patients[compartment, tp]
 
     def composition(self, compartment: str, tp: str) -> dict[str, float]:
-        return self.model.expected_composition(compartment, tp)
+        people = self.per_patient(compartment, tp)
+        return {t: float(np.mean([p.get(t, 0.0) for p in people])) for t in people[0]}
+
+    def mean_of(self, compartment: str, tp: str, f) -> float:
+        """Population mean of a per-patient quantity ``f(composition)``."""
+        return float(np.mean([f(p) for p in self.per_patient(compartment, tp)]))
 
     def profiles(self, compartment: str, tp: str) -> dict[str, np.ndarray]:
         if (compartment, tp) not in self._profiles:
@@ -101,20 +117,22 @@ def _share(c: dict[str, float], types) -> float:
     return sum(c.get(t, 0.0) for t in types)
 
 
-def claim_effects(cohort: Cohort, model) -> dict[str, float]:
-    """True effect of every claim the cohort's compartments allow, on the readout's scale."""
+def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
+    """True effect of every readout (claim id, readout name) the cohort's compartments
+    allow, on the readout's scale and with the estimator's definition (see the registry)."""
     e = Expected(model)
     base = cohort.baseline
 
     def post(compartment: str) -> list[str]:
         return cohort.compartments[compartment].timepoints[1:] if compartment in cohort.compartments else []
 
-    def car_fraction(compartment: str, tp: str) -> float:
-        c = e.composition(compartment, tp)
+    def car(c: dict[str, float]) -> float:
+        """Detected CAR+ fraction of T cells of one composition."""
         t = _share(c, T_CELLS)
         return cohort.car_detection * c.get("CAR_T", 0.0) / t if t else 0.0
 
-    def percent_change(compartment: str, tps: list[str], types) -> float:
+    def ratio_change(compartment: str, tps: list[str], types) -> float:
+        """Percent change of the population-mean fraction (post visits weighted equally)."""
         before = _share(e.composition(compartment, base), types)
         after = float(np.mean([_share(e.composition(compartment, tp), types) for tp in tps]))
         return 100 * (after / before - 1) if before else 0.0
@@ -127,49 +145,51 @@ def claim_effects(cohort: Cohort, model) -> dict[str, float]:
         asc = sum(c.get(t, 0.0) * MEDIAN_UMIS[t] * e.profiles("CSF", tp)[t][ig].sum() for t in ASC)
         return 1000 * asc / total
 
-    effects: dict[str, float] = {}
-    if post("CSF"):
-        csf = post("CSF")
-        effects["C1"] = float(np.mean([car_fraction("CSF", tp) for tp in csf]))
-        blood_last = post("blood")[-1] if post("blood") else None
-        effects["C2"] = car_fraction("CSF", csf[-1]) - (car_fraction("blood", blood_last) if blood_last else 0.0)
-        effects["C3"] = percent_change("CSF", csf, B_LINEAGE)
-        effects["C4"] = percent_change("CSF", csf, ASC)
-        before = asc_ig(base)
-        effects["C5"] = 100 * (float(np.mean([asc_ig(tp) for tp in csf])) / before - 1) if before else 0.0
-        effects["C6"] = float(
-            np.mean([e.readout_change("CSF", tp, base, ["microglia_like"], "microglia_activation") for tp in csf])
-        )
-        effects["C7"] = b_microglia_change(e, csf, base)
-        effects["C8"] = float(
-            np.mean([e.readout_change("CSF", tp, base, MYELOID, "inflammatory_cytokines") for tp in csf])
-        )
-        shared = [
-            tp for tp in csf if tp in post("blood") and car_fraction("CSF", tp) > 0 and car_fraction("blood", tp) > 0
-        ]
-        idx = e.genes(READOUTS["t_exhaustion"])
-        effects["C9"] = (
-            float(
-                np.mean(
-                    [
-                        np.mean(np.log2(e.profiles("CSF", tp)["CAR_T"][idx] / e.profiles("blood", tp)["CAR_T"][idx]))
-                        for tp in shared
-                    ]
-                )
-            )
-            if shared
-            else 0.0
-        )
-    if post("blood"):
-        blood = post("blood")
-        effects["D1"] = percent_change("blood", blood[:1], B_LINEAGE)
-        effects["D2"] = car_fraction("blood", "m3" if "m3" in blood else blood[-1])
+    def log_car_ratio(a: tuple[str, str], b: tuple[str, str]) -> float:
+        """Population mean of a patient's log2 CAR+ fraction at ``a`` over ``b``."""
+        pa, pb = e.per_patient(*a), e.per_patient(*b)
+        values = [np.log2(car(x) / car(y)) for x, y in zip(pa, pb, strict=True) if car(x) > 0 and car(y) > 0]
+        return float(np.mean(values)) if values else 0.0
 
-        def log_odds(tp: str) -> float:
-            c = e.composition("blood", tp)
+    def program(group: list[str], compartment: str, tps: list[str], readout: str) -> float:
+        return float(np.mean([e.readout_change(compartment, tp, base, group, readout) for tp in tps]))
+
+    effects: dict[tuple[str, str], float] = {}
+    csf, blood = post("CSF"), post("blood")
+    if csf:
+        effects["C1", "car_fraction"] = float(np.mean([e.mean_of("CSF", tp, car) for tp in csf]) - e.mean_of("CSF", base, car))
+        if len(csf) >= 2:
+            effects["C2", "persistence"] = log_car_ratio(("CSF", csf[-1]), ("CSF", csf[0]))
+        matched = [tp for tp in csf if tp in blood]
+        if matched:
+            effects["C2", "csf_over_blood"] = float(np.mean([log_car_ratio(("CSF", tp), ("blood", tp)) for tp in matched]))
+        effects["C3", "b_fraction"] = ratio_change("CSF", csf, B_LINEAGE)
+        effects["C4", "asc_fraction"] = ratio_change("CSF", csf, ASC)
+        before = asc_ig(base)
+        effects["C5", "asc_ig"] = 100 * (float(np.mean([asc_ig(tp) for tp in csf])) / before - 1) if before else 0.0
+        effects["C6", "activation"] = program(["microglia_like"], "CSF", csf, "microglia_activation")
+        effects["C7", "b_microglia"] = b_microglia_change(e, csf, base)
+        effects["C8", "cytokines"] = program(MYELOID, "CSF", csf, "inflammatory_cytokines")
+        shared = [tp for tp in matched if e.mean_of("CSF", tp, car) > 0 and e.mean_of("blood", tp, car) > 0]
+        idx = e.genes(READOUTS["t_exhaustion"])
+
+        def did(tp: str) -> float:
+            csf_p, blood_p = e.profiles("CSF", tp), e.profiles("blood", tp)
+            return float(np.mean(np.log2(csf_p["CAR_T"][idx] / blood_p["CAR_T"][idx]))
+                         - np.mean(np.log2(csf_p["CD8_T"][idx] / blood_p["CD8_T"][idx])))  # fmt: skip
+
+        if shared:
+            effects["C9", "exhaustion"] = float(np.mean([did(tp) for tp in shared]))
+    if blood:
+        effects["D1", "b_fraction"] = ratio_change("blood", blood[:1], B_LINEAGE)
+        d2 = CLAIMS["D2"].primary
+        window = [tp for tp in blood if (d := days_since_infusion(tp)) is not None and d <= d2.until_day] or blood
+        effects["D2", "car_fraction"] = e.mean_of("blood", window[-1], car) - e.mean_of("blood", base, car)
+
+        def log_odds(c: dict[str, float]) -> float:
             return float(np.log2(max(c.get("naive_B", 0.0), 1e-9) / max(c.get("memory_B", 0.0), 1e-9)))
 
-        effects["D3"] = log_odds(blood[-1]) - log_odds(base)
+        effects["D3", "naive_odds"] = e.mean_of("blood", blood[-1], log_odds) - e.mean_of("blood", base, log_odds)
     return effects
 
 
@@ -286,19 +306,23 @@ def interaction_truth(model, timepoints: list[str], *, compartment: str = "CSF")
 
 
 def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
-    """The per-claim truth table of ``cohort`` (``model`` is its :class:`CohortModel`)."""
+    """The per-claim truth table of ``cohort`` (``model`` is its :class:`CohortModel`): the
+    primary readout's true effect, and the verdict a sound analysis should reach (every
+    readout the cohort can measure strictly beyond its claimed size)."""
     effects = claim_effects(cohort, model)
     rows = []
-    for claim in cohort.claims:
-        direction, size, scale, readout = CLAIMED[claim]
-        effect = effects.get(claim, 0.0)
+    for claim_id in cohort.claims:
+        claim = CLAIMS[claim_id]
+        primary = claim.primary
+        present = [r for r in claim.readouts if (claim_id, r.name) in effects]
+        met = all(r.direction * (effects[claim_id, r.name] - r.size) > 0 for r in present)
         rows.append(
             {
-                "claim_id": claim,
-                "readout": readout,
-                "scale": scale,
-                "true_effect": round(effect, 6),
-                "expected_verdict": "reproduced" if direction * effect >= size else "not_reproduced",
+                "claim_id": claim_id,
+                "readout": primary.description,
+                "scale": TRUTH_SCALE.get(claim_id, primary.scale),
+                "true_effect": round(effects.get((claim_id, primary.name), 0.0), 6),
+                "expected_verdict": "reproduced" if present and met else "not_reproduced",
             }
         )
     return pd.DataFrame(rows, columns=TRUTH_COLUMNS)
