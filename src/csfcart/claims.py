@@ -61,6 +61,14 @@ class Measurements:
     reference_condition: str = "control"
     days: dict[str, float] | None = None  # time-point label -> days since infusion (sample sheet's `day`)
 
+    def __post_init__(self):
+        # patient, time point and compartment as plain strings, whatever the reader made of them
+        for name in ("counts", "car", "ig", "programs", "communication"):
+            table = getattr(self, name)
+            if table is not None and not table.empty:
+                cols = [c for c in META if c in table]
+                setattr(self, name, table.astype(dict.fromkeys(cols, str)))
+
 
 @dataclass
 class Measured:
@@ -84,11 +92,7 @@ def post_visits(table: pd.DataFrame, compartment: str, baseline: str, days: dict
 
 
 def _window(r: Readout, post: list[str], days: dict | None = None) -> list[str]:
-    """The visits of a readout's window (all post-infusion, the first, or the last; up to
-    ``until_day`` where the readout has one)."""
-    if r.until_day is not None:
-        post = [t for t in post if (d := days_since_infusion(t, days)) is not None and d <= r.until_day]
-    return {"first": post[:1], "last": post[-1:]}.get(r.window, post)
+    return r.visits(post, lambda t: days_since_infusion(t, days))
 
 
 def _visit_rows(t: pd.DataFrame, value: pd.Series, baseline: str, visits: list[str]) -> pd.DataFrame:
@@ -146,7 +150,9 @@ def _count_model(table: pd.DataFrame, y: pd.Series, n: pd.Series, r: Readout, m:
     extra = {"post_fraction_upper": poisson_upper(post_rows["y"].sum(), post_rows["n"].sum())}
     if sensitivity_n is not None:
         s = rate_ratio(frame.assign(n=sensitivity_n.reindex(frame.index)), tps, direction=r.direction, size=r.size)
-        extra.update(sensitivity_estimate=s["estimate"], sensitivity_ci_low=s["ci_low"], sensitivity_ci_high=s["ci_high"])
+        extra.update(
+            sensitivity_estimate=s["estimate"], sensitivity_ci_low=s["ci_low"], sensitivity_ci_high=s["ci_high"]
+        )
     note = f"{r.compartment} visits {', '.join(tps)} (weighted equally)"
     if summary["uninformative"]:
         note += f"; {summary['uninformative']} patient(s) with none at any visit carry no information"
@@ -181,8 +187,8 @@ def car_change(r: Readout, m: Measurements, baseline: str) -> Measured:
 
 
 def _car_log_fraction(car: pd.DataFrame) -> pd.Series:
-    """log2 CAR+ fraction of T cells, with half a cell of continuity."""
-    return np.log2((car["car_positive_t_cells"] + 0.5) / (car["t_cells"] + 0.5))
+    """log2 CAR+ fraction of T cells (corrected for the soup), with half a cell of continuity."""
+    return np.log2((car["car_fraction"].fillna(0.0) * car["t_cells"] + 0.5) / (car["t_cells"] + 0.5))
 
 
 def car_persistence(r: Readout, m: Measurements, baseline: str) -> Measured:
@@ -291,11 +297,10 @@ def condition_fraction(r: Readout, m: Measurements, baseline: str) -> Measured:
     return Measured(values=donors["value"], visits=visits, note=note, summary=s)
 
 
-MEASURES: dict[str, Callable[[Readout, Measurements, str], Measured]] = {
-    f.__name__: f
-    for f in (depletion, ig_depletion, car_change, car_persistence, car_csf_over_blood, program_change,
-              exhaustion_did, b_microglia, naive_odds, condition_fraction)  # fmt: skip
-}
+_MEASURE_FUNCTIONS = (depletion, ig_depletion, car_change, car_persistence, car_csf_over_blood, program_change,
+                      exhaustion_did, b_microglia, naive_odds, condition_fraction)  # fmt: skip
+#: measure name of the registry -> the function that measures it
+MEASURES: dict[str, Callable[[Readout, Measurements, str], Measured]] = {f.__name__: f for f in _MEASURE_FUNCTIONS}
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -330,8 +335,8 @@ def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
                 unit = "donors per condition" if c.design == "unpaired" else "patients"
                 return {**row, "verdict": "not_testable",
                         "reason": f"{s['n_patients']} {unit} with data ({measured.note}); at least 2 needed"}  # fmt: skip
-            parts.append(f"{measured.note}; {s['patients_consistent']}/{s['n_patients']} patients in the claimed "
-                         f"direction; one-sided p = {s['p_value']:.3g} against {r.size:+g} ({r.scale})")  # fmt: skip
+            parts.append(f"{measured.note}; {s['patients_consistent']}/{s['n_patients']} patients beyond the "
+                         f"claimed size; one-sided p = {s['p_value']:.3g} against {r.size:+g} ({r.scale})")  # fmt: skip
             if r.baseline_below is not None and measured.visits is not None and len(measured.visits):
                 base = float(measured.visits.groupby("patient_id")["base"].first().mean())
                 parts.append(f"baseline {base:.3f}")
@@ -346,7 +351,11 @@ def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
             if r.optional:
                 parts.append(f"{r.name} not tested ({measured.note})")
                 continue
-            return {**row, "verdict": "not_testable", "reason": f"{r.name}: {measured.note}; at least 2 patients needed"}
+            return {
+                **row,
+                "verdict": "not_testable",
+                "reason": f"{r.name}: {measured.note}; at least 2 patients needed",
+            }
         parts.append(f"{r.name}: {s['estimate']:+.3g} (95% CI {s['ci_low']:+.3g} to {s['ci_high']:+.3g}), "
                      f"one-sided p = {s['p_value']:.3g} against {r.size:+g} ({measured.note})")  # fmt: skip
         p_values.append(s["p_value"])
@@ -371,7 +380,9 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
             row["p_adjusted"] = p_adj
             if stopped:
                 row["verdict"] = "not_reproduced"
-                row["reason"] = f"not tested: {stopped} comes first in family {fam} and was not reproduced; {row['reason']}"
+                row["reason"] = (
+                    f"not tested: {stopped} comes first in family {fam} and was not reproduced; {row['reason']}"
+                )
                 continue
             row["verdict"] = "reproduced" if p_adj < alpha else "not_reproduced"
             if row["verdict"] != "reproduced":
@@ -427,7 +438,9 @@ def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFra
     """Join the truth (true_effect, expected_verdict) and say whether each CI covers it."""
     cols = ["claim_id", "true_effect", "expected_verdict", *(["scale"] if "scale" in truth else [])]
     out = claims.merge(truth[cols].rename(columns={"scale": "truth_scale"}), on="claim_id", how="left")
-    out["ci_covers_truth"] = (out["ci_low"] <= out["true_effect"]) & (out["true_effect"] <= out["ci_high"])
+    covers = (out["ci_low"] <= out["true_effect"]) & (out["true_effect"] <= out["ci_high"])
+    # no interval (not testable): no statement about coverage
+    out["ci_covers_truth"] = covers.astype("boolean").where(out["ci_low"].notna() & out["ci_high"].notna(), pd.NA)
     if "truth_scale" in out:
         # a truth on another scale than the estimate (C7: ligand-receptor expression against
         # LR scores) says nothing about the interval's coverage

@@ -15,6 +15,7 @@ import yaml
 
 from csfcart.datasets import read_dataset
 from csfcart.errors import InputError
+from csfcart.registry import CLAIM_IDS
 
 REQUIRED_COLUMNS = ["sample_id", "patient_id", "timepoint", "compartment", "path"]
 FORMATS = ("10x_mtx", "10x_h5", "h5ad", "csv")
@@ -23,7 +24,12 @@ DATASET_KEYS = {"dataset", "simulation", "samples", "car_feature", "claims", "do
 
 
 def _schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    """The schema, with the claim ids it accepts taken from the claim registry."""
+    schema = yaml.safe_load(Path(path).read_text())
+    claims = schema.get("properties", {}).get("claims")
+    if claims is not None:
+        claims["items"] = {"enum": list(CLAIM_IDS)}
+    return schema
 
 
 def _where(error: jsonschema.ValidationError) -> str:

@@ -32,14 +32,28 @@ def cell_counts(obs: pd.DataFrame) -> pd.DataFrame:
 
 
 def car_fractions(obs: pd.DataFrame) -> pd.DataFrame:
-    """Per sample: T cells, CAR+ T cells and their fraction (the CAR-T readout)."""
-    t = obs[obs[CELL_TYPE].astype(str).isin(T_CELL_TYPES)]
+    """Per sample: T cells, CAR+ T cells and their fraction (the CAR-T readout).
+
+    CAR reads of the ambient soup make some droplets CAR+ whatever cell they hold. Cells
+    that cannot carry the CAR (every annotated type other than T cells) show that rate
+    (``car_background``); ``car_fraction`` is the T cells' CAR+ fraction corrected for it,
+    ``(raw - background) / (1 - background)`` (at least 0), and ``car_fraction_raw`` the
+    uncorrected share.
+    """
+    types = obs[CELL_TYPE].astype(str)
+    is_t = types.isin(T_CELL_TYPES).to_numpy()
+    other = ~is_t & ~types.isin(["low_confidence", "doublet", "unassigned"]).to_numpy()
     table = sample_meta(obs)
-    table["t_cells"] = t.groupby("sample_id", observed=True).size().reindex(table.index, fill_value=0)
-    table["car_positive_t_cells"] = (
-        t.groupby("sample_id", observed=True)[CAR_POSITIVE].sum().reindex(table.index, fill_value=0)
-    )
-    table["car_fraction"] = table["car_positive_t_cells"] / table["t_cells"].replace(0, np.nan)
+    sample = obs["sample_id"].astype(str)
+    car = obs[CAR_POSITIVE].astype(bool)
+    table["t_cells"] = sample[is_t].value_counts().reindex(table.index, fill_value=0)
+    table["car_positive_t_cells"] = car[is_t].groupby(sample[is_t]).sum().reindex(table.index, fill_value=0)
+    table["car_fraction_raw"] = table["car_positive_t_cells"] / table["t_cells"].replace(0, np.nan)
+    n_other = sample[other].value_counts().reindex(table.index, fill_value=0)
+    car_other = car[other].groupby(sample[other]).sum().reindex(table.index, fill_value=0)
+    table["car_background"] = (car_other / n_other.replace(0, np.nan)).fillna(0.0)
+    corrected = (table["car_fraction_raw"] - table["car_background"]) / (1 - table["car_background"])
+    table["car_fraction"] = corrected.clip(lower=0.0)
     return table
 
 

@@ -4,6 +4,11 @@ The same package functions as the Snakemake rules (QC, merge, integration, annot
 measurements, claims), chained in memory with no per-job start-up and no files, so that a
 calibration over seeds and patient counts stays affordable on 2 cores. Defaults follow
 config/config.yaml; Harmony is the integration (the fast option).
+
+``oracle=True`` calibrates the statistics alone: QC, integration and annotation are
+replaced by the simulator's own labels (doublets and damaged cells removed, every other
+cell its true type), so that what remains is the measurement and the claims' statistics.
+It is a benchmark of the statistics, never a way to analyse data.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import yaml
@@ -20,7 +26,7 @@ from csfcart.annotate import annotate, read_markers
 from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
 from csfcart.communication import axis_scores, score_sample
 from csfcart.integrate import integrate, merge_samples
-from csfcart.keys import COUNTS
+from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
 from csfcart.measure import asc_immunoglobulin, car_fractions, cell_counts, programs_per_sample, sample_meta
 from csfcart.qc import run_qc
 from csfcart.simulate.cohort import Cohort
@@ -50,14 +56,44 @@ def sample_anndata(model: CohortModel, index: int) -> ad.AnnData:
     return adata
 
 
-def analyse(cohort: Cohort, config: dict[str, Any] | None = None, *, communication: bool = True) -> pd.DataFrame:
+def oracle_anndata(model: CohortModel) -> ad.AnnData:
+    """Every sample with the simulator's labels as the annotation (doublets and damaged
+    cells left out), for calibrating the statistics apart from QC and annotation."""
+    parts = []
+    for i, meta in enumerate(model.samples):
+        draw = model.draw_sample(i)
+        keep = (~draw.truth["doublet"] & ~draw.truth["damaged"]).to_numpy()
+        counts = sp.csr_matrix(draw.counts[keep], dtype="float32")
+        a = ad.AnnData(X=counts, var=pd.DataFrame(index=model.features))
+        a.obs_names = [f"{meta['sample_id']}:{b}" for b, k in zip(draw.barcodes, keep, strict=True) if k]
+        for key in ("sample_id", "patient_id", "timepoint", "compartment"):
+            a.obs[key] = meta[key]
+        a.obs[CELL_TYPE] = draw.truth.loc[keep, "singlet_type"].to_numpy()
+        a.obs[CAR_POSITIVE] = np.asarray(counts[:, -1].todense()).ravel() > 0
+        a.layers[COUNTS] = a.X
+        parts.append(a)
+    adata = ad.concat(parts, merge="same")
+    for key in ("sample_id", "patient_id", "timepoint", "compartment", CELL_TYPE):
+        adata.obs[key] = adata.obs[key].astype("category")
+    return adata
+
+
+def analyse(
+    cohort: Cohort, config: dict[str, Any] | None = None, *, communication: bool = True, oracle: bool = False
+) -> pd.DataFrame:
     """Claims of ``cohort`` scored against its truth (rows of claims.tsv plus truth columns).
 
     ``communication=False`` skips the LIANA step (C7 is then not testable), which is most of
-    the cost on small cohorts.
+    the cost on small cohorts; ``oracle=True`` skips QC, integration and annotation (see the
+    module docstring).
     """
     config = config or default_config()
     model = CohortModel(cohort)
+    adata = oracle_anndata(model) if oracle else _annotated(model, cohort, config)
+    return _claims(adata, cohort, model, config, communication=communication)
+
+
+def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad.AnnData:
     kept, summaries = [], []
     for i in range(len(model.samples)):
         out, _, summary = run_qc(sample_anndata(model, i), config["qc"], seed=config["seed"])
@@ -83,6 +119,10 @@ def analyse(cohort: Cohort, config: dict[str, Any] | None = None, *, communicati
         mixed_cluster_fraction=a["mixed_cluster_fraction"],
         umap=False,
     )
+    return adata
+
+
+def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[str, Any], *, communication: bool):
     programs = yaml.safe_load((ROOT / config["analysis"]["programs"]).read_text())
     m = Measurements(
         counts=cell_counts(adata.obs),

@@ -45,6 +45,14 @@ class Readout:
     group: str = ""  # ... scored in this cell type (or ``myeloid``: all myeloid cells pooled)
     baseline_below: float | None = None  # the baseline value must stay below this (no signal before infusion)
     until_day: float | None = None  # only visits up to this many days after infusion count
+    truth_scale: str = ""  # where the simulator's truth is on another scale than the estimate
+
+    def visits(self, post: list[str], day_of) -> list[str]:
+        """The post-infusion visits (in order) this readout uses; ``day_of(label)`` gives a
+        visit's days since infusion, or None."""
+        if self.until_day is not None:
+            post = [t for t in post if (d := day_of(t)) is not None and d <= self.until_day]
+        return {"first": post[:1], "last": post[-1:]}.get(self.window, post)
 
 
 @dataclass(frozen=True)
@@ -91,87 +99,318 @@ ASC = ("plasma",)
 MYELOID = ("CD14_mono", "CD16_mono", "mDC", "border_macrophage", "microglia_like")
 
 _REGISTRY: tuple[Claim, ...] = (
-    Claim("C1", "CAR-T cells reach the CSF", "bcma_ms_csf", "car_t_csf", (
-        Readout("car_fraction", "car_change", "change from baseline of the CAR+ fraction of CSF T cells, "
-                "post-infusion visits weighted equally", +1, 0.01, "fraction",
-                quantity="CAR+ fraction of CSF T cells", baseline_below=0.005),
-    ), notes="the baseline CAR+ fraction must stay below 0.005 (no CAR signal before infusion)"),
-    Claim("C2", "CAR-T cells expand and persist in CSF", "bcma_ms_csf", "car_t_csf", (
-        Readout("persistence", "car_persistence", "log2 ratio of the CAR+ fraction of CSF T cells at the last "
-                "visit over the first post-infusion visit (at least half kept: above -1)", +1, -1.0, "log2",
-                window="last", quantity="CAR+ fraction of CSF T cells", labels=("first after", "last")),
-        Readout("csf_over_blood", "car_csf_over_blood", "log2 ratio of the CAR+ fraction of T cells, CSF over "
-                "blood, matched post-infusion visits", +1, 0.0, "log2", window="matched",
-                quantity="CAR+ fraction of T cells", labels=("blood", "CSF"), needs=("blood",), optional=True),
-    ), notes="tested on persistence alone where blood was not sampled"),
-    Claim("C3", "B-cell lineages are eliminated in CSF", "bcma_ms_csf", "b_cells_csf", (
-        Readout("b_fraction", "depletion", "percent change from baseline of the B-cell fraction of CSF cells "
-                "(count model, post-infusion visits weighted equally)", -1, -50.0, "percent",
-                cell_types=B_LINEAGE, quantity="B-lineage fraction of CSF cells"),
-    )),
-    Claim("C4", "plasmablasts / plasma cells are depleted", "bcma_ms_csf", "asc_csf", (
-        Readout("asc_fraction", "depletion", "percent change from baseline of the plasma-cell fraction of CSF cells "
-                "(count model, post-infusion visits weighted equally)", -1, -50.0, "percent",
-                cell_types=ASC, quantity="plasma-cell fraction of CSF cells"),
-    ), notes="falls to about zero: the upper confidence bound of the post-infusion fraction is reported"),
-    Claim("C5", "intrathecal immunoglobulin production halts", "bcma_ms_csf", "asc_csf", (
-        Readout("asc_ig", "ig_depletion", "percent change from baseline of Ig UMIs of antibody-secreting cells per "
-                "CSF UMI (count model in cell equivalents)", -1, -50.0, "percent", cell_types=ASC,
-                quantity="ASC Ig UMIs per CSF UMI"),
-    )),
-    Claim("C6", "microglial activation is attenuated", "bcma_ms_csf", "microglia_csf", (
-        Readout("activation", "program_change", "change in the activation readout of microglia-like cells "
-                "(log2 CPM)", -1, -0.3, "log2", cell_types=("microglia_like",),
-                quantity="microglia activation (log2 CPM)", program="microglia_activation", group="microglia_like"),
-    )),
-    Claim("C7", "B cell / microglia-like cell interactions are reduced", "bcma_ms_csf", "b_microglia_csf", (
-        Readout("b_microglia", "b_microglia", "change in the mean LIANA score of B-lineage <-> microglia-like "
-                "interactions (0 when B cells are gone)", -1, 0.0, "lr_score",
-                quantity="B / microglia-like LR score"),
-    )),
-    Claim("C8", "inflammatory cytokines in CSF fall", "bcma_ms_csf", "cytokines_csf", (
-        Readout("cytokines", "program_change", "change in the cytokine readout of CSF myeloid and microglia-like "
-                "cells (log2 CPM)", -1, -0.3, "log2", cell_types=MYELOID, quantity="cytokine program (log2 CPM)",
-                program="inflammatory_cytokines", group="myeloid"),
-    )),
-    Claim("C9", "CSF CAR-T cells are less exhausted", "bcma_ms_csf", "car_t_csf", (
-        Readout("exhaustion", "exhaustion_did", "exhaustion readout (log2 CPM) of CAR-T minus non-CAR CD8 T cells, "
-                "CSF minus blood, matched post-infusion visits", -1, -0.3, "log2", window="matched",
-                cell_types=("CAR_T", "CD8_T"), quantity="exhaustion, CAR-T minus CD8 T", labels=("blood", "CSF"),
-                needs=("blood",), program="t_exhaustion", group="CAR_T"),
-    )),
-    Claim("D1", "B cells are depleted in blood within about 2 weeks", "tyu19_blood", "b_cells_blood", (
-        Readout("b_fraction", "depletion", "percent change from baseline of the blood B-cell fraction at the first "
-                "post-infusion visit (count model)", -1, -50.0, "percent", compartment="blood", window="first",
-                cell_types=B_LINEAGE, quantity="B-cell fraction of blood cells", labels=("baseline", "first after")),
-    ), notes="falls to about zero: the upper confidence bound of the post-infusion fraction is reported"),
-    Claim("D2", "CAR-T cells persist", "tyu19_blood", "car_t_blood", (
-        Readout("car_fraction", "car_change", "change from baseline of the CAR+ fraction of blood T cells at the last "
-                "visit up to month 3 (day 100)", +1, 0.005, "fraction", compartment="blood", window="last",
+    Claim(
+        "C1",
+        "CAR-T cells reach the CSF",
+        "bcma_ms_csf",
+        "car_t_csf",
+        (
+            Readout(
+                "car_fraction",
+                "car_change",
+                "change from baseline of the CAR+ fraction of CSF T cells, post-infusion visits weighted equally",
+                +1,
+                0.01,
+                "fraction",
+                quantity="CAR+ fraction of CSF T cells",
+                baseline_below=0.005,
+            ),
+        ),
+        notes="the baseline CAR+ fraction must stay below 0.005 (no CAR signal before infusion)",
+    ),
+    Claim(
+        "C2",
+        "CAR-T cells expand and persist in CSF",
+        "bcma_ms_csf",
+        "car_t_csf",
+        (
+            Readout(
+                "persistence",
+                "car_persistence",
+                "log2 ratio of the CAR+ fraction of CSF T cells at the last "
+                "visit over the first post-infusion visit (at least half kept: above -1)",
+                +1,
+                -1.0,
+                "log2",
+                window="last",
+                quantity="CAR+ fraction of CSF T cells",
+                labels=("first after", "last"),
+            ),
+            Readout(
+                "csf_over_blood",
+                "car_csf_over_blood",
+                "log2 ratio of the CAR+ fraction of T cells, CSF over blood, matched post-infusion visits",
+                +1,
+                0.0,
+                "log2",
+                window="matched",
+                quantity="CAR+ fraction of T cells",
+                labels=("blood", "CSF"),
+                needs=("blood",),
+                optional=True,
+            ),
+        ),
+        notes="tested on persistence alone where blood was not sampled",
+    ),
+    Claim(
+        "C3",
+        "B-cell lineages are eliminated in CSF",
+        "bcma_ms_csf",
+        "b_cells_csf",
+        (
+            Readout(
+                "b_fraction",
+                "depletion",
+                "percent change from baseline of the B-cell fraction of CSF cells "
+                "(count model, post-infusion visits weighted equally)",
+                -1,
+                -50.0,
+                "percent",
+                cell_types=B_LINEAGE,
+                quantity="B-lineage fraction of CSF cells",
+            ),
+        ),
+    ),
+    Claim(
+        "C4",
+        "plasmablasts / plasma cells are depleted",
+        "bcma_ms_csf",
+        "asc_csf",
+        (
+            Readout(
+                "asc_fraction",
+                "depletion",
+                "percent change from baseline of the plasma-cell fraction of CSF cells "
+                "(count model, post-infusion visits weighted equally)",
+                -1,
+                -50.0,
+                "percent",
+                cell_types=ASC,
+                quantity="plasma-cell fraction of CSF cells",
+            ),
+        ),
+        notes="falls to about zero: the upper confidence bound of the post-infusion fraction is reported",
+    ),
+    Claim(
+        "C5",
+        "intrathecal immunoglobulin production halts",
+        "bcma_ms_csf",
+        "asc_csf",
+        (
+            Readout(
+                "asc_ig",
+                "ig_depletion",
+                "percent change from baseline of Ig UMIs of antibody-secreting cells per "
+                "CSF UMI (count model in cell equivalents)",
+                -1,
+                -50.0,
+                "percent",
+                cell_types=ASC,
+                quantity="ASC Ig UMIs per CSF UMI",
+            ),
+        ),
+    ),
+    Claim(
+        "C6",
+        "microglial activation is attenuated",
+        "bcma_ms_csf",
+        "microglia_csf",
+        (
+            Readout(
+                "activation",
+                "program_change",
+                "change in the activation readout of microglia-like cells (log2 CPM)",
+                -1,
+                -0.3,
+                "log2",
+                cell_types=("microglia_like",),
+                quantity="microglia activation (log2 CPM)",
+                program="microglia_activation",
+                group="microglia_like",
+            ),
+        ),
+    ),
+    Claim(
+        "C7",
+        "B cell / microglia-like cell interactions are reduced",
+        "bcma_ms_csf",
+        "b_microglia_csf",
+        (
+            Readout(
+                "b_microglia",
+                "b_microglia",
+                "change in the mean LIANA score of B-lineage <-> microglia-like interactions (0 when B cells are gone)",
+                -1,
+                0.0,
+                "lr_score",
+                quantity="B / microglia-like LR score",
+                truth_scale="log2_lr_expression",
+            ),
+        ),
+    ),
+    Claim(
+        "C8",
+        "inflammatory cytokines in CSF fall",
+        "bcma_ms_csf",
+        "cytokines_csf",
+        (
+            Readout(
+                "cytokines",
+                "program_change",
+                "change in the cytokine readout of CSF myeloid and microglia-like cells (log2 CPM)",
+                -1,
+                -0.3,
+                "log2",
+                cell_types=MYELOID,
+                quantity="cytokine program (log2 CPM)",
+                program="inflammatory_cytokines",
+                group="myeloid",
+            ),
+        ),
+    ),
+    Claim(
+        "C9",
+        "CSF CAR-T cells are less exhausted",
+        "bcma_ms_csf",
+        "car_t_csf",
+        (
+            Readout(
+                "exhaustion",
+                "exhaustion_did",
+                "exhaustion readout (log2 CPM) of CAR-T minus non-CAR CD8 T cells, "
+                "CSF minus blood, matched post-infusion visits",
+                -1,
+                -0.3,
+                "log2",
+                window="matched",
+                cell_types=("CAR_T", "CD8_T"),
+                quantity="exhaustion, CAR-T minus CD8 T",
+                labels=("blood", "CSF"),
+                needs=("blood",),
+                program="t_exhaustion",
+                group="CAR_T",
+            ),
+        ),
+    ),
+    Claim(
+        "D1",
+        "B cells are depleted in blood within about 2 weeks",
+        "tyu19_blood",
+        "b_cells_blood",
+        (
+            Readout(
+                "b_fraction",
+                "depletion",
+                "percent change from baseline of the blood B-cell fraction at the first "
+                "post-infusion visit (count model)",
+                -1,
+                -50.0,
+                "percent",
+                compartment="blood",
+                window="first",
+                cell_types=B_LINEAGE,
+                quantity="B-cell fraction of blood cells",
+                labels=("baseline", "first after"),
+            ),
+        ),
+        notes="falls to about zero: the upper confidence bound of the post-infusion fraction is reported",
+    ),
+    Claim(
+        "D2",
+        "CAR-T cells persist",
+        "tyu19_blood",
+        "car_t_blood",
+        (
+            Readout(
+                "car_fraction",
+                "car_change",
+                "change from baseline of the CAR+ fraction of blood T cells at the last visit up to month 3 (day 100)",
+                +1,
+                0.005,
+                "fraction",
+                compartment="blood",
+                window="last",
                 until_day=100,
-                quantity="CAR+ fraction of blood T cells", labels=("baseline", "month 3")),
-    )),
-    Claim("D3", "returning B cells are new, naive ones", "tyu19_blood", "b_return_blood", (
-        Readout("naive_odds", "naive_odds", "log2 odds ratio of naive among blood B cells, last visit vs baseline",
-                +1, 1.0, "log2", compartment="blood", window="last", cell_types=B_LINEAGE,
-                quantity="log2 odds naive among blood B", labels=("baseline", "last")),
-    )),
-    Claim("M1", "B cells are enriched in MS CSF", "ms_vs_control", "ms_b", (
-        Readout("b_fraction", "condition_fraction", "log2 ratio of the B-cell fraction of CSF cells, MS over control "
-                "donors (difference of mean log2 fractions)", +1, 0.0, "log2", cell_types=B_LINEAGE,
-                quantity="log2 B-cell fraction of CSF cells", labels=("control", "MS")),
-    ), design="unpaired"),
-    Claim("M2", "plasma cells are enriched in MS CSF", "ms_vs_control", "ms_asc", (
-        Readout("asc_fraction", "condition_fraction", "log2 ratio of the plasma-cell fraction of CSF cells, MS over "
-                "control donors (difference of mean log2 fractions)", +1, 0.0, "log2", cell_types=ASC,
-                quantity="log2 plasma fraction of CSF cells", labels=("control", "MS")),
-    ), design="unpaired"),
+                quantity="CAR+ fraction of blood T cells",
+                labels=("baseline", "month 3"),
+            ),
+        ),
+    ),
+    Claim(
+        "D3",
+        "returning B cells are new, naive ones",
+        "tyu19_blood",
+        "b_return_blood",
+        (
+            Readout(
+                "naive_odds",
+                "naive_odds",
+                "log2 odds ratio of naive among blood B cells, last visit vs baseline",
+                +1,
+                1.0,
+                "log2",
+                compartment="blood",
+                window="last",
+                cell_types=B_LINEAGE,
+                quantity="log2 odds naive among blood B",
+                labels=("baseline", "last"),
+            ),
+        ),
+    ),
+    Claim(
+        "M1",
+        "B cells are enriched in MS CSF",
+        "ms_vs_control",
+        "ms_b",
+        (
+            Readout(
+                "b_fraction",
+                "condition_fraction",
+                "log2 ratio of the B-cell fraction of CSF cells, MS over control "
+                "donors (difference of mean log2 fractions)",
+                +1,
+                0.0,
+                "log2",
+                cell_types=B_LINEAGE,
+                quantity="log2 B-cell fraction of CSF cells",
+                labels=("control", "MS"),
+            ),
+        ),
+        design="unpaired",
+    ),
+    Claim(
+        "M2",
+        "plasma cells are enriched in MS CSF",
+        "ms_vs_control",
+        "ms_asc",
+        (
+            Readout(
+                "asc_fraction",
+                "condition_fraction",
+                "log2 ratio of the plasma-cell fraction of CSF cells, MS over "
+                "control donors (difference of mean log2 fractions)",
+                +1,
+                0.0,
+                "log2",
+                cell_types=ASC,
+                quantity="log2 plasma fraction of CSF cells",
+                labels=("control", "MS"),
+            ),
+        ),
+        design="unpaired",
+    ),
 )
 
 #: claim id -> claim, in registry order (the order of the claims table and of each family).
 CLAIMS: dict[str, Claim] = {c.id: c for c in _REGISTRY}
 #: the ids a dataset may list under ``claims:``
 CLAIM_IDS: tuple[str, ...] = tuple(CLAIMS)
+
+
+def measured_by(measure: str) -> set[str]:
+    """The claims with a readout of ``measure`` (e.g. ``b_microglia``: the claims that need
+    the communication step)."""
+    return {c.id for c in _REGISTRY for r in c.readouts if r.measure == measure}
 
 
 def family(claim_id: str) -> list[str]:
@@ -186,4 +425,15 @@ def families(claim_ids) -> list[str]:
     return [c for c in CLAIMS if c in wanted]
 
 
-__all__ = ["ASC", "B_LINEAGE", "CLAIMS", "CLAIM_IDS", "MYELOID", "Claim", "Readout", "families", "family"]
+__all__ = [
+    "ASC",
+    "B_LINEAGE",
+    "CLAIMS",
+    "CLAIM_IDS",
+    "MYELOID",
+    "Claim",
+    "Readout",
+    "families",
+    "family",
+    "measured_by",
+]

@@ -175,6 +175,7 @@ def one_sided_mean(values: Sequence[float], *, direction: int, size: float = 0.0
     out.update(p_t=np.nan, p_sign_flip=np.nan, p_value=np.nan)
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     n = len(v)
+    out["patients_consistent"] = int((direction * (v - size) > 0).sum())
     if n < 2:
         return out
     sd = float(v.std(ddof=1))
@@ -235,7 +236,7 @@ def rate_ratio(
     Returns the percent change (``estimate``, ``ci_low``, ``ci_high``), the one-sided
     ``p_value`` of H0 ``direction * change <= direction * size`` (size in percent),
     ``n_patients`` (informative patients), ``patients_consistent`` (patients whose own
-    post rate moves in ``direction``), ``uninformative`` and ``phi``.
+    change lies beyond ``size`` in ``direction``), ``uninformative`` and ``phi``.
     """
     from scipy import optimize
 
@@ -261,7 +262,9 @@ def rate_ratio(
         return out
     rate = np.where(present, y / np.where(present, n, 1.0), np.nan)
     post_rate = np.nanmean(rate[:, 1:], axis=1)
-    out["patients_consistent"] = int((np.sign(post_rate - rate[:, 0]) == direction).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = np.where(rate[:, 0] > 0, 100 * (post_rate / rate[:, 0] - 1), np.inf)
+    out["patients_consistent"] = int((direction * (own - size) > 0).sum())
     logn = np.log(np.where(present, n, 1.0))
     total = y.sum(axis=1)
 
@@ -328,7 +331,9 @@ def rate_ratio(
         low = optimize.brentq(f, lo_edge, psi_hat) if f(lo_edge) > 0 else -np.inf
     g = lambda p: signed_root(p) + crit  # noqa: E731
     start = max(psi_hat, lo_edge)
-    high = optimize.brentq(g, start, hi_edge) if g(hi_edge) < 0 and g(start) > 0 else (start if g(start) <= 0 else np.inf)
+    high = (
+        optimize.brentq(g, start, hi_edge) if g(hi_edge) < 0 and g(start) > 0 else (start if g(start) <= 0 else np.inf)
+    )
     psi0 = np.log1p(size / 100.0)
     p_value = float(stats.t.sf(direction * signed_root(psi0), df))
 

@@ -54,3 +54,14 @@ def order_timepoints(timepoints, days: dict | None = None) -> list[str]:
         return (0, day, t) if day is not None else (1, 0.0, t)
 
     return sorted(set(map(str, timepoints)), key=key)
+
+
+def label_days(sheet) -> dict[str, float]:
+    """Time-point label -> days since infusion, from a sample sheet's ``day`` column (the
+    median over the label's samples; labels without a day are left to their name)."""
+    if "day" not in sheet:
+        return {}
+    days = sheet[["timepoint", "day"]].replace("", None).dropna()
+    if days.empty:
+        return {}
+    return days.astype({"day": float}).groupby("timepoint")["day"].median().to_dict()

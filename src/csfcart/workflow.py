@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from csfcart.config import read_sample_sheet
+from csfcart.registry import measured_by
 from csfcart.simulate.cohort import parse_cohort
 
 
@@ -86,6 +87,6 @@ def targets(
             f"{out}/evaluation/annotation.tsv",
             f"{out}/evaluation/claims.tsv",
         ]
-        if communication and "C7" in claims:
+        if communication and measured_by("b_microglia") & set(claims):
             files.append(f"{out}/evaluation/communication.tsv")
     return files

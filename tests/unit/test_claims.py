@@ -209,3 +209,106 @@ def test_a_screening_visit_is_not_pooled_as_post_infusion():
     assert "screening" not in with_screening.loc["C3", "reason"]
     without = _verdicts(_cohort(b_post=4, plasma_post=0, car_post=0.2), claims=("C3",))
     assert with_screening.loc["C3", "estimate"] == pytest.approx(without.loc["C3", "estimate"])
+
+
+def test_a_claims_verdict_and_adjusted_p_do_not_depend_on_the_other_claims_asked_for():
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0)
+    every = applicable_claims(m.counts, None)
+    together = claims_table(m, every, baseline="baseline").set_index("claim_id")
+    for cid in every:
+        alone = claims_table(m, [cid], baseline="baseline").set_index("claim_id")
+        assert alone.loc[cid, "verdict"] == together.loc[cid, "verdict"], cid
+        assert np.isclose(alone.loc[cid, "p_adjusted"], together.loc[cid, "p_adjusted"], equal_nan=True), cid
+
+
+def test_a_family_stops_at_its_first_claim_that_fails():
+    # no CAR-T cells: C1 fails, so C2 and C9 (same family, tested after it) are not reproduced
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.0)
+    t = claims_table(m, ["C2"], baseline="baseline").set_index("claim_id")
+    assert t.loc["C2", "verdict"] != "reproduced"
+    assert t.loc["C2", "family"] == "car_t_csf"
+
+
+def test_a_fall_short_of_the_claimed_size_is_not_a_reproduction():
+    # B cells fall by 30 % in every patient, precisely measured: right direction, too small
+    m = _cohort(b_post=28, plasma_post=7, car_post=0.2)
+    t = _verdicts(m, ("C3", "C4"))
+    assert (t["estimate"] < -20).all() and (t["estimate"] > -40).all()
+    assert (t["verdict"] == "not_reproduced").all(), t[["estimate", "ci_high", "p_value"]]
+
+
+def test_a_patient_without_cells_at_baseline_still_counts():
+    from csfcart.stats import rate_ratio
+
+    rows = [("P1", "baseline", 20, 1000), ("P1", "d14", 1, 1000), ("P2", "baseline", 0, 1000), ("P2", "d14", 3, 1000),
+            ("P3", "baseline", 0, 1000), ("P3", "d14", 0, 1000)]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["patient_id", "visit", "y", "n"])
+    out = rate_ratio(frame, ["d14"], direction=-1, size=-50)
+    assert out["n_patients"] == 2 and out["uninformative"] == 1
+    # P2's rise pulls the pooled ratio up from P1's own 1/20
+    assert out["estimate"] == pytest.approx(100 * (4 / 20 - 1), abs=0.5)
+
+
+def test_a_rate_that_vanishes_everywhere_has_an_interval_open_towards_minus_100():
+    from csfcart.stats import rate_ratio
+
+    rows = [(f"P{i}", v, 10 if v == "baseline" else 0, 900) for i in range(5) for v in ("baseline", "d14", "m3")]
+    out = rate_ratio(pd.DataFrame(rows, columns=["patient_id", "visit", "y", "n"]), ["d14", "m3"], direction=-1,
+                     size=-50)  # fmt: skip
+    assert out["estimate"] == pytest.approx(-100) and out["ci_low"] == -100
+    assert -100 < out["ci_high"] < -90 and out["p_value"] < 0.01
+
+
+def test_sign_flip_p_is_exact():
+    from csfcart.stats import one_sided_mean, sign_flip_p
+
+    assert sign_flip_p([1.0, 2.0, 3.0], direction=+1) == pytest.approx(1 / 8)
+    assert sign_flip_p([1.0, 2.0, 3.0, 4.0, 5.0], direction=-1) == pytest.approx(1.0)
+    # shifted by the claimed size: only the values beyond it count
+    assert sign_flip_p([1.0, 2.0, -0.5], direction=+1, size=0.0) == pytest.approx(2 / 8)
+    s = one_sided_mean([0.2, 0.3, 0.25, 0.4, 0.35], direction=+1, size=0.01)
+    assert s["p_sign_flip"] == pytest.approx(1 / 32) and s["p_value"] == pytest.approx(1 / 32)
+    assert s["p_t"] < s["p_value"]  # the more conservative of the two decides
+
+
+def test_the_fixed_sequence_keeps_the_running_maximum():
+    from csfcart.stats import fixed_sequence
+
+    assert np.allclose(fixed_sequence([0.01, np.nan, 0.003, 0.2, 0.04]), [0.01, np.nan, 0.01, 0.2, 0.2], equal_nan=True)
+
+
+def _relabel(m, mapping):
+    for name in ("counts", "car", "ig"):
+        t = getattr(m, name)
+        t["timepoint"] = t["timepoint"].map(lambda x: mapping.get(x, x))
+    m.programs["timepoint"] = m.programs["timepoint"].map(lambda x: mapping.get(x, x))
+    return m
+
+
+def test_windows_follow_the_days_of_the_labels_not_their_spelling():
+    # blood visits labelled week2 and month3: the first post-infusion visit is week2 (D1),
+    # the last one month3 (D3), although "week2" sorts after "month3" by name
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.2)
+    for name in ("counts", "car", "ig"):
+        getattr(m, name)["compartment"] = "blood"
+    m.programs["compartment"] = "blood"
+    m = _relabel(m, {"d14": "week2", "m3": "month3"})
+    t = _verdicts(m, ("D1", "D2", "D3"))
+    assert "visits week2 (weighted" in t.loc["D1", "reason"]
+    assert "blood visits month3" in t.loc["D2", "reason"]
+
+
+def test_a_day_column_overrides_what_the_labels_say():
+    m = _relabel(_cohort(b_post=2, plasma_post=0, car_post=0.2), {"d14": "visitB", "m3": "visitA"})
+    m.days = {"baseline": 0, "visitB": 14, "visitA": 90}
+    t = _verdicts(m, ("C2",))
+    assert "CSF visitA over visitB" in t.loc["C2", "reason"]
+    m.days = {"baseline": 0, "visitB": 90, "visitA": 14}
+    assert "CSF visitB over visitA" in _verdicts(m, ("C2",)).loc["C2", "reason"]
+
+
+def test_label_days_come_from_the_sample_sheet():
+    from csfcart.timepoints import label_days
+
+    sheet = pd.DataFrame({"timepoint": ["baseline", "v1", "v1", "v2"], "day": ["-3", "13", "15", ""]})
+    assert label_days(sheet) == {"baseline": -3.0, "v1": 14.0}

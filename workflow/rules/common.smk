@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from csfcart.config import resolve_dataset, validate_config
 from csfcart.download import mtx_files
+from csfcart.timepoints import label_days
 from csfcart.workflow import archive_path, download_dir, sample_table, targets
 
 BASE = Path(workflow.basedir)
@@ -31,6 +32,8 @@ CONDITIONS = (
     if "condition" in SAMPLES
     else {}
 )
+# time-point label -> days since infusion, where the sheet has a `day` column
+DAYS = label_days(SAMPLES)
 DOWNLOAD = CONFIG.get("download")
 
 

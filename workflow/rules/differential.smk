@@ -171,6 +171,7 @@ rule claims:
     params:
         baseline=BASELINE,
         claims=CLAIMS,
+        days=DAYS,
         alpha=CONFIG["analysis"].get("alpha", 0.05),
         conditions=CONDITIONS,
         reference_condition=CONFIG.get("reference_condition", "control"),

@@ -20,10 +20,8 @@ m = Measurements(
     else None,
     conditions=pd.Series(snakemake.params.conditions, dtype=str) if snakemake.params.conditions else None,
     reference_condition=snakemake.params.reference_condition,
+    days=dict(snakemake.params.days) or None,
 )
-for table in (m.counts, m.car, m.ig, m.programs, *([m.communication] if m.communication is not None else [])):
-    for col in ("patient_id", "timepoint", "compartment"):
-        table[col] = table[col].astype(str)
 ids = applicable_claims(m.counts, snakemake.params.claims)
 claims = claims_table(
     m,

@@ -30,24 +30,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from csfcart.registry import CLAIMS
 from csfcart.simulate.biology import (
-    ASC,
     B_AXIS,
-    B_LINEAGE,
     B_MICROGLIA_PAIRS,
     MEDIAN_UMIS,
     MYELOID,
     READOUTS,
     T_CELLS,
 )
-from csfcart.registry import CLAIMS
 from csfcart.simulate.cohort import Cohort
 from csfcart.timepoints import days_since_infusion
 
 TRUTH_COLUMNS = ["claim_id", "readout", "scale", "true_effect", "expected_verdict"]
-#: Claims whose truth is on another scale than the analysis reports (C7: log2 ligand and
-#: receptor expression, against LIANA scores); their intervals are not compared with it.
-TRUTH_SCALE = {"C7": "log2_lr_expression"}
+
 INTERACTION_COLUMNS = ["source", "target", "ligand_complex", "receptor_complex", "baseline_expression",
                        "post_expression", "true_change"]  # fmt: skip
 #: A ligand or receptor counts as expressed by a cell type when at least this share of its
@@ -118,8 +114,9 @@ def _share(c: dict[str, float], types) -> float:
 
 
 def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
-    """True effect of every readout (claim id, readout name) the cohort's compartments
-    allow, on the readout's scale and with the estimator's definition (see the registry)."""
+    """True effect of every readout (claim id, readout name) of the registry that the
+    cohort's compartments and visits allow, on the readout's scale and with the estimator's
+    definition: one function per measure of the registry, as in the analysis."""
     e = Expected(model)
     base = cohort.baseline
 
@@ -131,65 +128,88 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
         t = _share(c, T_CELLS)
         return cohort.car_detection * c.get("CAR_T", 0.0) / t if t else 0.0
 
-    def ratio_change(compartment: str, tps: list[str], types) -> float:
-        """Percent change of the population-mean fraction (post visits weighted equally)."""
-        before = _share(e.composition(compartment, base), types)
-        after = float(np.mean([_share(e.composition(compartment, tp), types) for tp in tps]))
-        return 100 * (after / before - 1) if before else 0.0
-
-    def asc_ig(tp: str) -> float:
-        """Expected Ig UMIs of antibody-secreting cells per 1,000 UMIs of a CSF sample."""
-        c = e.composition("CSF", tp)
-        ig = e.genes(READOUTS["asc_immunoglobulin"])
-        total = sum(c[t] * MEDIAN_UMIS[t] for t in c)
-        asc = sum(c.get(t, 0.0) * MEDIAN_UMIS[t] * e.profiles("CSF", tp)[t][ig].sum() for t in ASC)
-        return 1000 * asc / total
-
     def log_car_ratio(a: tuple[str, str], b: tuple[str, str]) -> float:
         """Population mean of a patient's log2 CAR+ fraction at ``a`` over ``b``."""
         pa, pb = e.per_patient(*a), e.per_patient(*b)
         values = [np.log2(car(x) / car(y)) for x, y in zip(pa, pb, strict=True) if car(x) > 0 and car(y) > 0]
         return float(np.mean(values)) if values else 0.0
 
-    def program(group: list[str], compartment: str, tps: list[str], readout: str) -> float:
-        return float(np.mean([e.readout_change(compartment, tp, base, group, readout) for tp in tps]))
+    def matched(r) -> list[str]:
+        return [tp for tp in post("CSF") if tp in post("blood")]
 
-    effects: dict[tuple[str, str], float] = {}
-    csf, blood = post("CSF"), post("blood")
-    if csf:
-        effects["C1", "car_fraction"] = float(np.mean([e.mean_of("CSF", tp, car) for tp in csf]) - e.mean_of("CSF", base, car))
-        if len(csf) >= 2:
-            effects["C2", "persistence"] = log_car_ratio(("CSF", csf[-1]), ("CSF", csf[0]))
-        matched = [tp for tp in csf if tp in blood]
-        if matched:
-            effects["C2", "csf_over_blood"] = float(np.mean([log_car_ratio(("CSF", tp), ("blood", tp)) for tp in matched]))
-        effects["C3", "b_fraction"] = ratio_change("CSF", csf, B_LINEAGE)
-        effects["C4", "asc_fraction"] = ratio_change("CSF", csf, ASC)
-        before = asc_ig(base)
-        effects["C5", "asc_ig"] = 100 * (float(np.mean([asc_ig(tp) for tp in csf])) / before - 1) if before else 0.0
-        effects["C6", "activation"] = program(["microglia_like"], "CSF", csf, "microglia_activation")
-        effects["C7", "b_microglia"] = b_microglia_change(e, csf, base)
-        effects["C8", "cytokines"] = program(MYELOID, "CSF", csf, "inflammatory_cytokines")
-        shared = [tp for tp in matched if e.mean_of("CSF", tp, car) > 0 and e.mean_of("blood", tp, car) > 0]
-        idx = e.genes(READOUTS["t_exhaustion"])
+    def car_change(r, tps):
+        return float(np.mean([e.mean_of(r.compartment, tp, car) for tp in tps]) - e.mean_of(r.compartment, base, car))
+
+    def car_persistence(r, tps):
+        p = post(r.compartment)
+        return log_car_ratio((r.compartment, p[-1]), (r.compartment, p[0])) if len(p) >= 2 else None
+
+    def car_csf_over_blood(r, tps):
+        m = matched(r)
+        return float(np.mean([log_car_ratio(("CSF", tp), ("blood", tp)) for tp in m])) if m else None
+
+    def depletion(r, tps):
+        """Percent change of the population-mean fraction (post visits weighted equally)."""
+        before = _share(e.composition(r.compartment, base), r.cell_types)
+        after = float(np.mean([_share(e.composition(r.compartment, tp), r.cell_types) for tp in tps]))
+        return 100 * (after / before - 1) if before else 0.0
+
+    def ig_depletion(r, tps):
+        ig = e.genes(READOUTS["asc_immunoglobulin"])
+
+        def per_1000(tp: str) -> float:
+            c = e.composition(r.compartment, tp)
+            total = sum(c[t] * MEDIAN_UMIS[t] for t in c)
+            prof = e.profiles(r.compartment, tp)
+            return 1000 * sum(c.get(t, 0.0) * MEDIAN_UMIS[t] * prof[t][ig].sum() for t in r.cell_types) / total
+
+        before = per_1000(base)
+        return 100 * (float(np.mean([per_1000(tp) for tp in tps])) / before - 1) if before else 0.0
+
+    def program_change(r, tps):
+        group = list(MYELOID) if r.group == "myeloid" else [r.group]
+        return float(np.mean([e.readout_change(r.compartment, tp, base, group, r.program) for tp in tps]))
+
+    def exhaustion_did(r, tps):
+        shared = [tp for tp in matched(r) if e.mean_of("CSF", tp, car) > 0 and e.mean_of("blood", tp, car) > 0]
+        if not shared:
+            return None
+        idx = e.genes(READOUTS[r.program])
 
         def did(tp: str) -> float:
-            csf_p, blood_p = e.profiles("CSF", tp), e.profiles("blood", tp)
-            return float(np.mean(np.log2(csf_p["CAR_T"][idx] / blood_p["CAR_T"][idx]))
-                         - np.mean(np.log2(csf_p["CD8_T"][idx] / blood_p["CD8_T"][idx])))  # fmt: skip
+            csf, blood = e.profiles("CSF", tp), e.profiles("blood", tp)
+            return float(np.mean(np.log2(csf[r.group][idx] / blood[r.group][idx]))
+                         - np.mean(np.log2(csf["CD8_T"][idx] / blood["CD8_T"][idx])))  # fmt: skip
 
-        if shared:
-            effects["C9", "exhaustion"] = float(np.mean([did(tp) for tp in shared]))
-    if blood:
-        effects["D1", "b_fraction"] = ratio_change("blood", blood[:1], B_LINEAGE)
-        d2 = CLAIMS["D2"].primary
-        window = [tp for tp in blood if (d := days_since_infusion(tp)) is not None and d <= d2.until_day] or blood
-        effects["D2", "car_fraction"] = e.mean_of("blood", window[-1], car) - e.mean_of("blood", base, car)
+        return float(np.mean([did(tp) for tp in shared]))
 
+    def b_microglia(r, tps):
+        return b_microglia_change(e, tps, base)
+
+    def naive_odds(r, tps):
         def log_odds(c: dict[str, float]) -> float:
-            return float(np.log2(max(c.get("naive_B", 0.0), 1e-9) / max(c.get("memory_B", 0.0), 1e-9)))
+            memory = sum(c.get(t, 0.0) for t in r.cell_types if t != "naive_B")
+            return float(np.log2(max(c.get("naive_B", 0.0), 1e-9) / max(memory, 1e-9)))
 
-        effects["D3", "naive_odds"] = e.mean_of("blood", blood[-1], log_odds) - e.mean_of("blood", base, log_odds)
+        return float(np.mean([e.mean_of(r.compartment, tp, log_odds) for tp in tps])) - e.mean_of(
+            r.compartment, base, log_odds
+        )
+
+    measures = {f.__name__: f for f in (car_change, car_persistence, car_csf_over_blood, depletion, ig_depletion,
+                                        program_change, exhaustion_did, b_microglia, naive_odds)}  # fmt: skip
+    effects: dict[tuple[str, str], float] = {}
+    for claim in CLAIMS.values():
+        if claim.design != "paired":
+            continue
+        for r in claim.readouts:
+            if any(x not in cohort.compartments for x in (r.compartment, *r.needs)):
+                continue
+            tps = r.visits(post(r.compartment), days_since_infusion)
+            if not tps:
+                continue
+            value = measures[r.measure](r, tps)
+            if value is not None:
+                effects[claim.id, r.name] = float(value)
     return effects
 
 
@@ -320,7 +340,7 @@ def claim_truth(cohort: Cohort, model) -> pd.DataFrame:
             {
                 "claim_id": claim_id,
                 "readout": primary.description,
-                "scale": TRUTH_SCALE.get(claim_id, primary.scale),
+                "scale": primary.truth_scale or primary.scale,
                 "true_effect": round(effects.get((claim_id, primary.name), 0.0), 6),
                 "expected_verdict": "reproduced" if present and met else "not_reproduced",
             }
