@@ -134,18 +134,26 @@ def plot_claims(claims):
     """Forest plot: each claim's estimate with its 95% CI, coloured by verdict."""
     import matplotlib.pyplot as plt
     import numpy as np
+    import pandas as pd
 
     colours = VERDICT_COLOURS
     n = len(claims)
     fig, axes = plt.subplots(n, 1, figsize=(9, 0.9 * n + 1), layout="constrained", squeeze=False)
     for ax, row in zip(axes.ravel(), claims.to_dict("records"), strict=True):
         colour = colours.get(row["verdict"], "black")
+        values = [row.get(k) for k in ("ci_low", "ci_high", "estimate", "size")]
+        finite = [abs(float(v)) for v in values if v is not None and np.isfinite(v)]
+        span = max([*finite, 1e-3])
         if np.isfinite(row["estimate"]):
             lo, hi = row["ci_low"], row["ci_high"]
-            if np.isfinite(lo) and np.isfinite(hi):
-                ax.plot([lo, hi], [0, 0], color=colour, lw=2)
+            if pd.notna(lo) and pd.notna(hi):
+                # an interval open on one side (a rate that may rise without bound) runs to the edge
+                ax.plot(np.clip([lo, hi], -1.1 * span, 1.1 * span), [0, 0], color=colour, lw=2)
             ax.plot(row["estimate"], 0, "o", color=colour, ms=7)
             ax.axvline(0, color="black", lw=0.6, ls="--")
+            size = row.get("size", np.nan)
+            if size is not None and np.isfinite(size) and size != 0:
+                ax.axvline(size, color="black", lw=0.8, ls=":")
         else:
             ax.text(
                 0.5,
@@ -160,7 +168,6 @@ def plot_claims(claims):
             ax.set_xticks([])  # no estimate: an axis would suggest a scale that was never measured
         ax.set_yticks([])
         ax.set_ylim(-1, 1)
-        span = np.nanmax(np.abs([row.get("ci_low", 0), row.get("ci_high", 0), row.get("estimate", 0), 1e-3]))
         ax.set_xlim(-1.15 * span, 1.15 * span)
         ax.set_title(
             f"{row['claim_id']}: {row['statement']} - {row['verdict'].replace('_', ' ')}",
@@ -170,7 +177,7 @@ def plot_claims(claims):
         )
         ax.tick_params(axis="x", labelsize=8)
         ax.set_xlabel(row["metric"], fontsize=7)
-    fig.suptitle("Claims: per-patient paired estimates with 95% CIs (dashed line: no change)", fontsize=10)
+    fig.suptitle("Claims: estimates with 95% CIs (dashed: no change; dotted: the claimed size)", fontsize=10)
     return fig
 
 
