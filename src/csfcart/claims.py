@@ -60,10 +60,13 @@ class Measurements:
     conditions: pd.Series | None = None  # sample -> condition (unpaired designs, e.g. MS / control)
     reference_condition: str = "control"
     days: dict[str, float] | None = None  # time-point label -> days since infusion (sample sheet's `day`)
+    interactions: pd.DataFrame | None = (
+        None  # long: sample, sender, receiver, ligand, receptor, log2 CPM (measure.lr_expression)
+    )
 
     def __post_init__(self):
         # patient, time point and compartment as plain strings, whatever the reader made of them
-        for name in ("counts", "car", "ig", "programs", "communication"):
+        for name in ("counts", "car", "ig", "programs", "communication", "interactions"):
             table = getattr(self, name)
             if table is not None and not table.empty:
                 cols = [c for c in META if c in table]
@@ -110,7 +113,7 @@ def _paired(table: pd.DataFrame, value: pd.Series, r: Readout, m: Measurements, 
     """Per patient: mean over the window's visits of the change from baseline (visits weighted
     equally)."""
     t = table[table["compartment"] == r.compartment]
-    post = post_visits(t, r.compartment, baseline, m.days)
+    post = post_visits(m.counts, r.compartment, baseline, m.days)
     if not post:
         return Measured(note=f"no {r.compartment} samples after {baseline}")
     tps = _window(r, post, m.days)
@@ -253,19 +256,57 @@ def exhaustion_did(r: Readout, m: Measurements, baseline: str) -> Measured:
                     note="matched visits " + ", ".join(sorted(set(rows["timepoint"]), key=post.index)))  # fmt: skip
 
 
-def b_microglia(r: Readout, m: Measurements, baseline: str) -> Measured:
-    if m.communication is None:
-        return Measured(note="the communication step did not run")
+#: a ligand or receptor counts as expressed by a cell type when this share of its cells detect it
+EXPRESSED = 0.1
+
+
+def lr_strength(r: Readout, m: Measurements, baseline: str) -> Measured:
+    """Within patient, change of ligand-receptor expression of the axis ``r.program`` (config
+    ``interactions``): per pair and sender-receiver pair expressed at the patient's baseline
+    (both genes detected in at least 10 % of their cells), half the summed log2 CPM change of
+    the ligand in the sender and the receptor in the receiver, averaged over pairs per visit
+    and over visits. A visit where a partner is absent has no value (never 0): what is lost
+    only because a cell type vanished is not counted here."""
+    if m.interactions is None or m.interactions.empty:
+        return Measured(note="ligand-receptor expression was not measured")
+    t = m.interactions
+    t = t[(t["compartment"] == r.compartment) & (t["axis"] == r.program)]
+    post = post_visits(m.counts, r.compartment, baseline, m.days)
+    tps = _window(r, post, m.days)
+    key = ["patient_id", "sender", "receiver", "ligand", "receptor"]
+    base = t[(t["timepoint"] == baseline) & (t["ligand_detected"] >= EXPRESSED) & (t["receptor_detected"] >= EXPRESSED)]
+    base = base.assign(strength=0.5 * (base["ligand_lcpm"] + base["receptor_lcpm"]))[[*key, "strength"]]
+    after = t[t["timepoint"].isin(tps)]
+    after = after.assign(strength=0.5 * (after["ligand_lcpm"] + after["receptor_lcpm"]))[
+        [*key, "timepoint", "strength"]
+    ]
+    joined = after.merge(base, on=key, suffixes=("", "_base"))
+    if joined.empty:
+        return Measured(note="no visit after baseline with both partners present and a pair expressed at baseline")
+    rows = (
+        joined.groupby(["patient_id", "timepoint"])
+        .agg(base=("strength_base", "mean"), post=("strength", "mean"), pairs=("strength", "size"))
+        .reset_index()
+    )
+    rows["value"] = rows["post"] - rows["base"]
+    values = rows.groupby("patient_id")["value"].mean()
+    visits = ", ".join(sorted(set(rows["timepoint"]), key=post.index))
+    note = f"{r.compartment} visits {visits} with both partners; {int(rows['pairs'].median())} pairs per visit (median)"
+    return Measured(values=values, visits=rows.drop(columns="pairs"), note=note)
+
+
+def liana_axis_note(m: Measurements, baseline: str) -> str:
+    """The LIANA score of the B-lineage <-> microglia-like axis (0 where B cells are gone):
+    shown beside C7, never deciding it, since it also falls when B cells merely vanish."""
+    if m.communication is None or "b_microglia" not in m.communication:
+        return ""
     com = m.communication
-    out = _paired(com, com["b_microglia"], r, m, baseline)
-    infl = _paired(com, com["microglia_inflammatory"], r, m, baseline)
-    s = one_sided_mean(infl.values.to_numpy(), direction=-1)
-    if np.isfinite(s["estimate"]) and np.isfinite(s["ci_low"]):
-        out.note += (f"; microglia-like inflammatory signalling changed by {s['estimate']:+.3f} "
-                     f"(95% CI {s['ci_low']:+.3f} to {s['ci_high']:+.3f})")  # fmt: skip
-    else:
-        out.note += "; too few microglia-like cells per sample to score their signalling"
-    return out
+    r = Readout("liana", "", "", -1, 0.0, "lr_score")
+    s = one_sided_mean(_paired(com, com["b_microglia"], r, m, baseline).values.to_numpy(), direction=-1)
+    if not np.isfinite(s["ci_low"]):
+        return ""
+    return (f"LIANA score of the axis (0 where B cells are gone; includes loss by absence, a consequence of C3/C4) "
+            f"changed by {s['estimate']:+.3f} (95% CI {s['ci_low']:+.3f} to {s['ci_high']:+.3f})")  # fmt: skip
 
 
 def naive_odds(r: Readout, m: Measurements, baseline: str) -> Measured:
@@ -298,7 +339,7 @@ def condition_fraction(r: Readout, m: Measurements, baseline: str) -> Measured:
 
 
 _MEASURE_FUNCTIONS = (depletion, ig_depletion, car_change, car_persistence, car_csf_over_blood, program_change,
-                      exhaustion_did, b_microglia, naive_odds, condition_fraction)  # fmt: skip
+                      exhaustion_did, lr_strength, naive_odds, condition_fraction)  # fmt: skip
 #: measure name of the registry -> the function that measures it
 MEASURES: dict[str, Callable[[Readout, Measurements, str], Measured]] = {f.__name__: f for f in _MEASURE_FUNCTIONS}
 
@@ -359,6 +400,8 @@ def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
         parts.append(f"{r.name}: {s['estimate']:+.3g} (95% CI {s['ci_low']:+.3g} to {s['ci_high']:+.3g}), "
                      f"one-sided p = {s['p_value']:.3g} against {r.size:+g} ({measured.note})")  # fmt: skip
         p_values.append(s["p_value"])
+    if any(r.measure == "lr_strength" for r in c.readouts) and (note := liana_axis_note(m, baseline)):
+        parts.append(note)
     row["p_value"] = float(max(p_values))  # every readout is needed: intersection-union test
     row["reason"] = "; ".join(parts)
     return row

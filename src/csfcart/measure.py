@@ -34,11 +34,13 @@ def cell_counts(obs: pd.DataFrame) -> pd.DataFrame:
 def car_fractions(obs: pd.DataFrame) -> pd.DataFrame:
     """Per sample: T cells, CAR+ T cells and their fraction (the CAR-T readout).
 
-    CAR reads of the ambient soup make some droplets CAR+ whatever cell they hold. Cells
-    that cannot carry the CAR (every annotated type other than T cells) show that rate
-    (``car_background``); ``car_fraction`` is the T cells' CAR+ fraction corrected for it,
-    ``(raw - background) / (1 - background)`` (at least 0), and ``car_fraction_raw`` the
-    uncorrected share.
+    CAR reads of the ambient soup make some droplets CAR+ whatever cell they hold, the more
+    often the more UMIs the droplet has. Cells that cannot carry the CAR (every annotated
+    type other than T cells) show that rate: CAR+ droplets per UMI among them, times the T
+    cells' mean UMIs, is the T cells' expected background (``car_background``; without
+    ``total_counts`` in ``obs``, the non-T cells' CAR+ share). ``car_fraction`` is the T
+    cells' CAR+ fraction corrected for it, ``(raw - background) / (1 - background)`` (at
+    least 0), and ``car_fraction_raw`` the uncorrected share.
     """
     types = obs[CELL_TYPE].astype(str)
     is_t = types.isin(T_CELL_TYPES).to_numpy()
@@ -46,12 +48,15 @@ def car_fractions(obs: pd.DataFrame) -> pd.DataFrame:
     table = sample_meta(obs)
     sample = obs["sample_id"].astype(str)
     car = obs[CAR_POSITIVE].astype(bool)
+    umis = obs["total_counts"].astype(float) if "total_counts" in obs else pd.Series(1.0, index=obs.index)
     table["t_cells"] = sample[is_t].value_counts().reindex(table.index, fill_value=0)
     table["car_positive_t_cells"] = car[is_t].groupby(sample[is_t]).sum().reindex(table.index, fill_value=0)
     table["car_fraction_raw"] = table["car_positive_t_cells"] / table["t_cells"].replace(0, np.nan)
-    n_other = sample[other].value_counts().reindex(table.index, fill_value=0)
     car_other = car[other].groupby(sample[other]).sum().reindex(table.index, fill_value=0)
-    table["car_background"] = (car_other / n_other.replace(0, np.nan)).fillna(0.0)
+    umis_other = umis[other].groupby(sample[other]).sum().reindex(table.index, fill_value=0)
+    umis_t = umis[is_t].groupby(sample[is_t]).mean().reindex(table.index)
+    per_umi = car_other / umis_other.replace(0, np.nan)
+    table["car_background"] = (per_umi * umis_t).clip(upper=0.5).fillna(0.0)
     corrected = (table["car_fraction_raw"] - table["car_background"]) / (1 - table["car_background"])
     table["car_fraction"] = corrected.clip(lower=0.0)
     return table
@@ -105,3 +110,54 @@ def programs_per_sample(adata: ad.AnnData, programs: dict[str, list[str]], *, mi
     pooled.obs["lineage"] = lineage
     by_lineage = program_scores(pseudobulk(pooled, groups="lineage"), programs, groups="lineage", min_cells=min_cells)
     return pd.concat([by_type, by_lineage[by_lineage["group"] == "myeloid"]], ignore_index=True)
+
+
+LR_COLUMNS = [*META, "sender", "receiver", "ligand", "receptor", "sender_cells", "receiver_cells", "ligand_lcpm",
+              "receptor_lcpm", "ligand_detected", "receptor_detected"]  # fmt: skip
+
+
+def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int = 10) -> pd.DataFrame:
+    """Per sample, ligand-receptor pair and sender-receiver pair of each axis of ``axes``
+    (config ``interactions``: ``partners`` [group A, group B] and ``pairs`` [ligand,
+    receptor]; both directions): the ligand's log2 CPM in the sender's pseudobulk, the
+    receptor's in the receiver's, and the share of their cells that detect each gene.
+
+    A row exists only where both cell types have at least ``min_cells`` cells in the sample:
+    an interaction whose partner is absent is missing, never 0. Each sample is computed
+    from its own cells alone.
+    """
+    from csfcart.pseudobulk import log_cpm
+
+    pb = pseudobulk(adata)
+    x = pb.X.toarray() if hasattr(pb.X, "toarray") else np.asarray(pb.X)
+    lcpm = pd.DataFrame(log_cpm(x), index=pb.obs_names, columns=pb.var_names)
+    counts = adata.layers[COUNTS]
+    key = adata.obs["sample_id"].astype(str) + "|" + adata.obs[CELL_TYPE].astype(str)
+    rows = []
+    for name, axis in axes.items():
+        group_a, group_b = (list(g) for g in axis["partners"])
+        pairs = [(lig, rec) for lig, rec in axis["pairs"] if lig in pb.var_names and rec in pb.var_names]
+        genes = sorted({g for pair in pairs for g in pair})
+        if not pairs:
+            continue
+        idx = adata.var_names.get_indexer(genes)
+        detected = pd.DataFrame((counts[:, idx] > 0).astype(float).toarray() if hasattr(counts, "toarray")
+                                else (np.asarray(counts)[:, idx] > 0).astype(float), columns=genes)  # fmt: skip
+        share = detected.groupby(key.to_numpy()).mean()
+        obs = pb.obs.assign(_key=pb.obs["sample_id"].astype(str) + "|" + pb.obs[CELL_TYPE].astype(str))
+        for sample, g in obs.groupby("sample_id", observed=True):
+            present = g[g["psbulk_cells"] >= min_cells]
+            types = dict(zip(present[CELL_TYPE].astype(str), present.index, strict=True))
+            cells = dict(zip(present[CELL_TYPE].astype(str), present["psbulk_cells"], strict=True))
+            meta = g.iloc[0][META].to_dict()
+            for senders, receivers in ((group_a, group_b), (group_b, group_a)):
+                for s in (t for t in senders if t in types):
+                    for r in (t for t in receivers if t in types):
+                        for lig, rec in pairs:
+                            rows.append({**meta, "sender": s, "receiver": r, "ligand": lig, "receptor": rec,
+                                         "sender_cells": cells[s], "receiver_cells": cells[r],
+                                         "ligand_lcpm": lcpm.at[types[s], lig], "receptor_lcpm": lcpm.at[types[r], rec],
+                                         "ligand_detected": share.at[f"{sample}|{s}", lig],
+                                         "receptor_detected": share.at[f"{sample}|{r}", rec], "axis": name})  # fmt: skip
+    out = pd.DataFrame(rows, columns=[*LR_COLUMNS, "axis"])
+    return out

@@ -27,7 +27,14 @@ from csfcart.claims import Measurements, applicable_claims, claims_table, score_
 from csfcart.communication import axis_scores, score_sample
 from csfcart.integrate import integrate, merge_samples
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
-from csfcart.measure import asc_immunoglobulin, car_fractions, cell_counts, programs_per_sample, sample_meta
+from csfcart.measure import (
+    asc_immunoglobulin,
+    car_fractions,
+    cell_counts,
+    lr_expression,
+    programs_per_sample,
+    sample_meta,
+)
 from csfcart.qc import run_qc
 from csfcart.simulate.cohort import Cohort
 from csfcart.simulate.model import CohortModel
@@ -70,6 +77,7 @@ def oracle_anndata(model: CohortModel) -> ad.AnnData:
             a.obs[key] = meta[key]
         a.obs[CELL_TYPE] = draw.truth.loc[keep, "singlet_type"].to_numpy()
         a.obs[CAR_POSITIVE] = np.asarray(counts[:, -1].todense()).ravel() > 0
+        a.obs["total_counts"] = np.asarray(counts.sum(axis=1)).ravel()
         a.layers[COUNTS] = a.X
         parts.append(a)
     adata = ad.concat(parts, merge="same")
@@ -129,6 +137,11 @@ def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[
         car=car_fractions(adata.obs),
         ig=asc_immunoglobulin(adata),
         programs=programs_per_sample(adata, programs, min_cells=config["analysis"]["min_cells"]),
+        interactions=lr_expression(
+            adata,
+            yaml.safe_load((ROOT / config["analysis"]["interactions"]).read_text()),
+            min_cells=config["analysis"]["min_cells"],
+        ),
     )
     if communication and (adata.obs["compartment"] == "CSF").any():
         csf = adata.obs.loc[adata.obs["compartment"] == "CSF", "sample_id"].astype(str).unique()
@@ -136,7 +149,7 @@ def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[
             [
                 score_sample(
                     adata[(adata.obs["sample_id"] == s).to_numpy()].copy(),
-                    min_cells=config["analysis"]["min_cells"] // 2,
+                    min_cells=config["analysis"]["min_cells"],
                     seed=config["seed"],
                 )
                 for s in csf

@@ -237,16 +237,34 @@ _REGISTRY: tuple[Claim, ...] = (
         "b_microglia_csf",
         (
             Readout(
-                "b_microglia",
-                "b_microglia",
-                "change in the mean LIANA score of B-lineage <-> microglia-like interactions (0 when B cells are gone)",
+                "signalling",
+                "program_change",
+                "change in the inflammatory signalling of microglia-like cells: mean log2 CPM of the inflammatory "
+                "ligands they send and the receptors they carry (defined with or without B cells)",
+                -1,
+                -0.3,
+                "log2",
+                cell_types=("microglia_like",),
+                quantity="microglia-like inflammatory signalling (log2 CPM)",
+                program="microglia_inflammatory_signalling",
+                group="microglia_like",
+            ),
+            Readout(
+                "strength",
+                "lr_strength",
+                "change in B-lineage <-> microglia-like interaction strength: half the summed log2 CPM change of "
+                "ligand (sender) and receptor (receiver), pairs expressed at baseline, visits with both partners",
                 -1,
                 0.0,
-                "lr_score",
-                quantity="B / microglia-like LR score",
-                truth_scale="log2_lr_expression",
+                "log2",
+                quantity="B / microglia-like ligand and receptor expression (log2 CPM)",
+                program="b_microglia",
+                optional=True,
             ),
         ),
+        notes="interactions lost only because B cells vanished are a consequence of C3/C4, not evidence for C7: "
+        "the strength readout is measured only where both partners are present, and the claim is tested on the "
+        "microglia-like cells' own signalling where they are not",
     ),
     Claim(
         "C8",
@@ -408,8 +426,8 @@ CLAIM_IDS: tuple[str, ...] = tuple(CLAIMS)
 
 
 def measured_by(measure: str) -> set[str]:
-    """The claims with a readout of ``measure`` (e.g. ``b_microglia``: the claims that need
-    the communication step)."""
+    """The claims with a readout of ``measure`` (e.g. ``lr_strength``: the claims about
+    cell-cell communication)."""
     return {c.id for c in _REGISTRY for r in c.readouts if r.measure == measure}
 
 

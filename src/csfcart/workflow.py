@@ -87,6 +87,6 @@ def targets(
             f"{out}/evaluation/annotation.tsv",
             f"{out}/evaluation/claims.tsv",
         ]
-        if communication and measured_by("b_microglia") & set(claims):
+        if communication and measured_by("lr_strength") & set(claims):
             files.append(f"{out}/evaluation/communication.tsv")
     return files

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,22 +85,52 @@ def test_a_missing_cell_type_is_not_testable():
     assert "at least 2 needed" in t.loc["C6", "reason"]
 
 
-def test_a_claim_whose_step_did_not_run_is_reported_not_dropped():
+def test_a_claim_without_its_measurements_is_reported_not_dropped():
     t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2), ("C7",))
     assert t.loc["C7", "verdict"] == "not_testable"
-    assert "communication step did not run" in t.loc["C7", "reason"]
+    assert "microglia_like cells" in t.loc["C7", "reason"] and "at least 2 needed" in t.loc["C7", "reason"]
 
 
-def test_communication_claim_pairs_patients():
-    m = _cohort(b_post=2, plasma_post=0, car_post=0.2)
-    com = m.counts[["patient_id", "timepoint", "compartment"]].copy()
-    rng = np.random.default_rng(1)
-    com["b_microglia"] = np.where(com["timepoint"] == "baseline", 0.8, 0.0) + rng.normal(0, 0.01, len(com))
-    com["microglia_inflammatory"] = 0.7
-    m.communication = com
+def _with_signalling(m, change, strength_change=None, b_post_present=True):
+    """Add the microglia-like signalling program and the B / microglia LR expression."""
+    rng = np.random.default_rng(3)
+    rows, lr = [], []
+    for sid, row in m.counts.iterrows():
+        post = row["timepoint"] != "baseline"
+        meta = {"sample_id": sid, **{k: row[k] for k in ("patient_id", "timepoint", "compartment")}}
+        rows.append({**meta, "group": "microglia_like", "program": "microglia_inflammatory_signalling",
+                     "score": 9.0 + (change if post else 0.0) + rng.normal(0, 0.05)})  # fmt: skip
+        if strength_change is None or (post and not b_post_present):
+            continue
+        for sender, receiver in (("microglia_like", "naive_B"), ("naive_B", "microglia_like")):
+            lr.append({**meta, "sender": sender, "receiver": receiver, "ligand": "MIF", "receptor": "CD74",
+                       "ligand_lcpm": 10 + (strength_change if post else 0.0) + rng.normal(0, 0.05),
+                       "receptor_lcpm": 11 + (strength_change if post else 0.0), "ligand_detected": 0.5,
+                       "receptor_detected": 0.6, "axis": "b_microglia"})  # fmt: skip
+    m.programs = pd.concat([m.programs, pd.DataFrame(rows)], ignore_index=True)
+    m.interactions = pd.DataFrame(lr) if lr else None
+    return m
+
+
+def test_c7_needs_the_interaction_strength_where_both_partners_are_present():
+    # signalling and strength both fall: reproduced
+    m = _with_signalling(_cohort(b_post=20, plasma_post=5, car_post=0.2), change=-1.0, strength_change=-1.0)
     t = _verdicts(m, ("C7",))
-    assert t.loc["C7", "verdict"] == "reproduced"
-    assert t.loc["C7", "estimate"] == pytest.approx(-0.8, abs=0.02)
+    assert t.loc["C7", "verdict"] == "reproduced" and t.loc["C7", "estimate"] == pytest.approx(-1.0, abs=0.1)
+    assert re.search(r"strength: -(0\.9|1\.0)", t.loc["C7", "reason"])
+    # signalling falls, but where B cells are there the interactions keep their strength: not reproduced
+    m = _with_signalling(_cohort(b_post=20, plasma_post=5, car_post=0.2), change=-1.0, strength_change=0.0)
+    assert _verdicts(m, ("C7",)).loc["C7", "verdict"] == "not_reproduced"
+
+
+def test_c7_is_not_decided_by_b_cells_vanishing():
+    # B cells gone after infusion, microglia-like signalling unchanged: the lost interactions
+    # are a consequence of C3, not evidence for C7
+    m = _with_signalling(_cohort(b_post=0, plasma_post=0, car_post=0.2), change=0.0, strength_change=-5.0,
+                         b_post_present=False)  # fmt: skip
+    t = _verdicts(m, ("C7",))
+    assert t.loc["C7", "verdict"] == "not_reproduced"
+    assert "strength not tested" in t.loc["C7", "reason"]
 
 
 def test_claims_follow_the_compartments():

@@ -192,7 +192,7 @@ def test_c7_truth_does_not_change_with_sample_sizes():
         assert after == pytest.approx(before)
     # and it measures interaction strength, not B-cell loss: depleting B cells moves nothing
     depletion = load_cohort(DATASETS / "csf_depletion_only.yaml")
-    assert claim_effects(depletion, CohortModel(depletion))["C7", "b_microglia"] == pytest.approx(0.0, abs=1e-9)
+    assert claim_effects(depletion, CohortModel(depletion))["C7", "strength"] == pytest.approx(0.0, abs=1e-9)
 
 
 ANALYSIS_MODULES = {"claims", "communication", "measure", "stats", "composition", "de", "pseudobulk", "annotate",

@@ -70,6 +70,7 @@ def claims_input(wildcards):
         "car": f"{OUT}/car_t/fractions.tsv",
         "programs": f"{OUT}/scores/programs.tsv",
         "ig": f"{OUT}/scores/asc_immunoglobulin.tsv",
+        "lr": f"{OUT}/scores/lr_expression.tsv",
     }
     if CSF_SAMPLES:
         files["communication"] = f"{OUT}/communication/axis.tsv"

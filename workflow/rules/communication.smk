@@ -17,7 +17,7 @@ rule communication:
         mem_mb=lambda wc, input, attempt: max(3000, 2 * input.size_mb) * attempt,
         runtime=20,
     params:
-        min_cells=CONFIG["analysis"].get("min_cells", 10) // 2,
+        min_cells=CONFIG["analysis"]["min_cells"],
         seed=CONFIG["seed"],
     script:
         "../scripts/communication.py"

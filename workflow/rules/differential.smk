@@ -88,6 +88,7 @@ rule programs:
     output:
         programs=f"{OUT}/scores/programs.tsv",
         ig=f"{OUT}/scores/asc_immunoglobulin.tsv",
+        lr=f"{OUT}/scores/lr_expression.tsv",
     log:
         f"{OUT}/logs/programs.log",
     conda:
@@ -98,7 +99,8 @@ rule programs:
         runtime=20,
     params:
         programs=CONFIG["analysis"]["programs"],
-        min_cells=CONFIG["analysis"].get("min_cells", 10),
+        interactions=CONFIG["analysis"]["interactions"],
+        min_cells=CONFIG["analysis"]["min_cells"],
     script:
         "../scripts/programs.py"
 
@@ -128,7 +130,7 @@ rule de:
         runtime=30,
     params:
         baseline=BASELINE,
-        min_cells=CONFIG["analysis"].get("min_cells", 10),
+        min_cells=CONFIG["analysis"]["min_cells"],
         min_counts=CONFIG["analysis"].get("min_counts", 1000),
         seed=CONFIG["seed"],
         reference_condition=CONFIG.get("reference_condition", "control"),

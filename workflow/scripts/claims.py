@@ -21,6 +21,7 @@ m = Measurements(
     conditions=pd.Series(snakemake.params.conditions, dtype=str) if snakemake.params.conditions else None,
     reference_condition=snakemake.params.reference_condition,
     days=dict(snakemake.params.days) or None,
+    interactions=read(snakemake.input.lr),
 )
 ids = applicable_claims(m.counts, snakemake.params.claims)
 claims = claims_table(

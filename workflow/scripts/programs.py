@@ -1,10 +1,11 @@
-"""Adapter of rule programs: program scores per sample and cell type; Ig of ASCs."""
+"""Adapter of rule programs: program scores per sample and cell type; Ig of ASCs;
+ligand-receptor expression of the configured axes."""
 
 import anndata as ad
 import yaml
 
 from csfcart.logs import setup
-from csfcart.measure import asc_immunoglobulin, programs_per_sample
+from csfcart.measure import asc_immunoglobulin, lr_expression, programs_per_sample
 
 setup(snakemake.log[0])
 adata = ad.read_h5ad(snakemake.input[0])
@@ -14,3 +15,6 @@ programs_per_sample(adata, programs, min_cells=snakemake.params.min_cells).to_cs
     snakemake.output.programs, sep="\t", index=False
 )
 asc_immunoglobulin(adata).to_csv(snakemake.output.ig, sep="\t")
+with open(snakemake.params.interactions) as fh:
+    axes = yaml.safe_load(fh)
+lr_expression(adata, axes, min_cells=snakemake.params.min_cells).to_csv(snakemake.output.lr, sep="\t", index=False)

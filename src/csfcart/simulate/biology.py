@@ -37,6 +37,7 @@ IG_GENES = ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM", "IGHD"
 
 #: The claims' readouts as SCIENCE.md words them: the genes a claim is measured on.
 READOUTS: dict[str, list[str]] = {
+    "microglia_inflammatory_signalling": ["IL1B", "TNF", "IL6", "CXCL10", "CCL3", "CCL4", "CCL2", "CXCL8", "IL1A", "SPP1", "TNFSF13B", "TNFSF13", "MIF", "TNFRSF1A", "TNFRSF1B", "IL6R", "CD44", "CD74", "CXCR4", "LTBR", "IL1R1"],
     "inflammatory_cytokines": ["IL1B", "TNF", "IL6", "CXCL10", "CCL3", "CCL4", "CXCL13",
                                "CCL2", "CXCL8", "IL1A"],
     "microglia_activation": ["APOE", "SPP1", "C1QA", "C1QB", "C1QC", "CD74", "HLA-DRA",

@@ -183,7 +183,7 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
 
         return float(np.mean([did(tp) for tp in shared]))
 
-    def b_microglia(r, tps):
+    def lr_strength(r, tps):
         return b_microglia_change(e, tps, base)
 
     def naive_odds(r, tps):
@@ -196,7 +196,7 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
         )
 
     measures = {f.__name__: f for f in (car_change, car_persistence, car_csf_over_blood, depletion, ig_depletion,
-                                        program_change, exhaustion_did, b_microglia, naive_odds)}  # fmt: skip
+                                        program_change, exhaustion_did, lr_strength, naive_odds)}  # fmt: skip
     effects: dict[tuple[str, str], float] = {}
     for claim in CLAIMS.values():
         if claim.design != "paired":

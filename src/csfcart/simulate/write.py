@@ -89,7 +89,7 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
         (tmp / "truth" / "cells.tsv.gz").write_bytes(_gz_bytes(cells.to_csv(sep="\t", index=False).encode()))
         pd.DataFrame(params).to_csv(tmp / "truth" / "samples.tsv", sep="\t", index=False)
         interactions = pd.DataFrame(columns=INTERACTION_COLUMNS)
-        if measured_by("b_microglia") & set(cohort.claims) and "CSF" in cohort.compartments:
+        if measured_by("lr_strength") & set(cohort.claims) and "CSF" in cohort.compartments:
             interactions = interaction_truth(model, cohort.compartments["CSF"].timepoints)
         interactions.to_csv(tmp / "truth" / "interactions.tsv", sep="\t", index=False)
         claim_truth(cohort, model).to_csv(tmp / "truth" / "claims.tsv", sep="\t", index=False)
