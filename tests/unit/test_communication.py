@@ -74,3 +74,25 @@ def test_top_changes_legend_names_the_two_sides():
     _, summary = paired_interactions(_scores(rows), _meta(), baseline="baseline")
     fig = plot_top_changes(summary, legend=("control", "MS"))
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["control", "MS"]
+
+
+def test_ligand_receptor_expression_of_a_sample_depends_on_that_sample_alone():
+    import yaml
+
+    from csfcart.measure import lr_expression
+    from csfcart.pipeline import ROOT, oracle_anndata
+    from csfcart.simulate.cohort import load_cohort
+    from csfcart.simulate.model import CohortModel
+
+    cohort = load_cohort(ROOT / "config" / "datasets" / "csf_ligand_only.yaml").with_changes(n_patients=1, n_genes=1500)
+    adata = oracle_anndata(CohortModel(cohort))
+    axes = yaml.safe_load((ROOT / "config" / "interactions.yaml").read_text())
+    together = lr_expression(adata, axes, min_cells=5)
+    sample = together["sample_id"].iloc[0]
+    alone = lr_expression(adata[(adata.obs["sample_id"] == sample).to_numpy()].copy(), axes, min_cells=5)
+    mine = together[together["sample_id"] == sample].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, alone.reset_index(drop=True), check_dtype=False, check_categorical=False)
+    # a pair of cell types is listed only where both have enough cells: absent is missing, never 0
+    counts = adata.obs.groupby(["sample_id", "cell_type"], observed=True).size()
+    for row in together.drop_duplicates(["sample_id", "sender", "receiver"]).itertuples():
+        assert counts[(row.sample_id, row.sender)] >= 5 and counts[(row.sample_id, row.receiver)] >= 5
