@@ -2,9 +2,12 @@
 
 Each sample is scored on its own with LIANA's SingleCellSignalR method (``lrscore``, a
 magnitude between 0 and 1 that needs no permutations) over the liana consensus resource,
-which ships in liana's wheel: nothing is downloaded. Interactions whose sender or receiver
-is absent from a sample score 0 there and are flagged ``lost``, so that an interaction that
-vanishes with its cell type counts as a fall, not as a missing value.
+which ships in liana's wheel: nothing is downloaded. Every ligand-receptor pair is scored
+for every sender and receiver with enough cells in the sample (``expressed`` marks those
+passing LIANA's expression filter), so a score is missing only where a cell type is absent,
+and then it is missing, never 0. The paired change of an interaction is taken where both
+partners are present at baseline and after; an interaction lost only because its cell type
+vanished is counted apart (``lost_in_patients``), as a consequence of that loss.
 """
 
 from __future__ import annotations
@@ -42,13 +45,17 @@ KEY = ["source", "target", "ligand_complex", "receptor_complex"]
 
 
 def score_sample(adata: ad.AnnData, *, min_cells: int = 5, expr_prop: float = 0.1, seed: int = 0) -> pd.DataFrame:
-    """LIANA SingleCellSignalR scores of one sample (log-normalised ``X``), all LR pairs."""
+    """LIANA SingleCellSignalR scores of one sample (log-normalised ``X``): every LR pair of
+    the resource between cell types with at least ``min_cells`` cells, ``expressed`` where
+    LIANA's filter (``expr_prop`` of both partners' cells) passes; pairs whose ligand or
+    receptor is not detected at all score 0 and are left out of the table (their sender and
+    receiver are present: see :func:`present_types`)."""
     import liana as li
 
     counts = adata.obs[CELL_TYPE].astype(str).value_counts()
     keep = counts.index[counts >= min_cells]
     sub = adata[adata.obs[CELL_TYPE].astype(str).isin(keep).to_numpy()].copy()
-    columns = [*KEY, "lrscore", "sample_id"]
+    columns = [*KEY, "lrscore", "expressed", "sample_id"]
     if len(keep) < 2:
         return pd.DataFrame(columns=columns)
     sub.obs[CELL_TYPE] = sub.obs[CELL_TYPE].astype(str).astype("category")
@@ -59,47 +66,81 @@ def score_sample(adata: ad.AnnData, *, min_cells: int = 5, expr_prop: float = 0.
         expr_prop=expr_prop,
         min_cells=min_cells,
         use_raw=False,
-        return_all_lrs=False,
+        return_all_lrs=True,
         inplace=False,
         verbose=False,
         seed=seed,
     )
-    res = res[[*KEY, "lrscore"]].copy()
+    expressed = res["lrs_to_keep"].astype(bool) if "lrs_to_keep" in res else pd.Series(True, index=res.index)
+    # LIANA fills pairs that miss its filter with the sample's lowest score: score them as it
+    # scores the others, lrscore = sqrt(L R) / (sqrt(L R) + mean expression of the sample)
+    lr = np.sqrt(res["ligand_means"].to_numpy() * res["receptor_means"].to_numpy())
+    own = lr / (lr + res["mat_mean"].to_numpy())
+    res = res.assign(lrscore=np.where(expressed, res["lrscore"], own), expressed=expressed.to_numpy())
+    res = res[res["lrscore"] > 0][[*KEY, "lrscore", "expressed"]].copy()
     res["sample_id"] = str(adata.obs["sample_id"].iloc[0])
     return res[columns]
 
 
+def present_types(obs: pd.DataFrame, *, min_cells: int) -> pd.DataFrame:
+    """Per sample, the cell types with at least ``min_cells`` cells (those scored)."""
+    n = obs.groupby([obs["sample_id"].astype(str), obs[CELL_TYPE].astype(str)], observed=True).size()
+    n = n[n >= min_cells]
+    return n.rename("cells").reset_index().rename(columns={CELL_TYPE: "cell_type"})
+
+
 def paired_interactions(
-    scores: pd.DataFrame, meta: pd.DataFrame, *, baseline: str
+    scores: pd.DataFrame, meta: pd.DataFrame, *, baseline: str, present: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per interaction and compartment: per-patient change (post mean minus baseline) and
-    the cohort summary (mean, 95% CI, p, BH). An interaction absent after baseline scores 0
-    (``lost``); a patient without it at baseline is left out of that interaction."""
-    s = scores.merge(meta.reset_index(), on="sample_id")
-    base = s[s["timepoint"] == baseline]
-    keys = base[[*KEY, "compartment"]].drop_duplicates()
-    samples = meta.reset_index()
-    full = keys.merge(samples, on="compartment")
-    full = full.merge(s[[*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left")
-    full["lost"] = full["lrscore"].isna()
-    # a patient whose baseline sample lacks the interaction (one of its cell types too rare
-    # there) cannot show its change and is left out of it; after baseline, absent = lost = 0
-    b = full[full["timepoint"] == baseline].groupby([*KEY, "compartment", "patient_id"])["lrscore"].mean().dropna()
-    full["lrscore"] = full["lrscore"].fillna(0.0)
-    p = (
-        full[full["timepoint"] != baseline]
-        .groupby([*KEY, "compartment", "patient_id"])
-        .agg(post=("lrscore", "mean"), lost=("lost", "all"))
-    )
-    per_patient = p.join(b.rename("base"), how="inner").reset_index()
-    per_patient["change"] = per_patient["post"] - per_patient["base"]
+    """Per interaction and compartment: per-patient change (mean over post-infusion visits
+    minus baseline) and the cohort summary (mean, 95% CI, p, BH over interactions).
+
+    The interactions are those LIANA's filter passes in at least one sample of the
+    compartment, whatever the time point (a set chosen at baseline alone would fall after
+    it by regression to the mean). In a sample where both partners are present an
+    interaction missing from ``scores`` scores 0 (not detected); where a partner is absent
+    it is missing. A patient contributes a change where both partners are present at
+    baseline and at a later visit; ``lost_in_patients`` counts the patients in whom it was
+    present at baseline and gone after only because a partner vanished (a consequence of
+    that cell type's loss, not part of the estimate). ``present`` (sample_id, cell_type) says
+    which types were scored per sample; without it, the types seen in ``scores``.
+    """
+    from csfcart.timepoints import is_pre_infusion
+
     by = [*KEY, "compartment"]
-    summary = grouped_paired_summary(per_patient, "change", by, direction=-1)
+    if present is None:
+        present = pd.concat(
+            [scores[["sample_id", "source"]].set_axis(["sample_id", "cell_type"], axis=1),
+             scores[["sample_id", "target"]].set_axis(["sample_id", "cell_type"], axis=1)]
+        ).drop_duplicates()  # fmt: skip
+    present = present[["sample_id", "cell_type"]].astype(str)
+    samples = meta.reset_index()[["sample_id", "patient_id", "timepoint", "compartment"]].astype(str)
+    s = scores.merge(samples, on="sample_id")
+    expressed = s["expressed"].astype(bool) if "expressed" in s else pd.Series(True, index=s.index)
+    universe = s.loc[expressed, by].drop_duplicates()
+    grid = universe.merge(samples, on="compartment")
+    grid = grid.merge(s[[*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left")
+    have = set(zip(present["sample_id"], present["cell_type"], strict=True))
+    both = [(a, b) in have and (a, c) in have for a, b, c in zip(grid["sample_id"], grid["source"], grid["target"],
+                                                                   strict=True)]  # fmt: skip
+    grid["present"] = both
+    grid["lrscore"] = grid["lrscore"].where(~grid["present"] | grid["lrscore"].notna(), 0.0).where(grid["present"])
+    keys = [*by, "patient_id"]
+    base = grid[grid["timepoint"] == baseline].groupby(keys)["lrscore"].mean()
+    after = grid[(grid["timepoint"] != baseline) & ~grid["timepoint"].map(is_pre_infusion)]
+    post = after.groupby(keys).agg(post=("lrscore", "mean"), any_present=("present", "any"))
+    per_patient = post.join(base.rename("base"), how="inner").reset_index()
+    per_patient["lost"] = per_patient["base"].notna() & ~per_patient["any_present"]
+    per_patient["change"] = per_patient["post"] - per_patient["base"]
+    per_patient = per_patient.drop(columns="any_present")
+    summary = grouped_paired_summary(per_patient.dropna(subset=["change"]), "change", by, direction=-1)
     extra = per_patient.groupby(by, sort=False).agg(
         baseline_score=("base", "mean"), post_score=("post", "mean"), lost_in_patients=("lost", "sum")
     )
-    summary = summary.merge(extra.reset_index(), on=by).sort_values("p_value")
-    return per_patient, summary
+    summary = summary.merge(extra.reset_index(), on=by, how="right")
+    summary["n_patients"] = summary["n_patients"].fillna(0).astype(int)
+    summary["patients_consistent"] = summary["patients_consistent"].fillna(0).astype(int)
+    return per_patient, summary.sort_values("p_value")
 
 
 def b_microglia_axis(table: pd.DataFrame) -> pd.Series:
@@ -165,22 +206,46 @@ def plot_axis_lines(axis: pd.DataFrame, order: list[str]) -> plt.Figure:
 def plot_top_changes(
     summary: pd.DataFrame, *, n: int = 20, legend: tuple[str, str] = ("baseline", "after infusion")
 ) -> plt.Figure:
-    """Dot plot of the most changed interactions: score before and after, per interaction."""
-    top = summary[summary["compartment"] == "CSF"].nsmallest(n, "p_value") if len(summary) else summary
-    fig, ax = plt.subplots(figsize=(7, 0.32 * max(len(top), 1) + 1.5), layout="constrained")
-    labels = (
-        top["ligand_complex"] + " > " + top["receptor_complex"] + "  (" + top["source"] + " > " + top["target"] + ")"
-    ).tolist()
+    """Left: the most changed interactions among those whose partners are present on both
+    sides (by p-value): score before and after, with the change's 95% CI and the patients
+    moving the same way. Right: the interactions lost in most patients only because a
+    partner cell type vanished (a consequence of that loss, kept out of the estimates)."""
+    csf = summary[summary["compartment"] == "CSF"] if len(summary) else summary
+    tested = csf.dropna(subset=["estimate"]) if "estimate" in csf else csf
+    top = tested.nsmallest(n, "p_value") if len(tested) else tested
+    lost = csf[csf["lost_in_patients"] > 0].nlargest(n, "lost_in_patients") if "lost_in_patients" in csf else csf[:0]
+    ncols = 2 if len(lost) else 1
+    height = 0.32 * max(len(top), len(lost), 1) + 1.8
+    fig, axes = plt.subplots(1, ncols, figsize=(8 * ncols, height), layout="constrained", squeeze=False)
+    ax = axes[0, 0]
+
+    def label(t: pd.DataFrame) -> list[str]:
+        return (
+            t["ligand_complex"] + " > " + t["receptor_complex"] + "  (" + t["source"] + " > " + t["target"] + ")"
+        ).tolist()
+
     y = np.arange(len(top))
     ax.scatter(top["baseline_score"], y, color="#4477AA", label=legend[0], zorder=3)
     ax.scatter(top["post_score"], y, color="#EE7733", label=legend[1], zorder=3)
-    for yi, (b, p) in enumerate(zip(top["baseline_score"], top["post_score"], strict=True)):
-        ax.plot([b, p], [yi, yi], color="grey", lw=0.8)
-    ax.set_yticks(y, labels, fontsize=7)
+    for yi, row in enumerate(top.itertuples()):
+        ax.plot([row.baseline_score, row.post_score], [yi, yi], color="grey", lw=0.8)
+        if np.isfinite(row.ci_low):
+            ax.annotate(f"{row.estimate:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}]  "
+                        f"{row.patients_consistent}/{row.n_patients} falling", (1.01, yi),
+                        xycoords=("axes fraction", "data"), fontsize=6.5, va="center")  # fmt: skip
+    ax.set_yticks(y, label(top), fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("LR score (mean over patients)")
     ax.legend(fontsize=8)
-    ax.set_title(f"Top {len(top)} changed CSF interactions (by p-value)", fontsize=9)
+    ax.set_title(f"Top {len(top)} changed CSF interactions, partners present on both sides\n"
+                 "(by p-value; change with 95% CI, patients falling)", fontsize=9)  # fmt: skip
+    if len(lost):
+        ax = axes[0, 1]
+        ax.barh(np.arange(len(lost)), lost["lost_in_patients"], color="#999999")
+        ax.set_yticks(np.arange(len(lost)), label(lost), fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("patients in whom a partner cell type vanished after baseline")
+        ax.set_title("Lost by absence (a consequence of the cell type's loss, not a change of signalling)", fontsize=9)
     return fig
 
 
@@ -287,6 +352,7 @@ def paired_pairs(per_patient: pd.DataFrame) -> pd.DataFrame:
     from csfcart.stats import grouped_paired_summary
 
     by = ["source", "target", "compartment"]
+    per_patient = per_patient.dropna(subset=["change"])
     if per_patient.empty:
         return pd.DataFrame(columns=[*by, "n_interactions", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted"])
     pp = per_patient.groupby([*by, "patient_id"], as_index=False).agg(

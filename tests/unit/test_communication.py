@@ -26,24 +26,42 @@ def _scores(rows):
     return pd.DataFrame([{**key, "lrscore": v, "sample_id": s} for key, s, v in rows])
 
 
-def test_an_interaction_lost_with_its_cell_type_counts_as_a_fall():
+def _present(samples, types):
+    return pd.DataFrame([(s, t) for s in samples for t in types], columns=["sample_id", "cell_type"])
+
+
+def test_an_interaction_lost_with_its_cell_type_is_counted_apart_not_as_a_fall():
     # B cells are gone after infusion in every patient: no B rows in the m3 samples
     rows = [(B_MG, f"P{i}_baseline", 0.6 + 0.1 * i) for i in (1, 2, 3)]
     rows += [(T_T, f"P{i}_{t}", 0.5) for i in (1, 2, 3) for t in ("baseline", "m3")]
-    _, summary = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    meta = _meta()
+    present = pd.concat([_present(meta.index, ["CD4_T", "CD8_T", "microglia_like"]),
+                         _present([f"P{i}_baseline" for i in (1, 2, 3)], ["naive_B"])])  # fmt: skip
+    _, summary = paired_interactions(_scores(rows), meta, baseline="baseline", present=present)
     b = summary[summary["source"] == "naive_B"].iloc[0]
-    assert b["lost_in_patients"] == 3 and b["n_patients"] == 3
-    assert b["estimate"] == pytest.approx(-0.8) and b["ci_high"] < 0
+    assert b["lost_in_patients"] == 3 and b["n_patients"] == 0 and np.isnan(b["estimate"])
     t = summary[summary["source"] == "CD4_T"].iloc[0]
     assert t["estimate"] == 0 and t["lost_in_patients"] == 0
 
 
-def test_a_patient_without_the_interaction_at_baseline_is_left_out_of_it():
-    # P3 had too few B cells at baseline: it cannot show a fall, and is not a 0 -> 0 'no change'
+def test_an_interaction_not_detected_where_both_partners_are_there_scores_zero():
+    # P3 has B and microglia-like cells at both visits but the pair is never detected: 0 -> 0
     rows = [(B_MG, "P1_baseline", 0.7), (B_MG, "P2_baseline", 0.8)]
-    _, summary = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    meta = _meta()
+    present = _present(meta.index, ["naive_B", "microglia_like"])
+    per_patient, summary = paired_interactions(_scores(rows), meta, baseline="baseline", present=present)
     b = summary.iloc[0]
-    assert b["n_patients"] == 2 and b["estimate"] == pytest.approx(-0.75)
+    assert b["n_patients"] == 3 and b["estimate"] == pytest.approx(-0.5)
+    assert per_patient.set_index("patient_id").loc["P3", "change"] == 0
+
+
+def test_interactions_are_chosen_at_any_visit_not_at_baseline_alone():
+    # expressed only after infusion: still tested (a baseline-only choice would see only falls)
+    rows = [({**T_T, "expressed": True}, f"P{i}_m3", 0.4) for i in (1, 2, 3)]
+    meta = _meta()
+    present = _present(meta.index, ["CD4_T", "CD8_T"])
+    _, summary = paired_interactions(_scores(rows), meta, baseline="baseline", present=present)
+    assert summary.iloc[0]["estimate"] == pytest.approx(0.4) and summary.iloc[0]["n_patients"] == 3
 
 
 def test_axis_score_is_zero_without_b_cells_and_undefined_without_microglia():
@@ -60,7 +78,9 @@ def test_sender_receiver_pairs_are_paired_over_patients():
 
     rows = [(B_MG, f"P{i}_baseline", 0.6 + 0.1 * i) for i in (1, 2, 3)]
     rows += [(T_T, f"P{i}_{t}", 0.5) for i in (1, 2, 3) for t in ("baseline", "m3")]
-    per_patient, _ = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    meta = _meta()
+    present = _present(meta.index, ["naive_B", "microglia_like", "CD4_T", "CD8_T"])
+    per_patient, _ = paired_interactions(_scores(rows), meta, baseline="baseline", present=present)
     pairs = paired_pairs(per_patient).set_index(["source", "target"])
     b = pairs.loc[("naive_B", "microglia_like")]
     assert b["n_patients"] == 3 and b["estimate"] == pytest.approx(-0.8) and b["p_adjusted"] < 0.05
@@ -71,7 +91,9 @@ def test_top_changes_legend_names_the_two_sides():
     from csfcart.communication import plot_top_changes
 
     rows = [(B_MG, f"P{i}_baseline", 0.6 + 0.1 * i) for i in (1, 2, 3)]
-    _, summary = paired_interactions(_scores(rows), _meta(), baseline="baseline")
+    meta = _meta()
+    present = _present(meta.index, ["naive_B", "microglia_like"])
+    _, summary = paired_interactions(_scores(rows), meta, baseline="baseline", present=present)
     fig = plot_top_changes(summary, legend=("control", "MS"))
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["control", "MS"]
 

@@ -71,6 +71,7 @@ rule communication_diff:
         runtime=20,
     params:
         baseline=BASELINE,
+        min_cells=CONFIG["analysis"]["min_cells"],
         conditions=CONDITIONS,
         reference_condition=CONFIG.get("reference_condition", "control"),
     script:

@@ -12,6 +12,7 @@ from csfcart.communication import (
     plot_axis_lines,
     plot_pair_heatmap,
     plot_top_changes,
+    present_types,
 )
 from csfcart.logs import setup
 from csfcart.measure import sample_meta
@@ -19,10 +20,12 @@ from csfcart.tables import write_table_html
 from csfcart.timepoints import order_timepoints
 
 setup(snakemake.log[0])
-meta = sample_meta(ad.read_h5ad(snakemake.input.annotated, backed="r").obs)
+obs = ad.read_h5ad(snakemake.input.annotated, backed="r").obs
+meta = sample_meta(obs)
+present = present_types(obs, min_cells=snakemake.params.min_cells)
 scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
 meta = meta.loc[meta.index.isin(set(scores["sample_id"])) | (meta["compartment"] == "CSF")]
-per_patient, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline)
+per_patient, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline, present=present)
 pairs = paired_pairs(per_patient)
 pairs.to_csv(snakemake.output.pairs, sep="\t", index=False)
 write_table_html(pairs, snakemake.output.pairs_page, title="Paired change per sender-receiver pair")
