@@ -244,8 +244,8 @@ def plot_top_changes(
         ax.barh(np.arange(len(lost)), lost["lost_in_patients"], color="#999999")
         ax.set_yticks(np.arange(len(lost)), label(lost), fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel("patients in whom a partner cell type vanished after baseline")
-        ax.set_title("Lost by absence (a consequence of the cell type's loss, not a change of signalling)", fontsize=9)
+        ax.set_xlabel("patients in whom a partner vanished")
+        ax.set_title("Lost by absence: a consequence of a cell type's loss,\nnot a change of signalling", fontsize=9)
     return fig
 
 

@@ -239,8 +239,7 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "signalling",
                 "program_change",
-                "change in the inflammatory signalling of microglia-like cells: mean log2 CPM of the inflammatory "
-                "ligands they send and the receptors they carry (defined with or without B cells)",
+                "change in microglia-like inflammatory signalling (log2 CPM of ligands sent and receptors carried)",
                 -1,
                 -0.3,
                 "log2",
