@@ -151,24 +151,20 @@ def b_microglia_axis(table: pd.DataFrame) -> pd.Series:
 
 
 def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
-    """Per sample: mean lrscore between B-lineage and microglia-like cells (both directions;
-    0 when the B-lineage side is absent) and of the microglia-like cells' inflammatory
-    signalling; NaN in a sample without scored microglia-like cells."""
+    """Per sample, from that sample's own scores alone: mean lrscore of the B-lineage <->
+    microglia-like interactions LIANA's filter passes there (both directions; 0 when the
+    B-lineage side is absent, which makes it a measure of B-cell loss as much as of
+    signalling) and of the microglia-like cells' inflammatory signalling; NaN in a sample
+    without scored microglia-like cells."""
     s = scores
-    b_mg = b_microglia_axis(s)
-    infl = (s["source"] == MICROGLIA) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)
+    if "expressed" in s:
+        s = s[s["expressed"].astype(bool)]
     out = meta.copy()
-    # an interaction set defined at baseline, scored 0 wherever it is missing
-    for name, mask in (("b_microglia", b_mg), ("microglia_inflammatory", infl)):
-        pairs = s.loc[mask, KEY].drop_duplicates()
-        if pairs.empty:
-            out[name] = np.nan
-            continue
-        grid = pairs.merge(pd.DataFrame({"sample_id": meta.index}), how="cross")
-        grid = grid.merge(s.loc[mask, [*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left").fillna(
-            {"lrscore": 0.0}
-        )
-        out[name] = grid.groupby("sample_id")["lrscore"].mean().reindex(meta.index)
+    for name, mask in (
+        ("b_microglia", b_microglia_axis(s)),
+        ("microglia_inflammatory", (s["source"] == MICROGLIA) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)),
+    ):
+        out[name] = s[mask].groupby("sample_id")["lrscore"].mean().reindex(meta.index).fillna(0.0)
     # without microglia-like cells both readouts are undefined (not zero): their B-cell
     # partners may vanish, the microglia-like side must be there to be measured
     has_mg = s.loc[(s["source"] == MICROGLIA) | (s["target"] == MICROGLIA), "sample_id"].unique()

@@ -118,3 +118,11 @@ def test_ligand_receptor_expression_of_a_sample_depends_on_that_sample_alone():
     counts = adata.obs.groupby(["sample_id", "cell_type"], observed=True).size()
     for row in together.drop_duplicates(["sample_id", "sender", "receiver"]).itertuples():
         assert counts[(row.sample_id, row.sender)] >= 5 and counts[(row.sample_id, row.receiver)] >= 5
+
+
+def test_a_samples_axis_score_does_not_depend_on_the_other_patients():
+    rows = [(B_MG, "P1_baseline", 0.6), (MG_T, "P1_baseline", 0.4), (B_MG, "P2_baseline", 0.2), (MG_T, "P2_m3", 0.3)]
+    rows += [({**B_MG, "ligand_complex": "MIF", "receptor_complex": "CD74"}, "P2_baseline", 0.9)]
+    together = axis_scores(_scores(rows), _meta(("P1", "P2")))
+    alone = axis_scores(_scores([r for r in rows if r[1].startswith("P2")]), _meta(("P2",)))
+    assert together.loc["P2_baseline", "b_microglia"] == alone.loc["P2_baseline", "b_microglia"] == pytest.approx(0.55)
