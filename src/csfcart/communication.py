@@ -226,8 +226,9 @@ def plot_top_changes(
     for yi, row in enumerate(top.itertuples()):
         ax.plot([row.baseline_score, row.post_score], [yi, yi], color="grey", lw=0.8)
         if np.isfinite(row.ci_low):
-            ax.annotate(f"{row.estimate:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}]  "
-                        f"{row.patients_consistent}/{row.n_patients} falling", (1.01, yi),
+            falling = getattr(row, "patients_consistent", None)  # paired designs only
+            who = f"{falling}/{row.n_patients} falling" if falling is not None else f"{row.n_patients} donors"
+            ax.annotate(f"{row.estimate:+.2f} [{row.ci_low:+.2f}, {row.ci_high:+.2f}]  {who}", (1.01, yi),
                         xycoords=("axes fraction", "data"), fontsize=6.5, va="center")  # fmt: skip
     ax.set_yticks(y, label(top), fontsize=7)
     ax.invert_yaxis()

@@ -126,3 +126,12 @@ def test_a_samples_axis_score_does_not_depend_on_the_other_patients():
     together = axis_scores(_scores(rows), _meta(("P1", "P2")))
     alone = axis_scores(_scores([r for r in rows if r[1].startswith("P2")]), _meta(("P2",)))
     assert together.loc["P2_baseline", "b_microglia"] == alone.loc["P2_baseline", "b_microglia"] == pytest.approx(0.55)
+
+
+def test_top_changes_draw_an_unpaired_table_too():
+    from csfcart.communication import plot_top_changes
+
+    summary = pd.DataFrame([{**B_MG, "compartment": "CSF", "estimate": 0.3, "ci_low": 0.1, "ci_high": 0.5,
+                             "p_value": 0.01, "n_patients": 4, "baseline_score": 0.2, "post_score": 0.5}])  # fmt: skip
+    fig = plot_top_changes(summary, legend=("control", "MS"))
+    assert "4 donors" in " ".join(t.get_text() for t in fig.axes[0].texts)
