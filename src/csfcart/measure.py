@@ -96,10 +96,13 @@ def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
     return table
 
 
-def programs_per_sample(adata: ad.AnnData, programs: dict[str, list[str]], *, min_cells: int = 10) -> pd.DataFrame:
+def programs_per_sample(
+    adata: ad.AnnData, programs: dict[str, list[str]], *, min_cells: int = 10, pb: ad.AnnData | None = None
+) -> pd.DataFrame:
     """Program scores (mean log2 CPM of the genes) per sample and cell type, and per sample
-    for all myeloid cells pooled (group ``myeloid``)."""
-    by_type = program_scores(pseudobulk(adata), programs, min_cells=min_cells)
+    for all myeloid cells pooled (group ``myeloid``). ``pb``: the cell-type pseudobulk of
+    ``adata`` when already built."""
+    by_type = program_scores(pb if pb is not None else pseudobulk(adata), programs, min_cells=min_cells)
     lineage = np.where(adata.obs[CELL_TYPE].astype(str).isin(MYELOID_TYPES), "myeloid", "other")
     pooled = ad.AnnData(
         X=None,
@@ -116,7 +119,7 @@ LR_COLUMNS = [*META, "sender", "receiver", "ligand", "receptor", "sender_cells",
               "receptor_lcpm", "ligand_detected", "receptor_detected"]  # fmt: skip
 
 
-def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int = 10) -> pd.DataFrame:
+def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int = 10, pb: ad.AnnData | None = None) -> pd.DataFrame:
     """Per sample, ligand-receptor pair and sender-receiver pair of each axis of ``axes``
     (config ``interactions``: ``partners`` [group A, group B] and ``pairs`` [ligand,
     receptor]; both directions): the ligand's log2 CPM in the sender's pseudobulk, the
@@ -128,7 +131,7 @@ def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int = 10) -> pd.D
     """
     from csfcart.pseudobulk import log_cpm
 
-    pb = pseudobulk(adata)
+    pb = pb if pb is not None else pseudobulk(adata)
     x = pb.X.toarray() if hasattr(pb.X, "toarray") else np.asarray(pb.X)
     lcpm = pd.DataFrame(log_cpm(x), index=pb.obs_names, columns=pb.var_names)
     counts = adata.layers[COUNTS]

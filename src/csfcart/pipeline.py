@@ -35,6 +35,7 @@ from csfcart.measure import (
     programs_per_sample,
     sample_meta,
 )
+from csfcart.pseudobulk import pseudobulk
 from csfcart.qc import run_qc
 from csfcart.simulate.cohort import Cohort
 from csfcart.simulate.model import CohortModel
@@ -132,15 +133,17 @@ def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad
 
 def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[str, Any], *, communication: bool):
     programs = yaml.safe_load((ROOT / config["analysis"]["programs"]).read_text())
+    pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
     m = Measurements(
         counts=cell_counts(adata.obs),
         car=car_fractions(adata.obs),
         ig=asc_immunoglobulin(adata),
-        programs=programs_per_sample(adata, programs, min_cells=config["analysis"]["min_cells"]),
+        programs=programs_per_sample(adata, programs, min_cells=config["analysis"]["min_cells"], pb=pb),
         interactions=lr_expression(
             adata,
             yaml.safe_load((ROOT / config["analysis"]["interactions"]).read_text()),
             min_cells=config["analysis"]["min_cells"],
+            pb=pb,
         ),
     )
     if communication and (adata.obs["compartment"] == "CSF").any():

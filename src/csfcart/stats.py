@@ -240,7 +240,7 @@ def rate_ratio(
     """
     from scipy import optimize
 
-    post = [p for p in post]
+    post = list(post)
     t_post = len(post)
     out = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n_patients": 0,
            "patients_consistent": 0, "uninformative": 0, "phi": np.nan}  # fmt: skip

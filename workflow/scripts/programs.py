@@ -6,15 +6,19 @@ import yaml
 
 from csfcart.logs import setup
 from csfcart.measure import asc_immunoglobulin, lr_expression, programs_per_sample
+from csfcart.pseudobulk import pseudobulk
 
 setup(snakemake.log[0])
 adata = ad.read_h5ad(snakemake.input[0])
+pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
 with open(snakemake.params.programs) as fh:
     programs = yaml.safe_load(fh)
-programs_per_sample(adata, programs, min_cells=snakemake.params.min_cells).to_csv(
+programs_per_sample(adata, programs, min_cells=snakemake.params.min_cells, pb=pb).to_csv(
     snakemake.output.programs, sep="\t", index=False
 )
 asc_immunoglobulin(adata).to_csv(snakemake.output.ig, sep="\t")
 with open(snakemake.params.interactions) as fh:
     axes = yaml.safe_load(fh)
-lr_expression(adata, axes, min_cells=snakemake.params.min_cells).to_csv(snakemake.output.lr, sep="\t", index=False)
+lr_expression(adata, axes, min_cells=snakemake.params.min_cells, pb=pb).to_csv(
+    snakemake.output.lr, sep="\t", index=False
+)
