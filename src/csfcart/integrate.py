@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,9 +62,16 @@ def select_genes(adata: ad.AnnData, *, n_top: int, batch_key: str) -> None:
 
 
 def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
-    """Train scVI on the HVG counts; the latent space goes to ``obsm['X_scVI']``."""
+    """Train scVI on the HVG counts; the latent space goes to ``obsm['X_scVI']``.
+
+    ``settings['trainer']``: ``resident`` (default) trains scVI's module with the counts held
+    on the device (:mod:`csfcart.training`), with ``gpu_batch_size`` cells per step on a GPU
+    and ``batch_size`` on the CPU; ``scvi`` uses scvi-tools' own Lightning trainer.
+    """
     import scvi
     import torch
+
+    from csfcart import training
 
     scvi.settings.seed = seed
     hvg = adata[:, adata.var["highly_variable"]].copy()
@@ -72,22 +80,45 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     accelerator = settings.get("accelerator", "auto")
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    max_epochs = settings.get("max_epochs", 30)
+    early_stopping = settings.get("early_stopping", True)
+    if settings.get("trainer", "resident") == "resident":
+        batch_size = settings.get("gpu_batch_size", 16384) if accelerator == "gpu" else settings.get("batch_size", 512)
+        info = training.train_resident(
+            model,
+            hvg.layers[COUNTS],
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            seed=seed,
+            accelerator=accelerator,
+            lr=settings.get("lr", 1e-3),
+            min_steps=settings.get("min_steps", 150),
+            early_stopping=early_stopping,
+        )
+        adata.obsm[EMBEDDING["scvi"]] = training.latent(model, hvg.layers[COUNTS])
+        return {"method": "scvi", "accelerator": accelerator, **info}
+    start = time.perf_counter()
     model.train(
-        max_epochs=settings.get("max_epochs", 30),
+        max_epochs=max_epochs,
         batch_size=settings.get("batch_size", 512),
-        early_stopping=settings.get("early_stopping", True),
+        early_stopping=early_stopping,
         accelerator=accelerator,
         devices=1,
         enable_progress_bar=False,
     )
+    seconds = time.perf_counter() - start
     adata.obsm[EMBEDDING["scvi"]] = model.get_latent_representation().astype(np.float32)
     history = model.history.get("elbo_train")
     validation = model.history.get("elbo_validation")
+    epochs = len(history) if history is not None else 0
     return {
         "method": "scvi",
-        "epochs": len(history) if history is not None else None,
+        "trainer": "scvi",
         "accelerator": accelerator,
-        "final_elbo": float(history.iloc[-1, 0]) if history is not None and len(history) else None,
+        "batch_size": settings.get("batch_size", 512),
+        "epochs": epochs,
+        "train_seconds": round(seconds, 2),
+        "cell_epochs_per_s": round(epochs * hvg.n_obs * 0.9 / max(seconds, 1e-9)),
         "elbo_train": [float(v) for v in history.iloc[:, 0]] if history is not None else [],
         "elbo_validation": [float(v) for v in validation.iloc[:, 0]] if validation is not None else [],
     }

@@ -14,7 +14,7 @@ def tiny_run(tmp_path_factory):
         tmp,
         f"results: {tmp / 'results'}\n"
         "integration:\n  method: scvi\n  batch_key: sample_id\n  n_hvg: 1000\n"
-        "  scvi: {max_epochs: 2, batch_size: 256, early_stopping: false, accelerator: cpu}\n",
+        "  scvi: {max_epochs: 2, min_steps: 1, batch_size: 256, early_stopping: false, accelerator: cpu}\n",
     )
     proc = run_snakemake(
         "-c2", "--workflow-profile", "workflow/profiles/default",
