@@ -52,7 +52,7 @@ def qc_scores(cells: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     removed_damaged = cells[["low_quality_counts", "low_quality_genes", "high_mt"]].any(axis=1)
     rows = []
     for what, truth_col, called in (
-        ("doublets (scrublet)", "doublet", cells["doublet"].astype(bool)),
+        ("doublets", "doublet", cells["doublet"].astype(bool)),
         ("damaged cells (MAD/MT filters)", "damaged", removed_damaged),
         ("doublets or damaged (all QC)", None, ~cells["qc_pass"].astype(bool)),
     ):

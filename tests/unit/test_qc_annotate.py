@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
+from csfcart import qc
 from csfcart.annotate import mixed_clusters, read_markers, resolve_clusters
 from csfcart.errors import InputError
 from csfcart.qc import mad_outlier, qc_metrics, settings_for
@@ -75,3 +78,43 @@ def test_mitochondrial_fraction_of_human_and_mouse_symbols():
         qc_metrics(adata)
         assert adata.obs["pct_counts_mt"].tolist() == [10.0, 0.0], genes
         assert adata.obs["pct_counts_ribo"].tolist() == [20.0, 0.0], genes
+
+
+def _types_with_doublets(n=1200, genes=200, rate=0.05, seed=0, types=4):
+    """Cells of ``types`` distinct profiles; a ``rate`` share are sums of two cells of different types."""
+    rng = np.random.default_rng(seed)
+    profiles = rng.gamma(0.3, 1.0, (types, genes))
+    profiles /= profiles.sum(axis=1, keepdims=True)
+    kind = rng.integers(0, types, n)
+    depth = rng.lognormal(np.log(1500), 0.3, n)
+    counts = rng.poisson(profiles[kind] * depth[:, None])
+    doublet = rng.random(n) < rate
+    partner_kind = (kind + rng.integers(1, types, n)) % types
+    extra = rng.poisson(profiles[partner_kind] * rng.lognormal(np.log(1500), 0.3, n)[:, None])
+    counts[doublet] += extra[doublet]
+    return sp.csr_matrix(counts.astype(np.float32)), doublet
+
+
+def test_doublet_calls_find_planted_heterotypic_doublets():
+    counts, doublet = _types_with_doublets()
+    score, called, info = qc.doublet_scores(counts, expected_rate=0.05, seed=1)
+    hits = (called & doublet).sum()
+    assert hits / doublet.sum() > 0.6 and hits / called.sum() > 0.85
+    assert score[doublet].mean() > score[~doublet].mean() + 0.5
+    assert 0.5 < info["heterotypic_share"] <= 1
+
+
+def test_doublet_calls_stay_few_without_doublets():
+    counts, _ = _types_with_doublets(rate=0.0)
+    _, called, _ = qc.doublet_scores(counts, expected_rate=0.05, seed=1)
+    assert called.mean() < 0.02  # the expected 5 % would be called blindly
+
+
+def test_doublet_scoring_is_reproducible_and_skips_tiny_samples():
+    counts, _ = _types_with_doublets(n=400)
+    a = qc.doublet_scores(counts, expected_rate=0.05, seed=3)[0]
+    b = qc.doublet_scores(counts, expected_rate=0.05, seed=3)[0]
+    np.testing.assert_array_equal(a, b)
+    tiny = ad.AnnData(X=counts[:60], layers={"counts": counts[:60]})
+    qc.score_doublets(tiny, rate_per_1000=8, seed=0)
+    assert not tiny.obs["predicted_doublet"].any()

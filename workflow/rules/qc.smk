@@ -1,4 +1,4 @@
-# Per-sample QC (MAD thresholds, scrublet doublets, ambient estimate), then a summary.
+# Per-sample QC (MAD thresholds, doublets, ambient estimate), then a summary.
 
 
 rule qc:
