@@ -58,18 +58,28 @@ def load(path: str) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     return x, z["batch"], z["label"]
 
 
-def tile(x: sp.csr_matrix, batch: np.ndarray, n_cells: int, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``n_cells`` cells drawn with replacement, counts binomially thinned to 80 % (no exact copies)."""
+def tile(x: sp.csr_matrix, n_cells: int, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``n_cells`` cells drawn with replacement, counts binomially thinned to 80 % (no exact copies).
+
+    Returns the counts and which exported cell each one was drawn from.
+    """
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, x.shape[0], n_cells)
     out = x[pick].tocsr()
     out.data = rng.binomial(out.data.astype(np.int64), 0.8).astype(np.float32)
     out.eliminate_zeros()
-    return out, batch[pick]
+    return out, pick
 
 
 def train(
-    cells: str, outdir: str, trainers: list[str], *, n_cells: int | None, epochs: int, seed: int, save: bool = True
+    cells: str,
+    outdir: str,
+    trainers: list[str],
+    *,
+    n_cells: int | None,
+    epochs: int,
+    seed: int,
+    save: int | None = None,
 ) -> None:
     import anndata as ad
     import torch
@@ -79,8 +89,13 @@ def train(
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     x, batch, _ = load(cells)
+    pick = np.arange(x.shape[0])
     if n_cells and n_cells != x.shape[0]:
-        x, batch = tile(x, batch, n_cells, seed)
+        x, pick = tile(x, n_cells, seed)
+        batch = batch[pick]
+    keep = x.shape[0] if save is None else min(save, x.shape[0])
+    if keep:
+        np.save(out / "cells.npy", pick[:keep])
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
     rows = []
     for spec in trainers:
@@ -94,8 +109,8 @@ def train(
         start = time.perf_counter()
         info = run_scvi(adata, batch_key="sample_id", seed=seed, settings=settings)
         total = time.perf_counter() - start
-        if save:
-            np.save(out / f"latent_{spec.replace(':', '_')}.npy", adata.obsm["X_scVI"].astype(np.float16))
+        if keep:
+            np.save(out / f"latent_{spec.replace(':', '_')}.npy", adata.obsm["X_scVI"][:keep].astype(np.float16))
         row = {
             "trainer": spec,
             "device": device,
@@ -123,6 +138,10 @@ def score(cells: str, outdir: str, *, score_cells: int, seed: int) -> None:
     from scib_metrics.benchmark import Benchmarker
 
     x, batch, label = load(cells)
+    picked = Path(outdir) / "cells.npy"
+    if picked.exists():  # tiled cells: the labels of the cells they were drawn from
+        pick = np.load(picked)
+        x, batch, label = x[pick], batch[pick], label[pick]
     latents = {
         p.stem.removeprefix("latent_"): np.load(p).astype(np.float32) for p in sorted(Path(outdir).glob("latent_*.npy"))
     }
@@ -159,7 +178,7 @@ def main() -> None:
     p.add_argument("--cells", type=int, default=None, dest="n_cells")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-latent", action="store_false", dest="save", help="throughput only: keep no latent spaces")
+    p.add_argument("--save", type=int, default=None, help="keep the latent space of the first SAVE cells (0: none)")
     p = sub.add_parser("score")
     p.add_argument("cells")
     p.add_argument("outdir")
