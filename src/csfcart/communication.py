@@ -150,12 +150,25 @@ def b_microglia_axis(table: pd.DataFrame) -> pd.Series:
     )
 
 
-def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
+AXES = {
+    "b_microglia": "B lineage <-> microglia-like",
+    "microglia_inflammatory": "microglia-like inflammatory signalling",
+}
+
+
+def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame, present: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per sample, from that sample's own scores alone: mean lrscore of the B-lineage <->
-    microglia-like interactions LIANA's filter passes there (both directions; 0 when the
-    B-lineage side is absent, which makes it a measure of B-cell loss as much as of
-    signalling) and of the microglia-like cells' inflammatory signalling; NaN in a sample
-    without scored microglia-like cells."""
+    microglia-like interactions LIANA's filter passes there (both directions) and of the
+    microglia-like cells' inflammatory signalling, with a 95% t-interval over the
+    interactions averaged (``*_low``, ``*_high``, ``*_n``).
+
+    ``b_microglia`` is 0 when the B-lineage side is absent (a measure of B-cell loss as much
+    as of signalling); ``b_microglia_absent`` marks those samples, where ``present`` (see
+    :func:`present_types`) says no B-lineage type passed the minimum cell count. Both
+    readouts are NaN in a sample without scored microglia-like cells.
+    """
+    from scipy import stats
+
     s = scores
     if "expressed" in s:
         s = s[s["expressed"].astype(bool)]
@@ -164,38 +177,65 @@ def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
         ("b_microglia", b_microglia_axis(s)),
         ("microglia_inflammatory", (s["source"] == MICROGLIA) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)),
     ):
-        out[name] = s[mask].groupby("sample_id")["lrscore"].mean().reindex(meta.index).fillna(0.0)
+        g = s[mask].groupby("sample_id")["lrscore"].agg(["mean", "std", "count"]).reindex(meta.index)
+        n = g["count"].fillna(0).to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * g["std"].to_numpy() / np.sqrt(n)
+        mean = g["mean"].fillna(0.0).to_numpy()
+        out[name] = mean
+        out[f"{name}_low"] = np.where(n >= 2, mean - half, np.nan)
+        out[f"{name}_high"] = np.where(n >= 2, mean + half, np.nan)
+        out[f"{name}_n"] = n.astype(int)
     # without microglia-like cells both readouts are undefined (not zero): their B-cell
     # partners may vanish, the microglia-like side must be there to be measured
     has_mg = s.loc[(s["source"] == MICROGLIA) | (s["target"] == MICROGLIA), "sample_id"].unique()
-    out.loc[~out.index.isin(has_mg), ["b_microglia", "microglia_inflammatory"]] = np.nan
+    cols = [c for c in out.columns if c.startswith(tuple(AXES))]
+    out.loc[~out.index.isin(has_mg), cols] = np.nan
+    if present is not None:
+        with_b = set(present.loc[present["cell_type"].isin(B_LINEAGE), "sample_id"].astype(str))
+        out["b_microglia_absent"] = ~out.index.astype(str).isin(with_b)
     return out
 
 
 def plot_axis_lines(axis: pd.DataFrame, order: list[str]) -> plt.Figure:
-    """One line per patient: the B / microglia-like score and microglia inflammatory signalling."""
+    """Per patient over time, each CSF axis score with its 95% CI over the interactions
+    averaged; the cohort mean with a 95% t-interval over patients in black. Visits where
+    the B lineage is absent are open circles at 0 (loss by absence, not a measured score)
+    and stay out of the cohort mean."""
+    from scipy import stats
+
     csf = axis[axis["compartment"] == "CSF"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-    for ax, col, title in zip(
-        axes,
-        ["b_microglia", "microglia_inflammatory"],
-        ["B lineage <-> microglia-like", "microglia-like inflammatory signalling"],
-        strict=True,
-    ):
-        for i, (patient, g) in enumerate(csf.groupby("patient_id")):
-            g = g.set_index("timepoint").reindex(order).dropna(subset=[col])
-            ax.plot(
-                [order.index(t) for t in g.index],
-                g[col],
-                "-o",
-                ms=4,
-                color=plt.colormaps["tab10"](i % 10),
-                label=patient,
-            )
+    patients = sorted(csf["patient_id"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    for ax, (col, title) in zip(axes, AXES.items(), strict=True):
+        absent = csf.get(f"{col}_absent", pd.Series(False, index=csf.index)).fillna(False).astype(bool)
+        for i, patient in enumerate(patients):
+            g = csf[csf["patient_id"] == patient].set_index("timepoint").reindex(order)
+            x = np.arange(len(order)) + (i - (len(patients) - 1) / 2) * 0.04
+            gone = absent.reindex(csf.index[csf["patient_id"] == patient]).to_numpy()
+            gone = pd.Series(gone, index=csf.loc[csf["patient_id"] == patient, "timepoint"]).reindex(order)
+            gone = gone.fillna(False).astype(bool).to_numpy()
+            y = g[col].to_numpy(dtype=float)
+            shown = np.isfinite(y) & ~gone
+            colour = plt.colormaps["tab10"](i % 10)
+            ax.errorbar(x[shown], y[shown], yerr=[y[shown] - g[f"{col}_low"].to_numpy()[shown],
+                        g[f"{col}_high"].to_numpy()[shown] - y[shown]], fmt="-o", ms=4, lw=1, capsize=2,
+                        color=colour, label=patient)  # fmt: skip
+            if gone.any():
+                ax.plot(x[gone], np.zeros(gone.sum()), "o", mfc="none", color=colour, ms=6)
+        kept = csf[~absent.to_numpy()].dropna(subset=[col])
+        by = kept.groupby("timepoint")[col].agg(["mean", "std", "count"]).reindex(order)
+        half = stats.t.ppf(0.975, np.maximum(by["count"] - 1, 1)) * by["std"] / np.sqrt(by["count"])
+        ok = by["count"].to_numpy() >= 2
+        ax.errorbar(np.arange(len(order))[ok] + 0.25, by["mean"][ok], yerr=half[ok], fmt="s", color="black", ms=5,
+                    capsize=3, label="cohort mean (95% CI)")  # fmt: skip
         ax.set_xticks(range(len(order)), order)
         ax.set_ylabel("mean LR score (SingleCellSignalR)")
-        ax.set_title(f"CSF: {title}")
-    axes[0].legend(fontsize=8)
+        ax.set_title(f"CSF: {title}", fontsize=10)
+    if "b_microglia_absent" in csf and csf["b_microglia_absent"].any():
+        axes[0].plot([], [], "o", mfc="none", color="grey", label="B lineage absent (0: loss by absence)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Per patient: mean over the axis's interactions with 95% CI over those interactions", fontsize=9)
     return fig
 
 
@@ -246,21 +286,41 @@ def plot_top_changes(
     return fig
 
 
-def plot_pair_heatmap(summary: pd.DataFrame) -> plt.Figure:
-    """Sender x receiver heat map of the mean change of all their interactions (CSF)."""
-    csf = summary[summary["compartment"] == "CSF"]
-    wide = csf.groupby(["source", "target"])["estimate"].mean().unstack()
+def plot_pair_heatmap(pairs: pd.DataFrame, cell_types: list[str] | None = None) -> plt.Figure:
+    """Sender x receiver heat map of the paired change per pair of cell types (CSF; the
+    patients' mean change over the pair's interactions, from :func:`paired_pairs`).
+
+    A dot marks a BH-adjusted p below 0.05; hatched cells were not tested: fewer than two
+    patients had both partners present at baseline and after infusion.
+    """
+    csf = pairs[pairs["compartment"] == "CSF"] if len(pairs) else pairs
+    if "n_patients" in csf:
+        csf = csf[csf["n_patients"] >= 2]
+    types = sorted(set(cell_types or []) | set(csf.get("source", [])) | set(csf.get("target", [])))
+    wide = csf.pivot_table(index="source", columns="target", values="estimate").reindex(index=types, columns=types)
+    padj = csf.pivot_table(index="source", columns="target", values="p_adjusted").reindex(index=types, columns=types)
     fig, ax = plt.subplots(
-        figsize=(0.45 * max(wide.shape[1], 2) + 3, 0.4 * max(wide.shape[0], 2) + 2), layout="constrained"
+        figsize=(0.45 * max(len(types), 2) + 3.5, 0.4 * max(len(types), 2) + 2.4), layout="constrained"
     )
-    lim = float(np.nanmax(np.abs(wide.to_numpy()))) if wide.size else 1.0
-    im = ax.imshow(wide.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    ax.set_xticks(range(wide.shape[1]), wide.columns, rotation=90, fontsize=8)
-    ax.set_yticks(range(wide.shape[0]), wide.index, fontsize=8)
+    values = wide.to_numpy(dtype=float)
+    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    ax.add_patch(
+        plt.Rectangle((-0.5, -0.5), len(types), len(types), fill=False, hatch="///", color="#BBBBBB", lw=0, zorder=0)
+    )
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-lim, vmax=lim, zorder=1)
+    sig = np.argwhere(padj.to_numpy(dtype=float) < 0.05)
+    if len(sig):
+        ax.scatter(sig[:, 1], sig[:, 0], s=10, color="black", label="BH p < 0.05", zorder=2)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.12), fontsize=7, frameon=False)
+    ax.set_xlim(-0.5, len(types) - 0.5)
+    ax.set_ylim(len(types) - 0.5, -0.5)
+    ax.set_xticks(range(len(types)), types, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(types)), types, fontsize=8)
     ax.set_xlabel("receiver")
     ax.set_ylabel("sender")
-    fig.colorbar(im, ax=ax, label="mean change of LR score", shrink=0.6)
-    ax.set_title("CSF: change in communication, sender x receiver", fontsize=9)
+    fig.colorbar(im, ax=ax, label="paired change of LR score\n(mean over patients)", shrink=0.6)
+    ax.set_title("CSF: change in communication, sender x receiver\n"
+                 "hatched: not tested (both partners present before and after in fewer than 2 patients)", fontsize=9)  # fmt: skip
     return fig
 
 

@@ -73,6 +73,37 @@ def test_axis_score_is_zero_without_b_cells_and_undefined_without_microglia():
     assert np.isnan(axis.loc["P2_baseline", "b_microglia"])  # no microglia-like cells scored
 
 
+def test_axis_scores_carry_an_interval_and_mark_visits_without_b_cells():
+    mg_t2 = {**MG_T, "receptor_complex": "TNFRSF1A"}
+    rows = [(B_MG, "P1_baseline", 0.6), ({**B_MG, "receptor_complex": "TNFRSF17"}, "P1_baseline", 0.4)]
+    rows += [(MG_T, "P1_m3", 0.3), (mg_t2, "P1_m3", 0.5), (MG_T, "P1_baseline", 0.4)]
+    meta = _meta(("P1",))
+    present = pd.concat([_present(meta.index, ["microglia_like", "CD4_T"]), _present(["P1_baseline"], ["naive_B"])])
+    axis = axis_scores(_scores(rows), meta, present)
+    base = axis.loc["P1_baseline"]
+    assert base["b_microglia"] == pytest.approx(0.5)
+    assert base["b_microglia_low"] < 0.5 < base["b_microglia_high"]
+    assert base["b_microglia_n"] == 2 and not base["b_microglia_absent"]
+    assert axis.loc["P1_m3", "b_microglia_absent"] and axis.loc["P1_m3", "b_microglia"] == 0
+    assert axis.loc["P1_m3", "microglia_inflammatory_n"] == 2
+    assert np.isnan(base["microglia_inflammatory_low"])  # one interaction: no interval
+
+
+def test_pair_heatmap_hatches_pairs_tested_in_fewer_than_two_patients():
+    import matplotlib.pyplot as plt
+
+    from csfcart.communication import plot_pair_heatmap
+
+    pairs = pd.DataFrame({"source": ["CD4_T", "naive_B"], "target": ["CD8_T", "CD4_T"], "compartment": "CSF",
+                          "estimate": [0.1, -0.5], "p_adjusted": [0.01, np.nan], "n_patients": [4, 1]})  # fmt: skip
+    fig = plot_pair_heatmap(pairs, ["CD4_T", "CD8_T", "naive_B"])
+    image = fig.axes[0].images[0].get_array()
+    assert image[0, 1] == pytest.approx(0.1)
+    assert np.ma.is_masked(image[2, 0]) or np.isnan(image[2, 0])
+    assert len(fig.axes[0].collections[0].get_offsets()) == 1  # one significance dot
+    plt.close(fig)
+
+
 def test_sender_receiver_pairs_are_paired_over_patients():
     from csfcart.communication import paired_pairs
 

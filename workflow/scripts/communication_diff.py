@@ -36,12 +36,15 @@ if summary.empty and snakemake.params.conditions:  # one visit per donor: condit
     title, legend = f"Interactions by condition (unpaired, against {reference})", (reference, "other condition")
 summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
 write_table_html(summary, snakemake.output.page, title=title, max_rows=500)
-axis = axis_scores(scores, meta)
+axis = axis_scores(scores, meta, present)
+csf_types = sorted(
+    present.loc[present["sample_id"].isin(meta.index[meta["compartment"] == "CSF"]), "cell_type"].unique()
+)
 axis.to_csv(snakemake.output.axis, sep="\t")
 for fig, path in (
     (plot_axis_lines(axis, order_timepoints(meta["timepoint"].unique())), snakemake.output.lines),
     (plot_top_changes(summary, legend=legend), snakemake.output.top),
-    (plot_pair_heatmap(summary), snakemake.output.heatmap),
+    (plot_pair_heatmap(pairs, csf_types), snakemake.output.heatmap),
 ):
     fig.savefig(path, dpi=110)
     plt.close(fig)
