@@ -418,3 +418,121 @@ def paired_pairs(per_patient: pd.DataFrame) -> pd.DataFrame:
     summary = grouped_paired_summary(pp, "change", by, direction=-1)
     n = pp.groupby(by, as_index=False)["n_interactions"].max()
     return summary.merge(n, on=by).sort_values("p_value")
+
+
+def interaction_tensor(
+    scores: pd.DataFrame, samples: list[str], present: pd.DataFrame, *, n_interactions: int
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Samples x ligand-receptor pairs x senders x receivers tensor of LIANA scores.
+
+    An entry is the sample's score where both cell types were present there, 0 where both
+    were present and the interaction was not scored, and NaN (missing, masked in the
+    decomposition) where a partner was absent. The ligand-receptor pairs are the
+    ``n_interactions`` whose per-sample mean score varies most across samples, among those
+    LIANA's expression filter passes in at least one sample (chosen without the visits'
+    labels). Returns the tensor and the names along each of its four modes.
+    """
+    s = scores[scores["sample_id"].isin(samples)]
+    lr = s["ligand_complex"] + "^" + s["receptor_complex"]
+    expressed = s["expressed"].astype(bool) if "expressed" in s else pd.Series(True, index=s.index)
+    universe = lr[expressed].unique()
+    keep = lr.isin(universe)
+    per_sample = s[keep].assign(lr=lr[keep]).groupby(["lr", "sample_id"])["lrscore"].mean().unstack()
+    per_sample = per_sample.reindex(columns=samples).fillna(0.0)
+    chosen = pd.Index(sorted(per_sample.var(axis=1).nlargest(n_interactions).index))
+    types = pd.Index(sorted(present.loc[present["sample_id"].isin(samples), "cell_type"].unique()))
+    order = pd.Index(samples)
+    tensor = np.full((len(order), len(chosen), len(types), len(types)), np.nan, dtype=np.float32)
+    for i, sample in enumerate(order):
+        here = types.get_indexer(present.loc[present["sample_id"] == sample, "cell_type"])
+        here = here[here >= 0]
+        tensor[i][np.ix_(np.arange(len(chosen)), here, here)] = 0.0
+    rows = s[lr.isin(chosen)]
+    i, j = order.get_indexer(rows["sample_id"]), chosen.get_indexer(lr[rows.index])
+    a, b = types.get_indexer(rows["source"]), types.get_indexer(rows["target"])
+    ok = (a >= 0) & (b >= 0) & ~np.isnan(tensor[i, j, np.maximum(a, 0), np.maximum(b, 0)])
+    tensor[i[ok], j[ok], a[ok], b[ok]] = rows["lrscore"].to_numpy()[ok]
+    return tensor, [list(order), list(chosen), list(types), list(types)]
+
+
+TENSOR_MODES = ["sample", "interaction", "sender", "receiver"]
+
+
+def decompose_tensor(
+    tensor: np.ndarray, names: list[list[str]], *, rank: int, seed: int, n_iter_max: int = 100
+) -> pd.DataFrame:
+    """Non-negative CP decomposition with Tensor-cell2cell (LIANA+'s multi-sample route),
+    missing entries masked. Returns the loadings, long: ``mode``, ``element``, ``factor``,
+    ``loading`` (each factor's loadings have unit norm within a mode)."""
+    import cell2cell as c2c
+
+    missing = np.isnan(tensor)
+    prebuilt = c2c.tensor.PreBuiltTensor(
+        tensor=np.nan_to_num(tensor),
+        order_names=names,
+        order_labels=["Contexts", "Ligand-Receptor Pairs", "Sender Cells", "Receiver Cells"],
+        mask=(~missing).astype(int),
+        loc_nans=missing.astype(int),
+    )
+    rank = int(max(1, min(rank, tensor.shape[0])))
+    prebuilt.compute_tensor_factorization(rank=rank, tf_type="non_negative_cp", init="random", random_state=seed,
+                                          n_iter_max=n_iter_max, tol=1e-7, verbose=False)  # fmt: skip
+    frames = []
+    for mode, label in zip(TENSOR_MODES, prebuilt.order_labels, strict=True):
+        f = prebuilt.factors[label].copy()
+        f.columns = [f"F{k + 1}" for k in range(f.shape[1])]
+        frames.append(f.rename_axis("element").reset_index().melt("element", var_name="factor", value_name="loading")
+                      .assign(mode=mode))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)[["mode", "element", "factor", "loading"]]
+
+
+def factor_changes(loadings: pd.DataFrame, meta: pd.DataFrame, *, baseline: str, top: int = 3) -> pd.DataFrame:
+    """Per factor, the within-patient change of its sample loading (post-infusion visits'
+    mean minus baseline), summarised over patients (mean, 95% CI, p, BH; the patient is the
+    unit), beside the factor's top senders, receivers and interactions."""
+    sample = loadings[loadings["mode"] == "sample"].merge(meta[["patient_id", "timepoint"]], left_on="element",
+                                                          right_index=True)  # fmt: skip
+    base = sample[sample["timepoint"] == baseline].set_index(["factor", "patient_id"])["loading"]
+    post = sample[sample["timepoint"] != baseline].groupby(["factor", "patient_id"])["loading"].mean()
+    change = (post - base.reindex(post.index)).rename("change").dropna().reset_index()
+    out = grouped_paired_summary(change, "change", ["factor"], direction=-1)
+    for mode in ("sender", "receiver", "interaction"):
+        part = loadings[loadings["mode"] == mode]
+        best = (
+            part.sort_values("loading", ascending=False)
+            .groupby("factor")["element"]
+            .apply(lambda e: ", ".join(e[:top]))
+        )
+        out[f"top_{mode}s"] = out["factor"].map(best)
+    return out.sort_values("factor").reset_index(drop=True)
+
+
+def plot_tensor(loadings: pd.DataFrame, changes: pd.DataFrame, meta: pd.DataFrame, order: list[str]) -> plt.Figure:
+    """One row per factor: its sample loadings per patient over time (with the paired change
+    and its 95% CI), and its top senders, receivers and interactions."""
+    factors = sorted(loadings["factor"].unique(), key=lambda f: int(f[1:]))
+    fig, axes = plt.subplots(len(factors), 4, figsize=(15, 2.1 * len(factors) + 0.6), layout="constrained",
+                             squeeze=False, gridspec_kw={"width_ratios": [1.3, 1, 1, 1.4]})  # fmt: skip
+    change = changes.set_index("factor")
+    for row, factor in zip(axes, factors, strict=True):
+        f = loadings[loadings["factor"] == factor]
+        samples = f[f["mode"] == "sample"].merge(meta[["patient_id", "timepoint"]], left_on="element", right_index=True)
+        for i, (patient, g) in enumerate(samples.groupby("patient_id")):
+            g = g.set_index("timepoint").reindex(order).dropna(subset=["loading"])
+            row[0].plot([order.index(t) for t in g.index], g["loading"], "-o", ms=3, lw=1,
+                        color=plt.colormaps["tab10"](i % 10), label=patient)  # fmt: skip
+        row[0].set_xticks(range(len(order)), order, fontsize=7)
+        c = change.loc[factor] if factor in change.index else None
+        what = (f"{c['estimate']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], BH p {c['p_adjusted']:.2g}"
+                if c is not None and np.isfinite(c["ci_low"]) else "change not estimable")  # fmt: skip
+        row[0].set_title(f"{factor}: sample loading; change {what}", fontsize=8)
+        for ax, mode in zip(row[1:], ("sender", "receiver", "interaction"), strict=True):
+            top = f[f["mode"] == mode].nlargest(6 if mode == "interaction" else 5, "loading")[::-1]
+            ax.barh(range(len(top)), top["loading"], color="#4477AA")
+            ax.set_yticks(range(len(top)), top["element"], fontsize=7)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_title(f"top {mode}s", fontsize=8)
+    axes[0, 0].legend(fontsize=6, ncol=2)
+    fig.suptitle("CSF communication: non-negative tensor decomposition across samples (Tensor-cell2cell); "
+                 "one line per patient", fontsize=10)  # fmt: skip
+    return fig

@@ -76,7 +76,14 @@ def targets(
     if communication:
         files += [
             f"{out}/communication/{name}"
-            for name in ("interactions.tsv", "b_microglia.png", "top_changes.png", "sender_receiver.png")
+            for name in (
+                "interactions.tsv",
+                "b_microglia.png",
+                "top_changes.png",
+                "sender_receiver.png",
+                "tensor_factors.tsv",
+                "tensor.png",
+            )
         ]
         if de_cell_types:
             files.append(f"{out}/communication/pseudobulk.tsv")

@@ -101,6 +101,11 @@ def test_communication_runs_per_csf_sample(tiny_run):
         "p_adjusted",
         "lost_in_patients",
     } <= set(interactions.columns)
+    factors = pd.read_csv(tiny_run / "communication" / "tensor_factors.tsv", sep="\t")
+    loadings = pd.read_csv(tiny_run / "communication" / "tensor_loadings.tsv", sep="\t")
+    assert len(factors) >= 1 and factors["top_senders"].str.len().gt(0).all()
+    assert set(loadings["mode"]) == {"sample", "interaction", "sender", "receiver"}
+    assert set(loadings.loc[loadings["mode"] == "sample", "element"]) == {p.removesuffix(".parquet") for p in parquet}
 
 
 def test_de_reports_untestable_contrasts_with_a_reason(tiny_run):

@@ -166,3 +166,44 @@ def test_top_changes_draw_an_unpaired_table_too():
                              "p_value": 0.01, "n_patients": 4, "baseline_score": 0.2, "post_score": 0.5}])  # fmt: skip
     fig = plot_top_changes(summary, legend=("control", "MS"))
     assert "4 donors" in " ".join(t.get_text() for t in fig.axes[0].texts)
+
+
+def test_interaction_tensor_zero_where_present_missing_where_absent():
+    from csfcart.communication import interaction_tensor
+
+    rows = [({**B_MG, "expressed": True}, "P1_baseline", 0.6), ({**T_T, "expressed": True}, "P1_baseline", 0.5),
+            ({**T_T, "expressed": True}, "P1_m3", 0.2)]  # fmt: skip
+    samples = ["P1_baseline", "P1_m3"]
+    present = pd.concat([_present(samples, ["CD4_T", "CD8_T", "microglia_like"]), _present(["P1_baseline"], ["naive_B"])])
+    tensor, names = interaction_tensor(_scores(rows), samples, present, n_interactions=10)
+    lrs, types = names[1], names[2]
+    b_mg = (lrs.index("TNFSF13B^TNFRSF13C"), types.index("naive_B"), types.index("microglia_like"))
+    t_t = (lrs.index("CD40LG^CD40"), types.index("CD4_T"), types.index("CD8_T"))
+    assert tensor[(0, *b_mg)] == pytest.approx(0.6) and np.isnan(tensor[(1, *b_mg)])  # B cells gone: missing
+    assert tensor[(1, *t_t)] == pytest.approx(0.2)
+    # both T types present, the B / microglia-like pair not scored between them: 0
+    assert tensor[1, lrs.index("TNFSF13B^TNFRSF13C"), types.index("CD4_T"), types.index("CD8_T")] == 0
+
+
+def test_tensor_decomposition_finds_the_factor_that_falls():
+    """A planted program (one sender, one receiver, a few pairs) halves after infusion in
+    every patient; another stays. The factor carrying the program falls, the other not."""
+    from csfcart.communication import decompose_tensor, factor_changes
+
+    rng = np.random.default_rng(0)
+    patients, visits = [f"P{i}" for i in range(1, 6)], ["baseline", "m3"]
+    samples = [f"{p}_{v}" for p in patients for v in visits]
+    meta = pd.DataFrame({"patient_id": [s.split("_")[0] for s in samples], "timepoint": [s.split("_")[1] for s in samples],
+                         "compartment": "CSF"}, index=samples)  # fmt: skip
+    n_lr, types = 12, ["A", "B", "C"]
+    tensor = rng.uniform(0, 0.02, (len(samples), n_lr, 3, 3)).astype(np.float32)
+    falling = np.array([0.5 if s.endswith("m3") else 1.0 for s in samples])
+    tensor[:, :4, 0, 1] += falling[:, None] * rng.uniform(0.8, 1.0, (len(samples), 4))
+    tensor[:, 6:10, 2, 2] += rng.uniform(0.8, 1.0, (len(samples), 4))
+    names = [samples, [f"L{i}^R{i}" for i in range(n_lr)], types, types]
+    loadings = decompose_tensor(tensor, names, rank=2, seed=0)
+    changes = factor_changes(loadings, meta, baseline="baseline").set_index("top_senders")
+    drop = changes.loc[changes.index.str.startswith("A")].iloc[0]
+    flat = changes.loc[changes.index.str.startswith("C")].iloc[0]
+    assert drop["ci_high"] < 0 and drop["patients_consistent"] == 5
+    assert abs(flat["estimate"]) < abs(drop["estimate"]) / 3

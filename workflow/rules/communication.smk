@@ -78,6 +78,45 @@ rule communication_diff:
         "../scripts/communication_diff.py"
 
 
+rule communication_tensor:
+    input:
+        scores=expand(f"{OUT}/communication/{{sample}}.parquet", sample=CSF_SAMPLES),
+        annotated=f"{OUT}/annotated.h5ad",
+    output:
+        loadings=f"{OUT}/communication/tensor_loadings.tsv",
+        factors=f"{OUT}/communication/tensor_factors.tsv",
+        page=report(
+            f"{OUT}/communication/tensor_factors.html",
+            caption="../report/communication_tensor_table.rst",
+            category="7. Communication",
+            labels={"result": "tensor factors (table)"},
+        ),
+        figure=report(
+            f"{OUT}/communication/tensor.png",
+            caption="../report/communication_tensor.rst",
+            category="7. Communication",
+            labels={"result": "tensor decomposition"},
+        ),
+    log:
+        f"{OUT}/logs/communication_tensor.log",
+    benchmark:
+        f"{OUT}/benchmarks/communication_tensor.tsv"
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: max(4000, 2 * input.size_mb) * attempt,
+        runtime=60,
+    params:
+        baseline=BASELINE,
+        min_cells=CONFIG["analysis"]["min_cells"],
+        rank=CONFIG["analysis"]["tensor_rank"],
+        interactions=CONFIG["analysis"]["tensor_interactions"],
+        seed=CONFIG["seed"],
+    script:
+        "../scripts/communication_tensor.py"
+
+
 rule communication_pseudobulk:
     input:
         annotated=f"{OUT}/annotated.h5ad",

@@ -1,0 +1,30 @@
+"""Adapter of rule communication_tensor: Tensor-cell2cell decomposition of CSF communication."""
+
+import logging
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from csfcart.communication import decompose_tensor, factor_changes, interaction_tensor, plot_tensor, present_types
+from csfcart.logs import setup
+from csfcart.measure import sample_meta
+from csfcart.tables import write_table_html
+from csfcart.timepoints import order_timepoints
+
+setup(snakemake.log[0])
+obs = ad.read_h5ad(snakemake.input.annotated, backed="r").obs
+meta = sample_meta(obs)
+present = present_types(obs, min_cells=snakemake.params.min_cells)
+scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
+samples = sorted(set(scores["sample_id"]) & set(meta.index[meta["compartment"] == "CSF"]))
+tensor, names = interaction_tensor(scores, samples, present, n_interactions=snakemake.params.interactions)
+logging.info("tensor: %s samples x %s interactions x %s x %s cell types", *tensor.shape)
+loadings = decompose_tensor(tensor, names, rank=snakemake.params.rank, seed=snakemake.params.seed)
+changes = factor_changes(loadings, meta, baseline=snakemake.params.baseline)
+loadings.to_csv(snakemake.output.loadings, sep="\t", index=False)
+changes.to_csv(snakemake.output.factors, sep="\t", index=False)
+write_table_html(changes, snakemake.output.page, title="Tensor factors: paired change of each factor's sample loading")
+fig = plot_tensor(loadings, changes, meta, order_timepoints(meta.loc[samples, "timepoint"].unique()))
+fig.savefig(snakemake.output.figure, dpi=100)
+plt.close(fig)
