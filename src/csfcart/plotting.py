@@ -283,7 +283,9 @@ def plot_integration(metrics, info: dict):
         ax.set_xlabel("epoch")
         ax.set_ylabel("ELBO loss (lower is better)")
         ax.legend(fontsize=8, frameon=False)
-        ax.set_title(f"scVI training ({info.get('accelerator', '?')}, {len(train)} epochs)", fontsize=10)
+        speed = f", {info['cell_epochs_per_s']:,} cell-epochs/s" if info.get("cell_epochs_per_s") else ""
+        ax.set_title(f"scVI training ({info.get('accelerator', '?')}, {len(train)} epochs, "
+                     f"{info.get('batch_size', '?')} cells per step{speed})", fontsize=9)  # fmt: skip
     else:
         ax.text(0.5, 0.5, f"{info.get('method', '?')}: no training curve", ha="center", va="center")
         ax.set_axis_off()

@@ -1,11 +1,12 @@
 # Read each sample's counts (10x mtx v2/v3, 10x h5, h5ad, CSV), one job per sample.
+# The per-sample h5ad is temporary: QC reads it once (snakemake --notemp keeps it).
 
 
 rule ingest:
     input:
         unpack(ingest_input),
     output:
-        f"{OUT}/ingest/{{sample}}.h5ad",
+        temp(f"{OUT}/ingest/{{sample}}.h5ad"),
     log:
         f"{OUT}/logs/ingest/{{sample}}.log",
     benchmark:

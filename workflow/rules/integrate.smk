@@ -1,4 +1,5 @@
 # Merge the QC'd samples, select genes and integrate (scVI by default, or Harmony).
+# merged.h5ad is temporary (integrate reads it once; snakemake --notemp keeps it).
 
 
 rule merge:
@@ -6,7 +7,7 @@ rule merge:
         h5ads=expand(f"{OUT}/qc/{{sample}}.h5ad", sample=SAMPLES.index),
         summary=f"{OUT}/qc/summary.tsv",
     output:
-        f"{OUT}/merged.h5ad",
+        temp(f"{OUT}/merged.h5ad"),
     log:
         f"{OUT}/logs/merge.log",
     benchmark:

@@ -22,7 +22,7 @@ table = annotate(
     car_cluster_fraction=annotation.get("car_cluster_fraction", 0.15),
     mixed_cluster_fraction=annotation["mixed_cluster_fraction"],
 )
-adata.write_h5ad(snakemake.output.h5ad)
+adata.write_h5ad(snakemake.output.h5ad, compression="gzip")
 table.to_csv(snakemake.output.clusters, sep="\t", index_label="cluster")
 write_table_html(
     table.rename_axis("cluster").reset_index(), snakemake.output.clusters_page, title="Clusters and their cell types"
