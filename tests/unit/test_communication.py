@@ -174,7 +174,9 @@ def test_interaction_tensor_zero_where_present_missing_where_absent():
     rows = [({**B_MG, "expressed": True}, "P1_baseline", 0.6), ({**T_T, "expressed": True}, "P1_baseline", 0.5),
             ({**T_T, "expressed": True}, "P1_m3", 0.2)]  # fmt: skip
     samples = ["P1_baseline", "P1_m3"]
-    present = pd.concat([_present(samples, ["CD4_T", "CD8_T", "microglia_like"]), _present(["P1_baseline"], ["naive_B"])])
+    present = pd.concat(
+        [_present(samples, ["CD4_T", "CD8_T", "microglia_like"]), _present(["P1_baseline"], ["naive_B"])]
+    )
     tensor, names = interaction_tensor(_scores(rows), samples, present, n_interactions=10)
     lrs, types = names[1], names[2]
     b_mg = (lrs.index("TNFSF13B^TNFRSF13C"), types.index("naive_B"), types.index("microglia_like"))
