@@ -10,8 +10,8 @@ mean of two post-infusion visits lies above a single baseline draw more often th
 it although their means are equal, so the share of negative pooled estimates runs below one
 half on a null cohort; one visit against baseline (``--visits d14``) is symmetric. The share
 is not a mean of independent coin flips: a sample's depth and composition move all of its
-interactions together, so one cohort's share strays far from one half (0.38 to 0.53 for
-single visits here); ``--seeds`` repeats the check over simulation seeds.
+interactions together, so one cohort's share strays far from one half (0.36 to 0.56 over
+20 single-visit cohorts here, mean 0.48); ``--seeds`` repeats the check over seeds.
 
     python scripts/communication_null.py [--dataset csf_null] [--patients 5]
 """
