@@ -208,13 +208,12 @@ def plot_axis_lines(axis: pd.DataFrame, order: list[str]) -> plt.Figure:
     patients = sorted(csf["patient_id"].unique())
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for ax, (col, title) in zip(axes, AXES.items(), strict=True):
-        absent = csf.get(f"{col}_absent", pd.Series(False, index=csf.index)).fillna(False).astype(bool)
+        absent = csf.get(f"{col}_absent", pd.Series(False, index=csf.index)).eq(True)
         for i, patient in enumerate(patients):
-            g = csf[csf["patient_id"] == patient].set_index("timepoint").reindex(order)
+            mine = csf["patient_id"] == patient
+            g = csf[mine].set_index("timepoint").reindex(order)
+            gone = absent[mine].set_axis(csf.loc[mine, "timepoint"]).reindex(order, fill_value=False).to_numpy(bool)
             x = np.arange(len(order)) + (i - (len(patients) - 1) / 2) * 0.04
-            gone = absent.reindex(csf.index[csf["patient_id"] == patient]).to_numpy()
-            gone = pd.Series(gone, index=csf.loc[csf["patient_id"] == patient, "timepoint"]).reindex(order)
-            gone = gone.fillna(False).astype(bool).to_numpy()
             y = g[col].to_numpy(dtype=float)
             shown = np.isfinite(y) & ~gone
             colour = plt.colormaps["tab10"](i % 10)

@@ -173,7 +173,8 @@ def doublet_scores(
     # share of observed droplets that are doublets: above the artificial doublets' median
     # score, singlets are rare, and half of the doublets lie there
     median = np.median(score[n:])
-    share = min(float(np.mean(score[:n] > median) / np.mean(score[n:] > median)), expected / n)
+    estimated = float(np.mean(score[:n] > median) / np.mean(score[n:] > median))
+    share = min(estimated, expected / n)
     order = np.argsort(-score[:n], kind="stable")
     called = np.zeros(n, dtype=bool)
     called[order[: round(share * n)]] = True
@@ -182,7 +183,7 @@ def doublet_scores(
         "clusters": k_clusters,
         "heterotypic_share": round(heterotypic, 3),
         "expected": round(expected, 1),
-        "estimated": round(float(np.mean(score > median) / 0.5) * n, 1),
+        "estimated": round(estimated * n, 1),
     }
     return score, called, info
 
