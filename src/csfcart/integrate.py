@@ -84,7 +84,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     early_stopping = settings.get("early_stopping", True)
     if settings.get("trainer", "resident") == "resident":
         batch_size = settings.get("gpu_batch_size", 16384) if accelerator == "gpu" else settings.get("batch_size", 512)
-        info = training.train_resident(
+        latent, info = training.train_resident(
             model,
             hvg.layers[COUNTS],
             max_epochs=max_epochs,
@@ -95,7 +95,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
             min_steps=settings.get("min_steps", 150),
             early_stopping=early_stopping,
         )
-        adata.obsm[EMBEDDING["scvi"]] = training.latent(model, hvg.layers[COUNTS])
+        adata.obsm[EMBEDDING["scvi"]] = latent
         return {"method": "scvi", "accelerator": accelerator, **info}
     start = time.perf_counter()
     model.train(

@@ -77,6 +77,18 @@ class DeviceRows:
         return out
 
 
+def device_inputs(model: Any, counts: Any, device: Any) -> tuple[DeviceRows, Any, Any]:
+    """The counts, batch codes and (empty) labels of ``model``'s cells on ``device``."""
+    import torch
+    from scvi import REGISTRY_KEYS
+
+    rows = DeviceRows(counts, device)
+    codes = model.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
+    batch_index = torch.as_tensor(np.asarray(codes, dtype=np.int64).reshape(rows.n_obs, 1), device=device)
+    labels = torch.zeros(rows.n_obs, 1, dtype=torch.long, device=device)
+    return rows, batch_index, labels
+
+
 def pick_device(accelerator: str) -> Any:
     import torch
 
@@ -107,12 +119,14 @@ def train_resident(
     early_stopping: bool = True,
     patience: int = 45,
     n_epochs_kl_warmup: int = 400,
-) -> dict[str, Any]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Train ``model.module`` (an scVI model set up on ``counts``' cells) in place.
 
-    ``counts`` is the cells x genes count matrix the model was set up with. Returns the
-    per-epoch training and validation ELBO (per cell, as scvi-tools logs them), the device,
-    the batch size and learning rate used, and the throughput in cell-epochs per second.
+    ``counts`` is the cells x genes count matrix the model was set up with; it goes to the
+    device once, for training and for the latent space. Returns every cell's latent
+    posterior mean, and a summary: the per-epoch training and validation ELBO (per cell, as
+    scvi-tools logs them), the device, the batch size and learning rate used, and the
+    throughput in cell-epochs per second.
     """
     import torch
     from scvi import REGISTRY_KEYS
@@ -123,11 +137,8 @@ def train_resident(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     torch.manual_seed(seed)
     module = model.module.to(device)
-    rows = DeviceRows(counts, device)
+    rows, batch_index, labels = device_inputs(model, counts, device)
     n = rows.n_obs
-    batch_codes = model.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
-    batch_index = torch.as_tensor(np.asarray(batch_codes, dtype=np.int64).reshape(n, 1), device=device)
-    labels = torch.zeros(n, 1, dtype=torch.long, device=device)
 
     order = torch.randperm(n, generator=generator)
     n_train = n if n < 20 else max(2, round(train_size * n))
@@ -197,7 +208,8 @@ def train_resident(
     epochs = len(history["elbo_train"])
     module.eval()
     model.is_trained_ = True
-    return {
+    z = np.concatenate([_posterior_mean(module, tensors(idx)) for idx in torch.arange(n, device=device).split(4096)])
+    return z, {
         "trainer": "resident",
         "device": str(device),
         "batch_size": batch_size,
@@ -209,27 +221,10 @@ def train_resident(
     }
 
 
-def latent(model: Any, counts: Any, *, batch_size: int = 4096) -> np.ndarray:
-    """Posterior means of the latent space for every cell, computed on the module's device."""
+def _posterior_mean(module: Any, tensors: dict[str, Any]) -> np.ndarray:
+    """The latent posterior means of a batch (what scvi-tools' ``get_latent_representation`` gives)."""
     import torch
-    from scvi import REGISTRY_KEYS
 
-    module = model.module
-    device = next(module.parameters()).device
-    rows = DeviceRows(counts, device)
-    n = rows.n_obs
-    batch_codes = model.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
-    batch_index = torch.as_tensor(np.asarray(batch_codes, dtype=np.int64).reshape(n, 1), device=device)
-    out = []
-    module.eval()
     with torch.no_grad():
-        for s in range(0, n, batch_size):
-            idx = torch.arange(s, min(n, s + batch_size), device=device)
-            tensors = {
-                REGISTRY_KEYS.X_KEY: rows.dense(idx),
-                REGISTRY_KEYS.BATCH_KEY: batch_index[idx],
-                REGISTRY_KEYS.LABELS_KEY: torch.zeros(len(idx), 1, dtype=torch.long, device=device),
-            }
-            inference = module.inference(**module._get_inference_input(tensors))
-            out.append(inference["qz"].loc.float().cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
+        inference = module.inference(**module._get_inference_input(tensors))
+    return inference["qz"].loc.float().cpu().numpy()
