@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 
-.PHONY: venv run test test-cluster cluster-deps browser-deps lint format clean
+.PHONY: venv run test test-cluster cluster-deps browser-deps lint format config-docs clean
 
 venv: $(VENV)/.installed
 
@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-OUTDIR = $(shell $(BIN)/python -c 'import yaml; c = yaml.safe_load(open("config/config.yaml")); print(c["results"] + "/" + c["dataset"])' 2>/dev/null || echo results/csf_bcma_cart)
+OUTDIR = $(shell $(BIN)/python -c 'import yaml; from csfcart.config import validate_config as v; c = v(yaml.safe_load(open("config/config.yaml")), "config/schemas/config.schema.yaml"); print(c["results"] + "/" + c["dataset"])' 2>/dev/null || echo results/csf_bcma_cart)
 
 run: venv
 	$(SNAKEMAKE)
@@ -37,6 +37,10 @@ format: venv
 	$(BIN)/ruff check --fix src tests workflow/scripts scripts
 	$(BIN)/ruff format src tests workflow/scripts scripts
 	$(BIN)/snakefmt Snakefile workflow/rules
+
+# config/README.md: every key of the config schema with its default (a test checks it is current)
+config-docs: venv
+	$(BIN)/python -c 'from csfcart.config import config_docs; open("config/README.md", "w").write(config_docs("config/schemas/config.schema.yaml"))'
 
 test: venv lint browser-deps
 	CSFCART_BROWSER_TESTS=1 $(BIN)/python -m pytest -q

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def export(h5ad: str, out: str) -> None:
     import anndata as ad
@@ -84,7 +86,12 @@ def train(
     import anndata as ad
     import torch
 
+    from csfcart.config import default_config
     from csfcart.integrate import run_scvi
+
+    defaults = default_config(ROOT / "config" / "schemas" / "config.schema.yaml", dataset="bench")["integration"][
+        "scvi"
+    ]
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,8 +111,8 @@ def train(
         adata = ad.AnnData(X=x, obs=pd.DataFrame({"sample_id": pd.Categorical(batch)}))
         adata.layers["counts"] = x
         adata.var["highly_variable"] = True
-        settings = {"trainer": name, "batch_size": int(size), "gpu_batch_size": int(size), "max_epochs": n_epochs,
-                    "min_steps": 1, "early_stopping": False}  # fmt: skip
+        settings = {**defaults, "trainer": name, "batch_size": int(size), "gpu_batch_size": int(size),
+                    "max_epochs": n_epochs, "min_steps": 1, "early_stopping": False}  # fmt: skip
         start = time.perf_counter()
         info = run_scvi(adata, batch_key="sample_id", seed=seed, settings=settings)
         total = time.perf_counter() - start

@@ -50,7 +50,7 @@ COHORTS = ["csf_null_tiny", "csf_bcma_cart_tiny", "csf_near_size_tiny", "csf_dep
 def one_run(job: tuple[str, int, int, bool, bool, int | None]) -> pd.DataFrame:
     dataset, n, seed, oracle, communication, cells = job
     warnings.filterwarnings("ignore")
-    from csfcart.pipeline import analyse
+    from csfcart.pipeline import analyse, default_config
     from csfcart.simulate.cohort import load_cohort
 
     start = time.perf_counter()
@@ -63,7 +63,7 @@ def one_run(job: tuple[str, int, int, bool, bool, int | None]) -> pd.DataFrame:
             k: replace(c, cells_median=cells, cells_min=min(c.cells_min, cells), cells_max=max(c.cells_max, cells))
             for k, c in base.compartments.items()
         }
-    table = analyse(base.with_changes(**changes), communication=communication, oracle=oracle)
+    table = analyse(base.with_changes(**changes), default_config(ROOT), communication=communication, oracle=oracle)
     table["dataset"], table["n_patients_design"], table["seed"] = dataset, n, seed
     table["seconds"] = time.perf_counter() - start
     return table

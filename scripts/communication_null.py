@@ -66,7 +66,7 @@ def main() -> int:
         sc.pp.log1p(adata)
         scores = pd.concat(
             [
-                score_sample(adata[(adata.obs["sample_id"] == s).to_numpy()].copy(), min_cells=args.min_cells)
+                score_sample(adata[(adata.obs["sample_id"] == s).to_numpy()].copy(), min_cells=args.min_cells, seed=0)
                 for s in adata.obs["sample_id"].unique()
             ],
             ignore_index=True,

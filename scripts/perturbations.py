@@ -32,14 +32,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    from csfcart.pipeline import analyse
+    from csfcart.pipeline import analyse, default_config
     from csfcart.simulate.cohort import load_cohort
 
     rows = []
     for name in args.datasets:
         name = f"{name}_tiny" if args.tiny else name
         start = time.perf_counter()
-        table = analyse(load_cohort(ROOT / "config" / "datasets" / f"{name}.yaml"))
+        table = analyse(load_cohort(ROOT / "config" / "datasets" / f"{name}.yaml"), default_config(ROOT))
         table.insert(0, "dataset", name)
         rows.append(table)
         wrong = table.loc[table["verdict"] != table["expected_verdict"], "claim_id"].tolist()

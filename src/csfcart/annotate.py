@@ -128,8 +128,8 @@ def annotate(
     min_margin: float,
     car_feature: str | None,
     seed: int,
-    car_cluster_fraction: float = 0.15,
-    mixed_cluster_fraction: float = 0.2,
+    car_cluster_fraction: float,
+    mixed_cluster_fraction: float,
     umap: bool = True,
 ) -> pd.DataFrame:
     """Cluster, score and label cells; returns the per-cluster table.

@@ -407,7 +407,7 @@ def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
     return row
 
 
-def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float = 0.05) -> pd.DataFrame:
+def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float) -> pd.DataFrame:
     """Score ``claim_ids`` on the measurements; one row per claim (see module docstring).
 
     The other claims of their families are scored too (they gate them), so a claim's

@@ -44,7 +44,7 @@ INFLAMMATORY_LIGANDS = [
 KEY = ["source", "target", "ligand_complex", "receptor_complex"]
 
 
-def score_sample(adata: ad.AnnData, *, min_cells: int = 5, expr_prop: float = 0.1, seed: int = 0) -> pd.DataFrame:
+def score_sample(adata: ad.AnnData, *, min_cells: int, expr_prop: float = 0.1, seed: int) -> pd.DataFrame:
     """LIANA SingleCellSignalR scores of one sample (log-normalised ``X``): every LR pair of
     the resource between cell types with at least ``min_cells`` cells, ``expressed`` where
     LIANA's filter (``expr_prop`` of both partners' cells) passes; pairs whose ligand or

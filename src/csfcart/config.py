@@ -6,6 +6,7 @@ and the fix, raised before any job runs.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if v == "required":
         missing = [k for k in error.validator_value if k not in error.instance]
         key = ".".join([*[str(p) for p in error.absolute_path], missing[0]]) if missing else _where(error)
-        return f"key '{key}': missing. Fix: add it (see config/config.yaml)"
+        return f"key '{key}': missing. Fix: add it (see config/README.md)"
     if v == "pattern":
         return (
             f"key '{_where(error)}': {error.instance!r} is not a safe name. "
@@ -63,12 +64,33 @@ def _explain(error: jsonschema.ValidationError) -> str:
     return f"key '{_where(error)}': {error.message}. Fix: see {error.schema.get('description', 'the schema')}"
 
 
-def validate_config(config: dict[str, Any], schema: str | Path, source: str = "config") -> None:
-    """Validate ``config`` against the JSON schema, strictly (unknown keys are refused)."""
-    validator = jsonschema.Draft202012Validator(_schema(schema))
+def _fill_defaults(schema: dict, instance: Any) -> None:
+    """Give every missing key of ``instance`` its schema ``default`` (nested objects too)."""
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(sub, instance[key])
+
+
+def validate_config(config: dict[str, Any], schema: str | Path, source: str = "config") -> dict[str, Any]:
+    """``config`` with the schema's defaults filled in, validated strictly (unknown keys are
+    refused). The schema is the one place a default is defined; ``config`` is not modified."""
+    rules = _schema(schema)
+    config = copy.deepcopy(config)
+    _fill_defaults(rules, config)
+    validator = jsonschema.Draft202012Validator(rules)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise InputError(f"{source}: {_explain(errors[0])}")
+    return config
+
+
+def default_config(schema: str | Path, **keys: Any) -> dict[str, Any]:
+    """The workflow's defaults (the schema's), completed by ``keys`` (at least ``dataset``)."""
+    return validate_config(dict(keys), schema)
 
 
 def resolve_dataset(
@@ -84,7 +106,9 @@ def resolve_dataset(
     """
     config = dict(config)
     parent = config.pop("extends", None)
-    path = Path(datasets_dir) / f"{config.get('dataset', '')}.yaml"
+    if "dataset" not in config:
+        raise InputError("config: key 'dataset': missing. Fix: name the dataset in config/config.yaml")
+    path = Path(datasets_dir) / f"{config['dataset']}.yaml"
     if parent is not None and not path.is_file():
         folders = [Path(f) for f in search] + [Path(datasets_dir)]
         found = [f / str(parent) for f in folders if (f / str(parent)).is_file()]
@@ -211,3 +235,45 @@ def _is_mtx_prefix(path: Path) -> bool:
     """A GEO-style prefix such as ``raw/GSM123_MS1_`` of ``..._matrix.mtx.gz`` files."""
     parent = path.parent
     return parent.is_dir() and any(p.name.startswith(path.name) and "matrix.mtx" in p.name for p in parent.iterdir())
+
+
+def config_docs(schema: str | Path) -> str:
+    """config/README.md: every key of the schema with its type, default and meaning."""
+    rules = _schema(schema)
+    lines = [
+        "# Configuration",
+        "",
+        "Generated from `config/schemas/config.schema.yaml` by `make config-docs`; do not edit.",
+        "",
+        "The schema is the one place a default is defined. `config/config.yaml` names the dataset",
+        "and anything you change; a dataset file (`config/datasets/<name>.yaml`), `--configfile`",
+        "and `--config` override it in that order. The effective configuration of a run, every",
+        "default filled in, is written to `<results>/<dataset>/provenance/config.yaml`.",
+        "",
+        "| key | type | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+
+    def kind(sub: dict) -> str:
+        if "enum" in sub:
+            return " / ".join(str(v) for v in sub["enum"])
+        return str(sub.get("type", "object"))
+
+    def show(value: Any) -> str:
+        if value is None:
+            return ""
+        text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+        return f"`{text.removesuffix('...').strip()}`"
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            name = f"{prefix}{key}"
+            nested = "properties" in sub
+            default = "" if nested else show(sub.get("default"))
+            meaning = " ".join(str(sub.get("description", "")).split()).replace("|", "\\|")
+            lines.append(f"| `{name}` | {kind(sub)} | {default} | {meaning} |")
+            if nested:
+                walk(sub, f"{name}.")
+
+    walk(rules, "")
+    return "\n".join(lines) + "\n"

@@ -38,7 +38,7 @@ RESULT_COLUMNS = [
 
 
 def contrasts(
-    pb_obs: pd.DataFrame, baseline: str, order: list[str], reference_condition: str = "control"
+    pb_obs: pd.DataFrame, baseline: str, order: list[str], reference_condition: str
 ) -> list[tuple[str, str, str, str]]:
     """(compartment, factor, level, reference): each time point against the baseline; for a
     compartment seen at one time point only, each condition against the reference condition."""
@@ -112,10 +112,10 @@ def run_cell_type(
     *,
     baseline: str,
     order: list[str],
-    min_cells: int = 10,
-    min_counts: int = 1000,
-    seed: int = 0,
-    reference_condition: str = "control",
+    min_cells: int,
+    min_counts: int,
+    seed: int,
+    reference_condition: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All contrasts for one cell type; returns (results, status per contrast)."""
     sub = pb[(pb.obs["cell_type"] == cell_type).to_numpy()]

@@ -33,7 +33,7 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def expected(dest: Path, *, sha256: str = "", size: int = 0) -> dict:
+def expected(dest: Path, *, sha256: str, size: int) -> dict:
     """What the archive must be: the config's figures, else the lock file's, else nothing."""
     if sha256 or size:
         return {"sha256": sha256 or "", "size": int(size or 0), "source": "the dataset config (download.sha256/size)"}
@@ -62,7 +62,7 @@ def verify(path: Path, want: dict, *, url: str, dest: Path) -> tuple[int, str]:
     return size, digest
 
 
-def fetch(url: str, dest: str | Path, *, sha256: str = "", size: int = 0, timeout: float = 60.0) -> Path:
+def fetch(url: str, dest: str | Path, *, sha256: str, size: int, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` (atomically), verify it and record it in the lock file."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +92,8 @@ def fetch(url: str, dest: str | Path, *, sha256: str = "", size: int = 0, timeou
     return dest
 
 
-def unpack(archive: str | Path, outdir: str | Path, *, required: list[str], url: str = "", sha256: str = "",
-           size: int = 0) -> list[str]:  # fmt: skip
+def unpack(archive: str | Path, outdir: str | Path, *, required: list[str], url: str, sha256: str,
+           size: int) -> list[str]:  # fmt: skip
     """Verify ``archive`` (a hand-placed copy too) and extract it into ``outdir`` atomically.
 
     ``required``: file names the dataset's samples need; a missing one is named with the

@@ -77,7 +77,7 @@ def communication_recovery(
     *,
     compartment: str = "CSF",
     top: int = 10,
-    alpha: float = 0.05,
+    alpha: float,
     min_change: float = 0.5,
 ) -> pd.DataFrame:
     """The ``top`` most changed interactions of the analysis beside the truth.

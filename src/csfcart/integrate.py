@@ -76,14 +76,14 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     scvi.settings.seed = seed
     hvg = adata[:, adata.var["highly_variable"]].copy()
     scvi.model.SCVI.setup_anndata(hvg, layer=COUNTS, batch_key=batch_key)
-    model = scvi.model.SCVI(hvg, n_latent=settings.get("n_latent", 20), n_layers=settings.get("n_layers", 1))
-    accelerator = settings.get("accelerator", "auto")
+    model = scvi.model.SCVI(hvg, n_latent=settings["n_latent"], n_layers=settings["n_layers"])
+    accelerator = settings["accelerator"]
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    max_epochs = settings.get("max_epochs", 30)
-    early_stopping = settings.get("early_stopping", True)
-    if settings.get("trainer", "resident") == "resident":
-        batch_size = settings.get("gpu_batch_size", 16384) if accelerator == "gpu" else settings.get("batch_size", 512)
+    max_epochs = settings["max_epochs"]
+    early_stopping = settings["early_stopping"]
+    if settings["trainer"] == "resident":
+        batch_size = settings["gpu_batch_size"] if accelerator == "gpu" else settings["batch_size"]
         latent, info = training.train_resident(
             model,
             hvg.layers[COUNTS],
@@ -91,8 +91,8 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
             batch_size=batch_size,
             seed=seed,
             accelerator=accelerator,
-            lr=settings.get("lr", 1e-3),
-            min_steps=settings.get("min_steps", 150),
+            lr=settings["lr"],
+            min_steps=settings["min_steps"],
             early_stopping=early_stopping,
         )
         adata.obsm[EMBEDDING["scvi"]] = latent
@@ -100,7 +100,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     start = time.perf_counter()
     model.train(
         max_epochs=max_epochs,
-        batch_size=settings.get("batch_size", 512),
+        batch_size=settings["batch_size"],
         early_stopping=early_stopping,
         accelerator=accelerator,
         devices=1,
@@ -115,7 +115,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
         "method": "scvi",
         "trainer": "scvi",
         "accelerator": accelerator,
-        "batch_size": settings.get("batch_size", 512),
+        "batch_size": settings["batch_size"],
         "epochs": epochs,
         "train_seconds": round(seconds, 2),
         "cell_epochs_per_s": round(epochs * hvg.n_obs * 0.9 / max(seconds, 1e-9)),
@@ -138,7 +138,7 @@ def run_harmony(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[
     """PCA on HVGs, then Harmony (harmonypy, called directly) into ``obsm['X_harmony']``."""
     import harmonypy
 
-    pcs = pca_on_hvg(adata, n_pcs=settings.get("n_pcs", 30), seed=seed)
+    pcs = pca_on_hvg(adata, n_pcs=settings["n_pcs"], seed=seed)
     adata.obsm["X_pca"] = pcs.astype(np.float32)
     ho = harmonypy.run_harmony(pcs, adata.obs, [batch_key], random_state=seed, verbose=False)
     z = np.asarray(ho.Z_corr)
@@ -159,7 +159,7 @@ def integrate(
     select_genes(adata, n_top=n_hvg, batch_key=batch_key)
     normalise(adata)
     runner = {"scvi": run_scvi, "harmony": run_harmony}[method]
-    info = runner(adata, batch_key=batch_key, seed=seed, settings=settings.get(method, {}) or {})
+    info = runner(adata, batch_key=batch_key, seed=seed, settings=settings[method])
     adata.uns["integration"] = {"method": method, "embedding": EMBEDDING[method], "batch_key": batch_key}
     return info
 
@@ -243,11 +243,11 @@ def compare_methods(
     labels = adata.obs[label_key].astype(str)
     cells = adata[~labels.isin(["low_confidence", "doublet"]).to_numpy()].copy()
     if EMBEDDING["scvi"] not in cells.obsm:
-        run_scvi(cells, batch_key=batch_key, seed=seed, settings=settings.get("scvi") or {})
+        run_scvi(cells, batch_key=batch_key, seed=seed, settings=settings["scvi"])
     if EMBEDDING["harmony"] not in cells.obsm:  # its PCA is the unintegrated baseline too
-        run_harmony(cells, batch_key=batch_key, seed=seed, settings=settings.get("harmony") or {})
+        run_harmony(cells, batch_key=batch_key, seed=seed, settings=settings["harmony"])
     if "X_pca" not in cells.obsm:
-        cells.obsm["X_pca"] = pca_on_hvg(cells, n_pcs=(settings.get("harmony") or {}).get("n_pcs", 30), seed=seed)
+        cells.obsm["X_pca"] = pca_on_hvg(cells, n_pcs=settings["harmony"]["n_pcs"], seed=seed)
     cells.obs[label_key] = cells.obs[label_key].astype(str).astype("category")
     keys = ["X_pca", EMBEDDING["scvi"], EMBEDDING["harmony"]]
     bm = Benchmarker(cells, batch_key=batch_key, label_key=label_key, embedding_obsm_keys=keys,

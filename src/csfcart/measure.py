@@ -97,7 +97,7 @@ def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
 
 
 def programs_per_sample(
-    adata: ad.AnnData, programs: dict[str, list[str]], *, min_cells: int = 10, pb: ad.AnnData | None = None
+    adata: ad.AnnData, programs: dict[str, list[str]], *, min_cells: int, pb: ad.AnnData | None = None
 ) -> pd.DataFrame:
     """Program scores (mean log2 CPM of the genes) per sample and cell type, and per sample
     for all myeloid cells pooled (group ``myeloid``). ``pb``: the cell-type pseudobulk of
@@ -119,7 +119,7 @@ LR_COLUMNS = [*META, "sender", "receiver", "ligand", "receptor", "sender_cells",
               "receptor_lcpm", "ligand_detected", "receptor_detected"]  # fmt: skip
 
 
-def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int = 10, pb: ad.AnnData | None = None) -> pd.DataFrame:
+def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int, pb: ad.AnnData | None = None) -> pd.DataFrame:
     """Per sample, ligand-receptor pair and sender-receiver pair of each axis of ``axes``
     (config ``interactions``: ``partners`` [group A, group B] and ``pairs`` [ligand,
     receptor]; both directions): the ligand's log2 CPM in the sender's pseudobulk, the

@@ -2,8 +2,8 @@
 
 The same package functions as the Snakemake rules (QC, merge, integration, annotation,
 measurements, claims), chained in memory with no per-job start-up and no files, so that a
-calibration over seeds and patient counts stays affordable on 2 cores. Defaults follow
-config/config.yaml; Harmony is the integration (the fast option).
+calibration over seeds and patient counts stays affordable on 2 cores. Settings are the
+workflow's defaults (:func:`default_config`); Harmony is the integration (the fast option).
 
 ``oracle=True`` calibrates the statistics alone: QC, integration and annotation are
 replaced by the simulator's own labels (doublets and damaged cells removed, every other
@@ -25,6 +25,7 @@ import yaml
 from csfcart.annotate import annotate, read_markers
 from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
 from csfcart.communication import axis_scores, score_sample
+from csfcart.config import default_config as defaults
 from csfcart.integrate import integrate, merge_samples
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
 from csfcart.measure import (
@@ -41,12 +42,16 @@ from csfcart.simulate.cohort import Cohort
 from csfcart.simulate.model import CohortModel
 from csfcart.simulate.truth import claim_truth
 
-ROOT = Path(__file__).parents[2]
 
-
-def default_config() -> dict[str, Any]:
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+def default_config(workflow: str | Path) -> dict[str, Any]:
+    """The workflow's defaults (its config schema's), with Harmony as the integration and
+    the configured table paths made absolute under ``workflow`` (the workflow's folder)."""
+    workflow = Path(workflow)
+    config = defaults(workflow / "config" / "schemas" / "config.schema.yaml", dataset="calibration")
     config["integration"]["method"] = "harmony"
+    config["annotation"]["markers"] = str(workflow / config["annotation"]["markers"])
+    for key in ("programs", "interactions"):
+        config["analysis"][key] = str(workflow / config["analysis"][key])
     return config
 
 
@@ -88,7 +93,7 @@ def oracle_anndata(model: CohortModel) -> ad.AnnData:
 
 
 def analyse(
-    cohort: Cohort, config: dict[str, Any] | None = None, *, communication: bool = True, oracle: bool = False
+    cohort: Cohort, config: dict[str, Any], *, communication: bool = True, oracle: bool = False
 ) -> pd.DataFrame:
     """Claims of ``cohort`` scored against its truth (rows of claims.tsv plus truth columns).
 
@@ -96,7 +101,6 @@ def analyse(
     the cost on small cohorts; ``oracle=True`` skips QC, integration and annotation (see the
     module docstring).
     """
-    config = config or default_config()
     model = CohortModel(cohort)
     adata = oracle_anndata(model) if oracle else _annotated(model, cohort, config)
     return _claims(adata, cohort, model, config, communication=communication)
@@ -116,7 +120,7 @@ def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad
     a = config["annotation"]
     annotate(
         adata,
-        markers=read_markers(ROOT / a["markers"]),
+        markers=read_markers(a["markers"]),
         use_rep=adata.uns["integration"]["embedding"],
         n_neighbors=config["clustering"]["n_neighbors"],
         resolution=config["clustering"]["resolution"],
@@ -124,7 +128,7 @@ def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad
         min_margin=a["min_margin"],
         car_feature=cohort.car_feature,
         seed=config["seed"],
-        car_cluster_fraction=a.get("car_cluster_fraction", 0.15),
+        car_cluster_fraction=a["car_cluster_fraction"],
         mixed_cluster_fraction=a["mixed_cluster_fraction"],
         umap=False,
     )
@@ -132,7 +136,7 @@ def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad
 
 
 def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[str, Any], *, communication: bool):
-    programs = yaml.safe_load((ROOT / config["analysis"]["programs"]).read_text())
+    programs = yaml.safe_load(Path(config["analysis"]["programs"]).read_text())
     pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
     m = Measurements(
         counts=cell_counts(adata.obs),
@@ -141,7 +145,7 @@ def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[
         programs=programs_per_sample(adata, programs, min_cells=config["analysis"]["min_cells"], pb=pb),
         interactions=lr_expression(
             adata,
-            yaml.safe_load((ROOT / config["analysis"]["interactions"]).read_text()),
+            yaml.safe_load(Path(config["analysis"]["interactions"]).read_text()),
             min_cells=config["analysis"]["min_cells"],
             pb=pb,
         ),

@@ -37,7 +37,7 @@ def log_cpm(counts: np.ndarray, *, pseudocount: float = 0.5) -> np.ndarray:
 
 
 def program_scores(
-    pb: ad.AnnData, programs: dict[str, list[str]], *, groups: str = CELL_TYPE, min_cells: int = 10
+    pb: ad.AnnData, programs: dict[str, list[str]], *, groups: str = CELL_TYPE, min_cells: int
 ) -> pd.DataFrame:
     """Mean log2 CPM of each program's genes per pseudobulk sample (long table).
 

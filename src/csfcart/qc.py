@@ -237,13 +237,13 @@ def run_qc(adata: ad.AnnData, qc: dict[str, Any], *, seed: int) -> tuple[ad.AnnD
     qc_metrics(adata)
     flags = flag_cells(adata, settings)
     if settings["doublets"]:
-        score_doublets(adata, rate_per_1000=settings.get("doublet_rate_per_1000", 0.008), seed=seed)
+        score_doublets(adata, rate_per_1000=settings["doublet_rate_per_1000"], seed=seed)
         flags["doublet"] = adata.obs["predicted_doublet"].to_numpy()
     else:
         flags["doublet"] = False
     passed = ~flags.any(axis=1)
     adata.obs["qc_pass"] = passed.to_numpy()
-    ambient = estimate_ambient(adata) if settings.get("ambient", True) else float("nan")
+    ambient = estimate_ambient(adata) if settings["ambient"] else float("nan")
     cells = pd.concat([adata.obs.drop(columns=["qc_pass"]), flags], axis=1)
     cells["qc_pass"] = passed
     n_pass = int(passed.sum())

@@ -45,10 +45,10 @@ def targets(
     samples: list[str],
     *,
     synthetic: bool,
-    de_cell_types: list[str] = (),
-    communication: bool = True,
-    claims: list[str] = (),
-    compare_integration: bool = False,
+    de_cell_types: list[str],
+    communication: bool,
+    claims: list[str],
+    compare_integration: bool,
 ) -> list[str]:
     """Everything ``rule all`` asks for."""
     files = [

@@ -46,7 +46,7 @@ def _cohort(
 
 
 def _verdicts(m, claims=("C1", "C3", "C4", "C5", "C6")):
-    table = claims_table(m, list(claims), baseline="baseline")
+    table = claims_table(m, list(claims), baseline="baseline", alpha=0.05)
     return table.set_index("claim_id")
 
 
@@ -199,7 +199,7 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
     counts = pd.DataFrame(rows).set_index("sample_id")
     empty = counts[["patient_id", "timepoint", "compartment"]].iloc[:0]
     m = Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), conditions=pd.Series(conditions))
-    t = claims_table(m, ["M1", "M2"], baseline="baseline").set_index("claim_id")
+    t = claims_table(m, ["M1", "M2"], baseline="baseline", alpha=0.05).set_index("claim_id")
     assert t.loc["M1", "verdict"] == "reproduced" and t.loc["M1", "n_patients"] == 6
     assert t.loc["M1", "ci_low"] < t.loc["M1", "estimate"] < t.loc["M1", "ci_high"]
     assert t.loc["M2", "verdict"] == "not_reproduced"  # same plasma counts in both groups
@@ -210,7 +210,10 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
     )
     # without a condition column the claims say so
     t = claims_table(
-        Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame()), ["M1"], baseline="baseline"
+        Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame()),
+        ["M1"],
+        baseline="baseline",
+        alpha=0.05,
     )
     assert t["verdict"].iloc[0] == "not_testable" and "condition" in t["reason"].iloc[0]
 
@@ -246,9 +249,9 @@ def test_a_screening_visit_is_not_pooled_as_post_infusion():
 def test_a_claims_verdict_and_adjusted_p_do_not_depend_on_the_other_claims_asked_for():
     m = _cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0)
     every = applicable_claims(m.counts, None)
-    together = claims_table(m, every, baseline="baseline").set_index("claim_id")
+    together = claims_table(m, every, baseline="baseline", alpha=0.05).set_index("claim_id")
     for cid in every:
-        alone = claims_table(m, [cid], baseline="baseline").set_index("claim_id")
+        alone = claims_table(m, [cid], baseline="baseline", alpha=0.05).set_index("claim_id")
         assert alone.loc[cid, "verdict"] == together.loc[cid, "verdict"], cid
         assert np.isclose(alone.loc[cid, "p_adjusted"], together.loc[cid, "p_adjusted"], equal_nan=True), cid
 
@@ -256,7 +259,7 @@ def test_a_claims_verdict_and_adjusted_p_do_not_depend_on_the_other_claims_asked
 def test_a_family_stops_at_its_first_claim_that_fails():
     # no CAR-T cells: C1 fails, so C2 and C9 (same family, tested after it) are not reproduced
     m = _cohort(b_post=2, plasma_post=0, car_post=0.0)
-    t = claims_table(m, ["C2"], baseline="baseline").set_index("claim_id")
+    t = claims_table(m, ["C2"], baseline="baseline", alpha=0.05).set_index("claim_id")
     assert t.loc["C2", "verdict"] != "reproduced"
     assert t.loc["C2", "family"] == "car_t_csf"
 

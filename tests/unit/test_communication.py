@@ -133,9 +133,10 @@ def test_ligand_receptor_expression_of_a_sample_depends_on_that_sample_alone():
     import yaml
 
     from csfcart.measure import lr_expression
-    from csfcart.pipeline import ROOT, oracle_anndata
+    from csfcart.pipeline import oracle_anndata
     from csfcart.simulate.cohort import load_cohort
     from csfcart.simulate.model import CohortModel
+    from tests.conftest import ROOT
 
     cohort = load_cohort(ROOT / "config" / "datasets" / "csf_ligand_only.yaml").with_changes(n_patients=1, n_genes=1500)
     adata = oracle_anndata(CohortModel(cohort))

@@ -10,7 +10,16 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("scvi")
 
 from csfcart import training  # noqa: E402
+from csfcart.config import default_config  # noqa: E402
 from csfcart.integrate import run_scvi  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
+
+DEFAULTS = default_config(ROOT / "config" / "schemas" / "config.schema.yaml", dataset="test")["integration"]["scvi"]
+
+
+def _settings(**over):
+    """scVI settings: the workflow's defaults with ``over`` changed."""
+    return {**DEFAULTS, **over}
 
 
 def _cells(n=400, genes=60, seed=0):
@@ -46,7 +55,7 @@ def test_kl_warmup_follows_scvi():
 def test_resident_training_learns_and_separates_cell_types():
     adata, kind = _cells()
     info = run_scvi(adata, batch_key="sample_id", seed=0,
-                    settings={"max_epochs": 30, "batch_size": 64, "early_stopping": False, "n_latent": 4})  # fmt: skip
+                    settings=_settings(max_epochs=30, batch_size=64, early_stopping=False, n_latent=4, min_steps=1))  # fmt: skip
     assert info["trainer"] == "resident" and info["device"] == "cpu" and info["epochs"] == 30
     assert info["elbo_validation"][-1] < info["elbo_validation"][0]
     assert info["elbo_train"][-1] < 0.8 * info["elbo_train"][0]
@@ -60,14 +69,14 @@ def test_resident_training_learns_and_separates_cell_types():
 
 def test_large_batches_on_few_cells_train_for_more_epochs():
     adata, _ = _cells(n=300)
-    settings = {"max_epochs": 2, "batch_size": 100, "early_stopping": False, "min_steps": 12}
+    settings = _settings(max_epochs=2, batch_size=100, early_stopping=False, min_steps=12)
     info = run_scvi(adata, batch_key="sample_id", seed=0, settings=settings)
     assert info["epochs"] == 6  # 270 training cells: 2 steps of 100 per epoch
     assert info["lr"] == pytest.approx(1e-3 * (100 / 128) ** 0.5)
 
 
 def test_same_seed_same_latent_space():
-    settings = {"max_epochs": 3, "batch_size": 64, "early_stopping": False}
+    settings = _settings(max_epochs=3, batch_size=64, early_stopping=False)
     a, _ = _cells()
     b, _ = _cells()
     run_scvi(a, batch_key="sample_id", seed=3, settings=settings)
@@ -77,7 +86,7 @@ def test_same_seed_same_latent_space():
 
 def test_both_trainers_reach_a_similar_elbo():
     """At the same batch size and epochs the resident loop optimises what scvi-tools does."""
-    settings = {"max_epochs": 20, "batch_size": 128, "early_stopping": True, "lr": 1e-3, "min_steps": 1}
+    settings = _settings(max_epochs=20, batch_size=128, early_stopping=True, lr=1e-3, min_steps=1)
     a, _ = _cells(n=600)
     b, _ = _cells(n=600)
     resident = run_scvi(a, batch_key="sample_id", seed=0, settings={**settings, "trainer": "resident"})

@@ -15,7 +15,7 @@ CONFIG = resolve_dataset(
     BASE / "config" / "datasets",
     search=tuple(Path(f).parent for f in workflow.overwrite_configfiles or ()),
 )
-validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml")
+CONFIG = validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml")
 OUT = f"{CONFIG['results']}/{CONFIG['dataset']}"
 SYNTHETIC = "simulation" in CONFIG
 SAMPLES = sample_table(
@@ -23,8 +23,16 @@ SAMPLES = sample_table(
 )
 
 BASELINE = CONFIG["analysis"]["baseline"]
-CLAIMS = CONFIG.get("claims") or (CONFIG.get("simulation") or {}).get("claims") or []
-DE_CELL_TYPES = CONFIG["analysis"].get("de_cell_types") or []
+CLAIMS = (
+    CONFIG["claims"]
+    if "claims" in CONFIG
+    else (
+        CONFIG["simulation"]["claims"]
+        if SYNTHETIC and "claims" in CONFIG["simulation"]
+        else []
+    )
+)
+DE_CELL_TYPES = CONFIG["analysis"]["de_cell_types"]
 CSF_SAMPLES = list(SAMPLES.index[SAMPLES["compartment"] == "CSF"])
 # sample -> condition (MS / control ...) for unpaired claims, when the sheet has the column
 CONDITIONS = (
@@ -34,7 +42,7 @@ CONDITIONS = (
 )
 # time-point label -> days since infusion, where the sheet has a `day` column
 DAYS = label_days(SAMPLES)
-DOWNLOAD = CONFIG.get("download")
+DOWNLOAD = CONFIG["download"] if "download" in CONFIG else None
 
 
 wildcard_constraints:
@@ -59,7 +67,7 @@ def all_targets():
         de_cell_types=DE_CELL_TYPES,
         communication=bool(CSF_SAMPLES),
         claims=CLAIMS,
-        compare_integration=CONFIG.get("compare_integration", False),
+        compare_integration=CONFIG["compare_integration"],
     )
 
 

@@ -73,7 +73,7 @@ rule communication_diff:
         baseline=BASELINE,
         min_cells=CONFIG["analysis"]["min_cells"],
         conditions=CONDITIONS,
-        reference_condition=CONFIG.get("reference_condition", "control"),
+        reference_condition=CONFIG["reference_condition"],
     script:
         "../scripts/communication_diff.py"
 

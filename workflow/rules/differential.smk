@@ -37,7 +37,7 @@ rule composition:
     params:
         baseline=BASELINE,
         conditions=CONDITIONS,
-        reference_condition=CONFIG.get("reference_condition", "control"),
+        reference_condition=CONFIG["reference_condition"],
     script:
         "../scripts/composition.py"
 
@@ -131,9 +131,9 @@ rule de:
     params:
         baseline=BASELINE,
         min_cells=CONFIG["analysis"]["min_cells"],
-        min_counts=CONFIG["analysis"].get("min_counts", 1000),
+        min_counts=CONFIG["analysis"]["min_counts"],
         seed=CONFIG["seed"],
-        reference_condition=CONFIG.get("reference_condition", "control"),
+        reference_condition=CONFIG["reference_condition"],
     script:
         "../scripts/de.py"
 
@@ -174,9 +174,9 @@ rule claims:
         baseline=BASELINE,
         claims=CLAIMS,
         days=DAYS,
-        alpha=CONFIG["analysis"].get("alpha", 0.05),
+        alpha=CONFIG["analysis"]["alpha"],
         conditions=CONDITIONS,
-        reference_condition=CONFIG.get("reference_condition", "control"),
+        reference_condition=CONFIG["reference_condition"],
     script:
         "../scripts/claims.py"
 

@@ -19,8 +19,8 @@ if DOWNLOAD:
             runtime=120,
         params:
             url=DOWNLOAD["url"],
-            sha256=DOWNLOAD.get("sha256", ""),
-            size=DOWNLOAD.get("size", 0),
+            sha256=DOWNLOAD["sha256"],
+            size=DOWNLOAD["size"],
         script:
             "../scripts/download.py"
 
@@ -39,8 +39,8 @@ if DOWNLOAD:
             runtime=30,
         params:
             url=DOWNLOAD["url"],
-            sha256=DOWNLOAD.get("sha256", ""),
-            size=DOWNLOAD.get("size", 0),
+            sha256=DOWNLOAD["sha256"],
+            size=DOWNLOAD["size"],
             required=[name for p in SAMPLES["path"] for name in mtx_files(Path(p).name)],
             raw=f"{download_dir(CONFIG)}/raw",
         script:

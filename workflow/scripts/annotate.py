@@ -13,13 +13,13 @@ table = annotate(
     adata,
     markers=read_markers(snakemake.input.markers),
     use_rep=adata.uns["integration"]["embedding"],
-    n_neighbors=clustering.get("n_neighbors", 15),
-    resolution=clustering.get("resolution", 1.0),
-    min_score=annotation.get("min_score", 0.1),
-    min_margin=annotation.get("min_margin", 0.05),
+    n_neighbors=clustering["n_neighbors"],
+    resolution=clustering["resolution"],
+    min_score=annotation["min_score"],
+    min_margin=annotation["min_margin"],
     car_feature=snakemake.params.car_feature,
     seed=snakemake.params.seed,
-    car_cluster_fraction=annotation.get("car_cluster_fraction", 0.15),
+    car_cluster_fraction=annotation["car_cluster_fraction"],
     mixed_cluster_fraction=annotation["mixed_cluster_fraction"],
 )
 adata.write_h5ad(snakemake.output.h5ad, compression="gzip")
