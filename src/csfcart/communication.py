@@ -13,9 +13,6 @@ vanished is counted apart (``lost_in_patients``), as a consequence of that loss.
 from __future__ import annotations
 
 import anndata as ad
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -12,9 +12,6 @@ from __future__ import annotations
 import logging
 
 import anndata as ad
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -96,7 +96,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
             early_stopping=early_stopping,
         )
         adata.obsm[EMBEDDING["scvi"]] = latent
-        return {"method": "scvi", "accelerator": accelerator, **info}
+        return _convergence({"method": "scvi", "accelerator": accelerator, **info})
     start = time.perf_counter()
     model.train(
         max_epochs=max_epochs,
@@ -111,17 +111,34 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     history = model.history.get("elbo_train")
     validation = model.history.get("elbo_validation")
     epochs = len(history) if history is not None else 0
-    return {
-        "method": "scvi",
-        "trainer": "scvi",
-        "accelerator": accelerator,
-        "batch_size": settings["batch_size"],
-        "epochs": epochs,
-        "train_seconds": round(seconds, 2),
-        "cell_epochs_per_s": round(epochs * hvg.n_obs * 0.9 / max(seconds, 1e-9)),
-        "elbo_train": [float(v) for v in history.iloc[:, 0]] if history is not None else [],
-        "elbo_validation": [float(v) for v in validation.iloc[:, 0]] if validation is not None else [],
-    }
+    return _convergence(
+        {
+            "method": "scvi",
+            "trainer": "scvi",
+            "accelerator": accelerator,
+            "batch_size": settings["batch_size"],
+            "epochs": epochs,
+            "train_seconds": round(seconds, 2),
+            "cell_epochs_per_s": round(epochs * hvg.n_obs * 0.9 / max(seconds, 1e-9)),
+            "elbo_train": [float(v) for v in history.iloc[:, 0]] if history is not None else [],
+            "elbo_validation": [float(v) for v in validation.iloc[:, 0]] if validation is not None else [],
+        }
+    )
+
+
+def _convergence(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with whether the validation ELBO was still falling at the last epoch (logged)."""
+    from csfcart.training import still_improving
+
+    info.update(still_improving(info["elbo_validation"]))
+    if info["still_improving"]:
+        log.warning(
+            "scVI's validation ELBO was still falling at the last epoch (%.2f%% over the last %d epochs): "
+            "the latent space may improve with more epochs (integration.scvi.max_epochs)",
+            -100 * info["validation_change"],
+            info["window"],
+        )
+    return info
 
 
 def pca_on_hvg(adata: ad.AnnData, *, n_pcs: int, seed: int) -> np.ndarray:
@@ -160,62 +177,85 @@ def integrate(
     normalise(adata)
     runner = {"scvi": run_scvi, "harmony": run_harmony}[method]
     info = runner(adata, batch_key=batch_key, seed=seed, settings=settings[method])
+    if "X_pca" not in adata.obsm:  # the unintegrated baseline the integration figure compares with
+        adata.obsm["X_pca"] = pca_on_hvg(adata, n_pcs=settings["harmony"]["n_pcs"], seed=seed).astype(np.float32)
     adata.uns["integration"] = {"method": method, "embedding": EMBEDDING[method], "batch_key": batch_key}
     return info
 
 
-def _neighbour_labels(xy: np.ndarray, k: int, n_jobs: int = 1) -> np.ndarray:
+def nearest_neighbours(xy: np.ndarray, k: int, n_jobs: int = 1) -> np.ndarray:
+    """Indices (cells x ``k``) of each cell's ``k`` nearest neighbours in ``xy``, itself excluded."""
     from sklearn.neighbors import NearestNeighbors
 
     k = min(k, len(xy) - 1)
-    nn = NearestNeighbors(n_neighbors=k + 1, n_jobs=n_jobs).fit(xy)
-    return nn.kneighbors(xy, return_distance=False)[:, 1:]
+    nn = NearestNeighbors(n_neighbors=k, n_jobs=n_jobs).fit(np.asarray(xy, dtype=np.float32))
+    return nn.kneighbors(return_distance=False)
+
+
+def graph_neighbours(distances: sp.spmatrix) -> np.ndarray:
+    """Neighbour indices (cells x k) of a stored kNN graph (scanpy's ``obsp['distances']``);
+    a row with fewer than k entries (a graph cut at ties) repeats its last neighbour."""
+    d = sp.csr_matrix(distances)
+    d.sort_indices()
+    n_per_row = np.diff(d.indptr)
+    k = int(n_per_row.max())
+    if (n_per_row == k).all():
+        return d.indices.reshape(-1, k).astype(np.int64)
+    out = np.empty((d.shape[0], k), dtype=np.int64)
+    for row in range(d.shape[0]):
+        own = d.indices[d.indptr[row] : d.indptr[row + 1]]
+        out[row] = np.r_[own, np.full(k - len(own), own[-1] if len(own) else row)]
+    return out
 
 
 def mixing_metrics(
     adata: ad.AnnData,
-    embeddings: dict[str, np.ndarray],
+    neighbours: dict[str, np.ndarray],
     *,
     batch_key: str,
     label_key: str = "cell_type",
-    k: int = 30,
-    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Per cell type and embedding: how well batches mix and cell types stay apart.
 
+    ``neighbours``: per embedding, each cell's nearest neighbours (cells x k indices, as
+    :func:`nearest_neighbours` or :func:`graph_neighbours` give them).
+
     ``batch_mixing``: mean over the type's cells of the Shannon entropy of the batch labels
-    among a cell's ``k`` nearest neighbours of the same type, divided by the log of the
-    number of batches holding that type (1 = batches fully mixed, 0 = each cell sees only
-    its own batch). ``label_purity``: mean fraction of a cell's neighbours that share its
-    cell type (1 = the type forms its own island). Good integration raises the first and
-    keeps the second.
+    among a cell's nearest neighbours of the same type, divided by the log of the number of
+    batches holding that type (1 = batches fully mixed, 0 = each cell sees only its own
+    batch). ``label_purity``: mean fraction of a cell's neighbours that share its cell type
+    (1 = the type forms its own island). Good integration raises the first and keeps the
+    second.
     """
     batches = pd.Categorical(adata.obs[batch_key].astype(str))
-    labels = adata.obs[label_key].astype(str).to_numpy()
-    b = batches.codes
+    labels = pd.Categorical(adata.obs[label_key].astype(str))
+    b, code = batches.codes.astype(np.int64), labels.codes
+    n, n_b = len(b), len(batches.categories)
     rows = []
-    for name, xy in embeddings.items():
-        idx = _neighbour_labels(np.asarray(xy, dtype=np.float32), k, n_jobs)
-        same = labels[idx] == labels[:, None]
+    for name, idx in neighbours.items():
+        same = code[idx] == code[:, None]
         purity = same.mean(axis=1)
-        for cell_type in sorted(set(labels)):
-            cells = np.flatnonzero(labels == cell_type)
+        # per cell, counts of each batch among its same-type neighbours
+        tally = np.zeros((n, n_b))
+        cell = np.repeat(np.arange(n), idx.shape[1])
+        hit = same.ravel()
+        np.add.at(tally, (cell[hit], b[idx].ravel()[hit]), 1.0)
+        total = tally.sum(axis=1, keepdims=True)
+        p = np.divide(tally, total, out=np.zeros_like(tally), where=total > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+        entropy[total[:, 0] == 0] = np.nan
+        for k, cell_type in enumerate(labels.categories):
+            cells = np.flatnonzero(code == k)
             n_batches = len(np.unique(b[cells]))
-            entropy = np.full(len(cells), np.nan)
-            if n_batches > 1:
-                for j, cell in enumerate(cells):
-                    nb = b[idx[cell]][same[cell]]
-                    if len(nb):
-                        p = np.bincount(nb) / len(nb)
-                        p = p[p > 0]
-                        entropy[j] = float(-(p * np.log(p)).sum() / np.log(n_batches))
+            mixing = entropy[cells] / np.log(n_batches) if n_batches > 1 else np.full(len(cells), np.nan)
             rows.append(
                 {
                     "embedding": name,
                     "cell_type": cell_type,
                     "cells": len(cells),
                     "batches": n_batches,
-                    "batch_mixing": float(np.nanmean(entropy)) if np.isfinite(entropy).any() else np.nan,
+                    "batch_mixing": float(np.nanmean(mixing)) if np.isfinite(mixing).any() else np.nan,
                     "label_purity": float(purity[cells].mean()),
                 }
             )

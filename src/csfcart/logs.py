@@ -26,3 +26,8 @@ def setup(path: str) -> None:
     )
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+    # rule scripts draw figures to files: the non-interactive backend, chosen here (not at
+    # import of the package, so that notebooks keep theirs)
+    import matplotlib
+
+    matplotlib.use("Agg")

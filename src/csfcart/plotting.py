@@ -286,6 +286,11 @@ def plot_integration(metrics, info: dict):
         speed = f", {info['cell_epochs_per_s']:,} cell-epochs/s" if info.get("cell_epochs_per_s") else ""
         ax.set_title(f"scVI training ({info.get('accelerator', '?')}, {len(train)} epochs, "
                      f"{info.get('batch_size', '?')} cells per step{speed})", fontsize=9)  # fmt: skip
+        if info.get("still_improving"):
+            ax.text(0.5, 0.97, f"not converged: validation loss still falling\n"
+                    f"({-100 * info['validation_change']:.2f}% over the last {info['window']} epochs);\n"
+                    "raise integration.scvi.max_epochs", transform=ax.transAxes, ha="center", va="top",
+                    fontsize=8, color="#B2182B", fontweight="bold")  # fmt: skip
     else:
         ax.text(0.5, 0.5, f"{info.get('method', '?')}: no training curve", ha="center", va="center")
         ax.set_axis_off()

@@ -40,6 +40,8 @@ def workflow_version(basedir: str | Path) -> dict[str, Any]:
         "version": __version__,
         "commit": "unknown",
         "uncommitted_changes": None,
+        # where the analysis code was imported from (an installed copy, or the checkout's src/)
+        "package_location": str(Path(__file__).resolve().parent),
     }
     try:
         commit = subprocess.run(

@@ -94,6 +94,14 @@ class Claim:
         return tuple(dict.fromkeys(r.compartment for r in self.readouts if not r.optional))
 
 
+#: the studies whose published findings the claims restate
+STUDIES = {
+    "bcma_ms_csf": "Anti-BCMA CAR-T (CT103A) in progressive multiple sclerosis, cerebrospinal fluid and blood "
+    "(Cell 2025, NCT04561557)",
+    "tyu19_blood": "Allogeneic CRISPR-edited CD19 CAR-T (TyU19) in autoimmune disease, blood (Cell 2024, NCT05859997)",
+    "ms_vs_control": "Multiple sclerosis against control donors, cerebrospinal fluid (unpaired, donors as the unit)",
+}
+
 B_LINEAGE = ("naive_B", "memory_B")
 ASC = ("plasma",)
 MYELOID = ("CD14_mono", "CD16_mono", "mDC", "border_macrophage", "microglia_like")

@@ -196,6 +196,15 @@ def train_resident(
                     _, _, loss = module(tensors(idx), loss_kwargs={"kl_weight": klw})
                     val += elbo_sum(loss)
             history["elbo_validation"].append(float(val) / len(val_idx))
+        log.info(
+            "epoch %d/%d: ELBO train %.2f, validation %s, %.1f s",
+            epoch + 1,
+            max_epochs,
+            history["elbo_train"][-1],
+            f"{history['elbo_validation'][-1]:.2f}" if history["elbo_validation"] else "-",
+            time.perf_counter() - start,
+        )
+        if len(val_idx):
             if early_stopping:
                 current = history["elbo_validation"][-1]
                 best, since_best = (current, 0) if current < best else (best, since_best + 1)
@@ -219,6 +228,23 @@ def train_resident(
         "cell_epochs_per_s": round(epochs * steps_per_epoch * batch_size / max(seconds, 1e-9)),
         **history,
     }
+
+
+def still_improving(validation: list[float], *, tolerance: float = 0.001) -> dict[str, Any]:
+    """Whether the validation loss was still falling when training stopped.
+
+    Compares the mean of the last ``w`` epochs with the ``w`` before them (``w``: a tenth of
+    the epochs, at least 2): a fall by more than ``tolerance`` (relative) means more epochs
+    would still have helped. Fewer than 4 epochs cannot tell (``None``).
+    """
+    n = len(validation)
+    if n < 4:
+        return {"still_improving": None, "validation_change": None, "window": 0}
+    w = max(2, n // 10)
+    w = min(w, n // 2)
+    last, before = float(np.mean(validation[-w:])), float(np.mean(validation[-2 * w : -w]))
+    change = (last - before) / abs(before) if before else 0.0
+    return {"still_improving": bool(change < -tolerance), "validation_change": round(change, 5), "window": w}
 
 
 def _posterior_mean(module: Any, tensors: dict[str, Any]) -> np.ndarray:

@@ -97,3 +97,47 @@ def targets(
         if communication and measured_by("lr_strength") & set(claims):
             files.append(f"{out}/evaluation/communication.tsv")
     return files
+
+
+def study_summary(config: dict[str, Any], samples: pd.DataFrame, claim_ids: list[str]) -> dict[str, Any]:
+    """What the report's first page says: the study, the dataset and the claims tested.
+
+    ``claim_ids``: the configured claims (empty: every claim of the registry whose
+    compartments the sample sheet has; the claims step decides which are testable).
+    """
+    from csfcart.registry import CLAIMS, STUDIES
+
+    if "simulation" in config:
+        source = "a synthetic cohort simulated by the workflow, with a known truth (simulated/truth/)"
+    elif "download" in config:
+        source = f"a public dataset downloaded once from {config['download']['url']}"
+    else:
+        source = f"the sample sheet {config['samples']}"
+    compartments = sorted(samples["compartment"].unique())
+    ids = list(claim_ids) or [c for c, claim in CLAIMS.items() if claim.compartment in compartments]
+    return {
+        "dataset": config["dataset"],
+        "source": source,
+        "patients": int(samples["patient_id"].nunique()),
+        "samples": len(samples),
+        "compartments": ", ".join(compartments),
+        "timepoints": ", ".join(dict.fromkeys(str(t) for t in samples["timepoint"])),
+        "claims": [{"id": c, "statement": CLAIMS[c].statement, "study": STUDIES[CLAIMS[c].study]} for c in ids],
+        "studies": list(dict.fromkeys(STUDIES[CLAIMS[c].study] for c in ids)),
+    }
+
+
+#: settings that name a table shipped with the workflow (config/): a path of the user's own
+#: is read from the working directory, the shipped default from the workflow's folder
+TABLE_SETTINGS = (("annotation", "markers"), ("analysis", "programs"), ("analysis", "interactions"))
+
+
+def locate_tables(config: dict[str, Any], workflow_dir: str | Path) -> dict[str, Any]:
+    """``config`` with each table setting resolved: kept where it exists from the working
+    directory (or is absolute), else taken from ``workflow_dir`` when it exists there, so the
+    workflow runs from any folder (``snakemake -s <workflow>/Snakefile -d <elsewhere>``)."""
+    for section, key in TABLE_SETTINGS:
+        path = Path(config[section][key])
+        if not path.is_absolute() and not path.exists() and (Path(workflow_dir) / path).exists():
+            config[section][key] = str(Path(workflow_dir) / path)
+    return config

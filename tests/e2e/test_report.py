@@ -111,9 +111,47 @@ def check_every_result(page):
     return seen
 
 
-def test_report_opens_in_chromium_with_every_category(tiny_run, browser):
-    report = build_report(tiny_run, tiny_run.parents[1] / "override.yaml", "config/datasets/csf_bcma_cart_tiny.yaml")
-    page = Page(browser, report.as_uri())
+@pytest.fixture(scope="module")
+def tiny_report(tiny_run):
+    return build_report(tiny_run, tiny_run.parents[1] / "override.yaml", "config/datasets/csf_bcma_cart_tiny.yaml")
+
+
+def test_report_opens_on_the_study_the_dataset_and_the_claims(tiny_run, tiny_report, browser):
+    from csfcart.registry import CLAIMS, STUDIES
+
+    page = Page(browser, tiny_report.as_uri())
+    first = page.page.locator("body").inner_text()
+    claims = pd.read_csv(tiny_run / "claims.tsv", sep="\t")
+    assert STUDIES["bcma_ms_csf"] in first
+    assert "csf_bcma_cart_tiny" in first and "synthetic cohort" in first and "3 patients" in first
+    for cid in claims["claim_id"]:
+        assert f"{cid} {CLAIMS[cid].statement}" in first, cid
+    assert page.errors == [] and page.external_requests() == []
+
+
+def test_a_report_table_holds_every_row(tiny_run, tiny_report, browser):
+    """The interactions table (thousands of rows) is whole: paged, filtered and sorted over all rows."""
+    table = pd.read_csv(tiny_run / "communication" / "interactions.tsv", sep="\t")
+    assert len(table) > 1000
+    page = Page(browser, tiny_report.as_uri())
+    rows = show(page, "7. Communication", None)
+    rows.filter(has_text="changed interactions (table)").locator("a[iconname=eye]").click()
+    frame = page.page.frame_locator("iframe").first
+    frame.locator("table#data tbody tr").first.wait_for()
+    assert f"of {len(table)}" in frame.locator("#status").inner_text()
+    assert frame.locator("table#data tbody tr").count() == 100  # one page
+    ligand = table["ligand_complex"].value_counts().index[-1]  # a rare ligand: its rows sit on late pages
+    frame.locator("#filter").fill(ligand)
+    hits = table[["ligand_complex", "receptor_complex"]].apply(lambda c: c.str.contains(ligand, case=False)).any(axis=1)
+    assert frame.locator("#shown").inner_text() == str(int(hits.sum()))
+    assert frame.locator("table#data tbody tr").count() == min(100, int(hits.sum()))
+    for text in frame.locator("table#data tbody tr").all_inner_texts():
+        assert ligand.lower() in text.lower()
+    assert page.errors == []
+
+
+def test_report_opens_in_chromium_with_every_category(tiny_run, tiny_report, browser):
+    page = Page(browser, tiny_report.as_uri())
     menu = page.page.locator("nav").first.inner_text()
     # the categories in reading order, as the menu lists them
     positions = [menu.index(c) for c in CATEGORIES]

@@ -7,22 +7,50 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from csfcart.integrate import mixing_metrics
+from csfcart.integrate import graph_neighbours, mixing_metrics, nearest_neighbours
 from csfcart.summary import render_summary
 from csfcart.tables import render_table, write_table_html
 
 
-def test_tables_escape_their_cells_and_say_when_cut(tmp_path):
+def _embedded(page: str) -> dict:
+    """The table a page carries, decoded as its script does."""
+    import base64
+    import gzip
+    import json
+    import re
+
+    m = re.search(r'<script type="application/json" id="table-data" data-encoding="(\w+)">(.*?)</script>', page, re.S)
+    text = m.group(2) if m.group(1) == "json" else gzip.decompress(base64.b64decode(m.group(2))).decode()
+    return json.loads(text.replace("<\\/", "</"))
+
+
+def _column(table: dict, i: int) -> list:
+    col = table["columns"][i]
+    return [col["levels"][v] for v in col["values"]] if "levels" in col else col["values"]
+
+
+def test_tables_escape_their_cells_and_carry_every_row(tmp_path):
     frame = pd.DataFrame({"gene": ["<script>alert(1)</script>", "CD3E", "MS4A1"], "padj": [0.01, np.nan, 0.5]})
     page = render_table(frame, title="DE & more")
-    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
-    assert page.count("<tr>") == 4  # header and three rows
-    assert "DE &amp; more" in page
+    assert "<script>alert(1)</script>" not in page and "DE &amp; more" in page
+    table = _embedded(page)
+    assert table["n"] == 3 and _column(table, 0) == list(frame["gene"]) and _column(table, 1) == [0.01, None, 0.5]
     out = tmp_path / "t.html"
-    write_table_html(frame, out, title="t", max_rows=2)
-    text = out.read_text()
-    assert text.count("<tr>") == 3 and "the first 2 of 3 rows" in text
+    write_table_html(frame, out, title="t")
+    assert "All 3 rows" in out.read_text()
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_large_table_is_embedded_whole_and_compressed():
+    rng = np.random.default_rng(0)
+    n = 60_000
+    frame = pd.DataFrame({"source": rng.choice(["CD4_T", "naive_B", "microglia_like"], n),
+                          "ligand": [f"L{i}" for i in range(n)], "estimate": rng.normal(size=n)})  # fmt: skip
+    page = render_table(frame, title="big")
+    assert 'data-encoding="gzip"' in page and len(page) < 2_000_000
+    table = _embedded(page)
+    assert table["n"] == n and _column(table, 1)[-1] == f"L{n - 1}" and _column(table, 0) == list(frame["source"])
+    np.testing.assert_allclose(_column(table, 2), frame["estimate"], rtol=1e-5)
 
 
 def test_summary_page_carries_every_claim_and_needs_nothing_else():
@@ -62,12 +90,20 @@ def test_mixing_metrics_tell_mixed_from_separated_batches():
     adata = ad.AnnData(
         obs=pd.DataFrame({"cell_type": labels, "sample_id": batch}, index=[str(i) for i in range(2 * n)])
     )
-    m = mixing_metrics(adata, {"mixed": mixed, "apart": apart}, batch_key="sample_id", k=15).set_index(
-        ["embedding", "cell_type"]
-    )
+    graph = {name: nearest_neighbours(xy, 15) for name, xy in {"mixed": mixed, "apart": apart}.items()}
+    m = mixing_metrics(adata, graph, batch_key="sample_id").set_index(["embedding", "cell_type"])
     assert (m.loc["mixed", "batch_mixing"] > 0.9).all()
     assert (m.loc["apart", "batch_mixing"] < 0.2).all()
     assert (m["label_purity"] > 0.99).all()
+    # a stored kNN graph (scanpy's obsp['distances']) gives the same neighbours
+    import scanpy as sc
+
+    adata.obsm["apart"] = apart.astype(np.float32)
+    sc.pp.neighbors(adata, use_rep="apart", n_neighbors=16)
+    stored = graph_neighbours(adata.obsp["distances"])
+    assert stored.shape == (2 * n, 15)
+    exact = np.sort(graph["apart"], axis=1)
+    assert (np.sort(stored, axis=1) == exact).all(axis=1).mean() > 0.95
 
 
 def test_communication_recovery_ranks_significant_changes_by_size_against_the_truth():

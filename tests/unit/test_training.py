@@ -100,3 +100,22 @@ def test_gpu_asked_for_without_one_is_a_clear_error():
         pytest.skip("this machine has a GPU")
     with pytest.raises(RuntimeError, match="accelerator is 'gpu'"):
         training.pick_device("gpu")
+
+
+def test_a_loss_still_falling_at_the_last_epoch_is_flagged():
+    falling = [100 - 2 * i for i in range(20)]
+    flat = [100 / (1 + i) ** 2 + 50 for i in range(40)]
+    assert training.still_improving(falling)["still_improving"] is True
+    assert training.still_improving(flat)["still_improving"] is False
+    assert training.still_improving([3.0, 2.0])["still_improving"] is None
+
+
+def test_training_logs_every_epoch_and_says_whether_it_converged(caplog):
+    adata, _ = _cells(n=300)
+    with caplog.at_level("INFO"):
+        info = run_scvi(adata, batch_key="sample_id", seed=0, settings=_settings(max_epochs=5, batch_size=64,
+                                                                                 early_stopping=False, min_steps=1))  # fmt: skip
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(epochs) == 5 and "validation" in epochs[-1]
+    assert info["still_improving"] is True  # 5 epochs of a fresh model: far from converged
+    assert any("still falling" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")

@@ -112,8 +112,6 @@ rule plot_integration:
     resources:
         mem_mb=lambda wc, input, attempt: max(4000, 4 * input.size_mb) * attempt,
         runtime=30,
-    params:
-        seed=CONFIG["seed"],
     script:
         "../scripts/plot_integration.py"
 

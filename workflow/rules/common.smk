@@ -1,13 +1,24 @@
 # Validation first, then the sample table and input functions (all logic in the package).
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
+try:
+    import csfcart
+except ImportError:
+    raise WorkflowError(
+        "the csfcart package is not installed in the Python that runs snakemake. "
+        f"Fix: make venv (then .venv/bin/snakemake), or pip install {workflow.basedir}"
+    )
 from csfcart.config import resolve_dataset, validate_config
 from csfcart.download import mtx_files
 from csfcart.timepoints import label_days
-from csfcart.workflow import archive_path, download_dir, sample_table, targets
+from csfcart.workflow import (
+    archive_path,
+    download_dir,
+    locate_tables,
+    sample_table,
+    study_summary,
+    targets,
+)
 
 BASE = Path(workflow.basedir)
 CONFIG = resolve_dataset(
@@ -15,7 +26,9 @@ CONFIG = resolve_dataset(
     BASE / "config" / "datasets",
     search=tuple(Path(f).parent for f in workflow.overwrite_configfiles or ()),
 )
-CONFIG = validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml")
+CONFIG = locate_tables(
+    validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml"), BASE
+)
 OUT = f"{CONFIG['results']}/{CONFIG['dataset']}"
 SYNTHETIC = "simulation" in CONFIG
 SAMPLES = sample_table(
@@ -43,6 +56,8 @@ CONDITIONS = (
 # time-point label -> days since infusion, where the sheet has a `day` column
 DAYS = label_days(SAMPLES)
 DOWNLOAD = CONFIG["download"] if "download" in CONFIG else None
+# the report's first page (workflow/report/workflow.rst) reads this from the config
+config["_report"] = study_summary(CONFIG, SAMPLES, CLAIMS)
 
 
 wildcard_constraints:

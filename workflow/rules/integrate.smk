@@ -1,5 +1,6 @@
 # Merge the QC'd samples, select genes and integrate (scVI by default, or Harmony).
-# merged.h5ad is temporary (integrate reads it once; snakemake --notemp keeps it).
+# merged.h5ad and integrated.h5ad are temporary (each is read once, and annotated.h5ad holds
+# all integrated.h5ad does; snakemake --notemp keeps them).
 
 
 rule merge:
@@ -26,7 +27,7 @@ rule integrate:
     input:
         f"{OUT}/merged.h5ad",
     output:
-        h5ad=f"{OUT}/integrated.h5ad",
+        h5ad=temp(f"{OUT}/integrated.h5ad"),
         info=f"{OUT}/integration.json",
     log:
         f"{OUT}/logs/integrate.log",

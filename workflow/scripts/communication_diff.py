@@ -35,7 +35,7 @@ if summary.empty and snakemake.params.conditions:  # one visit per donor: condit
     summary = condition_interactions(scores, meta, snakemake.params.conditions, reference=reference)
     title, legend = f"Interactions by condition (unpaired, against {reference})", (reference, "other condition")
 summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
-write_table_html(summary, snakemake.output.page, title=title, max_rows=500)
+write_table_html(summary, snakemake.output.page, title=title)
 axis = axis_scores(scores, meta, present)
 csf_types = sorted(
     present.loc[present["sample_id"].isin(meta.index[meta["compartment"] == "CSF"]), "cell_type"].unique()

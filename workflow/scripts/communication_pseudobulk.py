@@ -18,7 +18,6 @@ write_table_html(
     table,
     snakemake.output.page,
     title="Communication, pseudobulk route (ligand and receptor DE)",
-    max_rows=500,
     empty="No interactions: in no CSF contrast did two or more cell types have a tested pseudobulk DE "
     "(de/summary.tsv says why each was not tested).",
 )

@@ -19,6 +19,6 @@ info = integrate(adata, method=settings["method"], batch_key=settings["batch_key
                  seed=snakemake.params.seed, settings=settings)  # fmt: skip
 info.update(cells=adata.n_obs, genes=adata.n_vars, seconds=round(time.perf_counter() - start, 1))
 logging.info("integration: %s", info)
-adata.write_h5ad(snakemake.output.h5ad, compression="lzf")
+adata.write_h5ad(snakemake.output.h5ad)  # temporary: read once, by annotate
 with open(snakemake.output.info, "w") as fh:
     json.dump(info, fh, indent=2)
