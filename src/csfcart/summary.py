@@ -47,7 +47,24 @@ def _verdict(v: str) -> str:
     return f'<span class="verdict" style="color:{colour}">{html.escape(text)}</span>'
 
 
-def render_summary(claims: pd.DataFrame, forest_png: bytes, *, dataset: str, truth: pd.DataFrame | None = None) -> str:
+def _provenance(info: dict | None) -> str:
+    if not info:
+        return ""
+    commit = str(info.get("commit", "unknown"))
+    dirty = " with uncommitted changes" if info.get("uncommitted_changes") else ""
+    return html.escape(
+        f"Workflow {info.get('workflow', 'csfcart')} {info.get('version', '')}, commit {commit[:12]}{dirty}."
+    )
+
+
+def render_summary(
+    claims: pd.DataFrame,
+    forest_png: bytes,
+    *,
+    dataset: str,
+    truth: pd.DataFrame | None = None,
+    provenance: dict | None = None,
+) -> str:
     """The page's HTML. ``truth`` (synthetic cohorts) adds the simulated effect and CI coverage."""
     table = claims.copy()
     if truth is not None and len(truth):
@@ -90,8 +107,9 @@ def render_summary(claims: pd.DataFrame, forest_png: bytes, *, dataset: str, tru
 <body>
 <h1>Claims scored on {html.escape(dataset)}</h1>
 <p class="meta">csfcart {html.escape(__version__)}. The patient is the unit: each patient is compared with their own
-baseline, the cohort estimate carries a 95% confidence interval, and p-values are adjusted by Benjamini-Hochberg
-over the claims. The full report (report.html) holds every figure behind these numbers.</p>
+baseline, the cohort estimate carries a 95% confidence interval, and each claim is tested one-sided against its
+claimed size, the claims of a family in a fixed sequence (the first that fails stops its family). The full report
+(report.html) holds every figure behind these numbers.</p>
 <p class="counts">{tally}</p>
 <table id="claims">
 <thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>
@@ -103,15 +121,24 @@ over the claims. The full report (report.html) holds every figure behind these n
 <p>Each claim's cohort estimate with its 95% CI, coloured by verdict; the dashed line is no change.</p>
 <img id="forest" alt="Forest plot of the claims' estimates with 95% confidence intervals"
  src="data:image/png;base64,{image}">
+<h2>What produced these results</h2>
+<p id="provenance">{_provenance(provenance)} In <code>provenance/</code> beside this page:
+<a href="provenance/index.html">all of it on one page</a>, <a href="provenance/config.yaml">the effective
+configuration</a>, <a href="provenance/samples.tsv">the sample sheet as validated</a>,
+<a href="provenance/versions.tsv">software versions</a>, <a href="provenance/workflow.yaml">workflow version and
+commit</a>.</p>
 </body>
 </html>
 """
 
 
-def write_summary(claims_tsv, forest_png, out, *, dataset: str, truth_tsv=None) -> None:
+def write_summary(claims_tsv, forest_png, out, *, dataset: str, truth_tsv=None, workflow_yaml=None) -> None:
+    import yaml
+
     claims = pd.read_csv(claims_tsv, sep="\t")
     truth = pd.read_csv(truth_tsv, sep="\t") if truth_tsv else None
-    page = render_summary(claims, Path(forest_png).read_bytes(), dataset=dataset, truth=truth)
+    info = yaml.safe_load(Path(workflow_yaml).read_text()) if workflow_yaml else None
+    page = render_summary(claims, Path(forest_png).read_bytes(), dataset=dataset, truth=truth, provenance=info)
     tmp = Path(f"{out}.tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)

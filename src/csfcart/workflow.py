@@ -69,7 +69,10 @@ def targets(
         f"{out}/claims.png",
         f"{out}/claims_patients.png",
         f"{out}/summary.html",
-        *[f"{out}/provenance/{name}" for name in ("config.yaml", "samples.tsv", "versions.tsv", "workflow.yaml")],
+        *[
+            f"{out}/provenance/{name}"
+            for name in ("config.yaml", "samples.tsv", "versions.tsv", "workflow.yaml", "index.html")
+        ],
         *[f"{out}/de/{ct}.png" for ct in de_cell_types],
         *([f"{out}/de/summary.tsv", f"{out}/de/heatmap.png"] if de_cell_types else []),
     ]

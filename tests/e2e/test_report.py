@@ -25,6 +25,7 @@ CATEGORIES = [
     "6. Expression",
     "7. Communication",
     "8. Claims",
+    "9. Provenance",
 ]
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
          "--disable-extensions", "--no-first-run"]  # fmt: skip
@@ -158,8 +159,9 @@ def test_report_opens_in_chromium_with_every_category(tiny_run, tiny_report, bro
     assert positions == sorted(positions), menu
     seen = check_every_result(page)
     assert sorted(seen) == CATEGORIES
-    for category in CATEGORIES:
+    for category in CATEGORIES[:-1]:
         assert seen[category][0] >= 1, f"no figure in {category}: {seen}"
+    assert seen["9. Provenance"][1] == 1
     # the claims table is browsable: one row per claim of claims.tsv
     claims = pd.read_csv(tiny_run / "claims.tsv", sep="\t")
     rows = show(page, "8. Claims", None)
@@ -185,6 +187,10 @@ def test_summary_page_stands_alone(tiny_run, browser):
         assert verdict.replace("_", " ") in text
     assert page.page.locator("img#forest").evaluate("e => e.naturalWidth") > 100
     assert page.errors == [] and page.external_requests() == []
+    # it says what produced it and links the provenance files, which exist
+    assert "commit" in page.page.locator("#provenance").inner_text()
+    for href in page.page.locator("#provenance a").evaluate_all("links => links.map(a => a.getAttribute('href'))"):
+        assert (tiny_run / href).is_file(), href
     page.page.screenshot(path=str(tiny_run / "summary_screenshot.png"), full_page=True)
 
 

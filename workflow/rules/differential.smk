@@ -204,6 +204,7 @@ rule summary_page:
         claims=rules.claims.output.table,
         forest=rules.claims.output.forest,
         truth=f"{OUT}/evaluation/claims.tsv" if SYNTHETIC else [],
+        workflow=f"{OUT}/provenance/workflow.yaml",
     output:
         f"{OUT}/summary.html",
     log:

@@ -8,6 +8,12 @@ rule provenance:
         samples=f"{OUT}/provenance/samples.tsv",
         versions=f"{OUT}/provenance/versions.tsv",
         workflow=f"{OUT}/provenance/workflow.yaml",
+        page=report(
+            f"{OUT}/provenance/index.html",
+            caption="../report/provenance.rst",
+            category="9. Provenance",
+            labels={"result": "what produced these results"},
+        ),
     log:
         f"{OUT}/logs/provenance.log",
     conda:

@@ -14,4 +14,5 @@ write_provenance(
     samples_out=snakemake.output.samples,
     versions_out=snakemake.output.versions,
     workflow_out=snakemake.output.workflow,
+    page_out=snakemake.output.page,
 )

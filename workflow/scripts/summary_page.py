@@ -10,4 +10,5 @@ write_summary(
     snakemake.output[0],
     dataset=snakemake.params.dataset,
     truth_tsv=snakemake.input.truth or None,
+    workflow_yaml=snakemake.input.workflow,
 )

@@ -1,0 +1,90 @@
+"""Faults as users meet them: a run killed with SIGKILL (a node lost, an out-of-memory kill)
+resumes with the same command and ends with the results of an uninterrupted run.
+
+The run is killed three times: while a per-sample QC job runs, in the middle of integration
+and while the report is written. The final claims table and every cell's annotated type
+must equal those of the session's uninterrupted run of the same config (tiny_run) exactly,
+which also shows that two runs of one config on one machine give the same claims.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+from anndata.io import read_elem
+
+from tests.conftest import ROOT, SNAKEMAKE, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+def _command(override: Path, *extra: str) -> list[str]:
+    return [*SNAKEMAKE, "-c2", "--workflow-profile", "workflow/profiles/default",
+            "--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(override), *extra]  # fmt: skip
+
+
+def _kill_when(command: list[str], ready, log: Path, timeout: float = 600) -> None:
+    """Start ``command`` and SIGKILL its whole process group once ``ready()`` is true."""
+    with open(log, "a") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+        start = time.monotonic()
+        while not ready():
+            assert proc.poll() is None, f"the run ended before the kill point (see {log})"
+            assert time.monotonic() - start < timeout, f"kill point not reached in {timeout} s"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _finish(command: list[str], log: Path) -> None:
+    with open(log, "a") as out:
+        proc = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=1200,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+    assert proc.returncode == 0, log.read_text()[-5000:]
+
+
+def _cell_types(h5ad: Path) -> pd.Series:
+    with h5py.File(h5ad, "r") as f:
+        obs = read_elem(f["obs"])
+    return obs["cell_type"].astype(str)
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_results(tiny_run, tmp_path):
+    # the same settings as the session's uninterrupted run, another results folder
+    text = (tiny_run.parents[1] / "override.yaml").read_text().replace(str(tiny_run.parents[0]), str(tmp_path))
+    override = write_config(tmp_path, text)
+    out = tmp_path / "csf_bcma_cart_tiny"
+    log = tmp_path / "runs.log"
+    command = _command(override)
+
+    # 1. killed while per-sample QC runs (its log appears when the job starts)
+    _kill_when(command, lambda: any((out / "logs" / "qc").glob("*.log")), log)
+    assert not (out / "qc" / "summary.tsv").exists()
+    # 2. killed in the middle of integration
+    _kill_when(command, lambda: (out / "logs" / "integrate.log").exists(), log)
+    assert not (out / "integration.json").exists()
+    # 3. the same command again finishes the run
+    _finish(command, log)
+    # 4. the report, killed while it is written, then built again
+    report = out / "report.html"
+    begun = time.monotonic()
+    _kill_when(_command(override, "--report", str(report)), lambda: time.monotonic() - begun > 8, log)
+    assert not report.exists()  # a killed report leaves no partial file behind
+    _finish(_command(override, "--report", str(report)), log)
+    assert report.stat().st_size > 100_000 and report.read_text().rstrip().endswith("</html>")
+
+    # the results are those of the uninterrupted run, exactly
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "claims.tsv", sep="\t"), pd.read_csv(tiny_run / "claims.tsv", sep="\t"), check_exact=True
+    )
+    pd.testing.assert_series_equal(_cell_types(out / "annotated.h5ad"), _cell_types(tiny_run / "annotated.h5ad"))
+    # nothing half-written is left behind
+    assert not list(out.rglob("*.tmp"))
