@@ -196,7 +196,8 @@ def test_c7_truth_does_not_change_with_sample_sizes():
 
 
 ANALYSIS_MODULES = {"claims", "communication", "measure", "stats", "composition", "de", "pseudobulk", "annotate",
-                    "qc", "integrate", "evaluate", "pipeline", "summary", "tables"}  # fmt: skip
+                    "qc", "integrate", "evaluate", "pipeline", "summary", "tables", "figures", "training",
+                    "workflow", "config"}  # fmt: skip
 
 
 def test_the_simulator_imports_no_analysis_code():

@@ -37,12 +37,37 @@ rule communication_diff:
         ),
         axis=f"{OUT}/communication/axis.tsv",
         pairs=f"{OUT}/communication/pairs.tsv",
+        samples=f"{OUT}/communication/samples.tsv",
         pairs_page=report(
             f"{OUT}/communication/pairs.html",
             caption="../report/communication_pairs.rst",
             category="7. Communication",
             labels={"result": "sender-receiver pairs (table)"},
         ),
+    log:
+        f"{OUT}/logs/communication_diff.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        baseline=BASELINE,
+        min_cells=CONFIG["analysis"]["min_cells"],
+        conditions=CONDITIONS,
+        reference_condition=CONFIG["reference_condition"],
+    script:
+        "../scripts/communication_diff.py"
+
+
+rule plot_communication:
+    input:
+        axis=rules.communication_diff.output.axis,
+        interactions=rules.communication_diff.output.interactions,
+        pairs=rules.communication_diff.output.pairs,
+        samples=rules.communication_diff.output.samples,
+    output:
         lines=report(
             f"{OUT}/communication/b_microglia.png",
             caption="../report/communication_lines.rst",
@@ -62,20 +87,17 @@ rule communication_diff:
             labels={"result": "sender x receiver change"},
         ),
     log:
-        f"{OUT}/logs/communication_diff.log",
+        f"{OUT}/logs/plot_communication.log",
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=2000,
+        runtime=10,
     params:
-        baseline=BASELINE,
-        min_cells=CONFIG["analysis"]["min_cells"],
-        conditions=CONDITIONS,
-        reference_condition=CONFIG["reference_condition"],
+        figure="communication",
     script:
-        "../scripts/communication_diff.py"
+        "../scripts/plot_communication.py"
 
 
 rule communication_tensor:
@@ -90,12 +112,6 @@ rule communication_tensor:
             caption="../report/communication_tensor_table.rst",
             category="7. Communication",
             labels={"result": "tensor factors (table)"},
-        ),
-        figure=report(
-            f"{OUT}/communication/tensor.png",
-            caption="../report/communication_tensor.rst",
-            category="7. Communication",
-            labels={"result": "tensor decomposition"},
         ),
     log:
         f"{OUT}/logs/communication_tensor.log",
@@ -115,6 +131,32 @@ rule communication_tensor:
         seed=CONFIG["seed"],
     script:
         "../scripts/communication_tensor.py"
+
+
+rule plot_tensor:
+    input:
+        loadings=rules.communication_tensor.output.loadings,
+        factors=rules.communication_tensor.output.factors,
+        samples=rules.communication_diff.output.samples,
+    output:
+        figure=report(
+            f"{OUT}/communication/tensor.png",
+            caption="../report/communication_tensor.rst",
+            category="7. Communication",
+            labels={"result": "tensor decomposition"},
+        ),
+    log:
+        f"{OUT}/logs/plot_tensor.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="tensor",
+    script:
+        "../scripts/plot_tensor.py"
 
 
 rule communication_pseudobulk:

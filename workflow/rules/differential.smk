@@ -14,18 +14,6 @@ rule composition:
             category="5. Composition",
             labels={"result": "paired composition changes (table)"},
         ),
-        lines=report(
-            f"{OUT}/composition/patients.png",
-            caption="../report/composition_lines.rst",
-            category="5. Composition",
-            labels={"result": "per-patient composition"},
-        ),
-        stacked=report(
-            f"{OUT}/composition/stacked.png",
-            caption="../report/composition_stacked.rst",
-            category="5. Composition",
-            labels={"result": "composition per sample"},
-        ),
     log:
         f"{OUT}/logs/composition.log",
     conda:
@@ -42,17 +30,41 @@ rule composition:
         "../scripts/composition.py"
 
 
+rule plot_composition:
+    input:
+        counts=rules.composition.output.counts,
+    output:
+        lines=report(
+            f"{OUT}/composition/patients.png",
+            caption="../report/composition_lines.rst",
+            category="5. Composition",
+            labels={"result": "per-patient composition"},
+        ),
+        stacked=report(
+            f"{OUT}/composition/stacked.png",
+            caption="../report/composition_stacked.rst",
+            category="5. Composition",
+            labels={"result": "composition per sample"},
+        ),
+    log:
+        f"{OUT}/logs/plot_composition.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="composition",
+    script:
+        "../scripts/plot_composition.py"
+
+
 rule car_t:
     input:
         f"{OUT}/annotated.h5ad",
     output:
         table=f"{OUT}/car_t/fractions.tsv",
-        figure=report(
-            f"{OUT}/car_t/car_fraction.png",
-            caption="../report/car_fraction.rst",
-            category="4. CAR-T",
-            labels={"result": "CAR+ fraction of T cells"},
-        ),
     log:
         f"{OUT}/logs/car_t.log",
     conda:
@@ -63,6 +75,30 @@ rule car_t:
         runtime=20,
     script:
         "../scripts/car_t.py"
+
+
+rule plot_car_t:
+    input:
+        table=rules.car_t.output.table,
+    output:
+        figure=report(
+            f"{OUT}/car_t/car_fraction.png",
+            caption="../report/car_fraction.rst",
+            category="4. CAR-T",
+            labels={"result": "CAR+ fraction of T cells"},
+        ),
+    log:
+        f"{OUT}/logs/plot_car_t.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="car_t",
+    script:
+        "../scripts/plot_car_t.py"
 
 
 rule pseudobulk:
@@ -111,13 +147,6 @@ rule de:
     output:
         table=f"{OUT}/de/{{cell_type}}.tsv",
         status=f"{OUT}/de/{{cell_type}}.status.tsv",
-        volcano=report(
-            f"{OUT}/de/{{cell_type}}.png",
-            caption="../report/volcano.rst",
-            category="6. Expression",
-            subcategory="Volcano plots",
-            labels={"cell type": "{cell_type}"},
-        ),
     log:
         f"{OUT}/logs/de/{{cell_type}}.log",
     benchmark:
@@ -138,6 +167,32 @@ rule de:
         "../scripts/de.py"
 
 
+rule plot_de:
+    input:
+        table=rules.de.output.table,
+        status=rules.de.output.status,
+    output:
+        volcano=report(
+            f"{OUT}/de/{{cell_type}}.png",
+            caption="../report/volcano.rst",
+            category="6. Expression",
+            subcategory="Volcano plots",
+            labels={"cell type": "{cell_type}"},
+        ),
+    log:
+        f"{OUT}/logs/plot_de/{{cell_type}}.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="de",
+    script:
+        "../scripts/plot_de.py"
+
+
 rule claims:
     input:
         unpack(claims_input),
@@ -149,19 +204,7 @@ rule claims:
             category="8. Claims",
             labels={"result": "claims table"},
         ),
-        forest=report(
-            f"{OUT}/claims.png",
-            caption="../report/claims_forest.rst",
-            category="8. Claims",
-            labels={"result": "forest plot of the claims"},
-        ),
         patients=f"{OUT}/claims_patients.tsv",
-        patients_figure=report(
-            f"{OUT}/claims_patients.png",
-            caption="../report/claims_patients.rst",
-            category="8. Claims",
-            labels={"result": "per-patient values behind each claim"},
-        ),
     log:
         f"{OUT}/logs/claims.log",
     conda:
@@ -179,6 +222,37 @@ rule claims:
         reference_condition=CONFIG["reference_condition"],
     script:
         "../scripts/claims.py"
+
+
+rule plot_claims:
+    input:
+        claims=rules.claims.output.table,
+        patients=rules.claims.output.patients,
+    output:
+        forest=report(
+            f"{OUT}/claims.png",
+            caption="../report/claims_forest.rst",
+            category="8. Claims",
+            labels={"result": "forest plot of the claims"},
+        ),
+        patients_figure=report(
+            f"{OUT}/claims_patients.png",
+            caption="../report/claims_patients.rst",
+            category="8. Claims",
+            labels={"result": "per-patient values behind each claim"},
+        ),
+    log:
+        f"{OUT}/logs/plot_claims.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="claims",
+    script:
+        "../scripts/plot_claims.py"
 
 
 rule score_claims:
@@ -202,7 +276,7 @@ rule score_claims:
 rule summary_page:
     input:
         claims=rules.claims.output.table,
-        forest=rules.claims.output.forest,
+        forest=rules.plot_claims.output.forest,
         truth=f"{OUT}/evaluation/claims.tsv" if SYNTHETIC else [],
         workflow=f"{OUT}/provenance/workflow.yaml",
     output:
@@ -240,12 +314,6 @@ rule de_summary:
             category="6. Expression",
             labels={"result": "differential expression results (table)"},
         ),
-        heatmap=report(
-            f"{OUT}/de/heatmap.png",
-            caption="../report/de_heatmap.rst",
-            category="6. Expression",
-            labels={"result": "heat map of top genes"},
-        ),
     log:
         f"{OUT}/logs/de_summary.log",
     conda:
@@ -256,3 +324,27 @@ rule de_summary:
         runtime=10,
     script:
         "../scripts/de_summary.py"
+
+
+rule plot_de_summary:
+    input:
+        results=rules.de_summary.output.results,
+    output:
+        heatmap=report(
+            f"{OUT}/de/heatmap.png",
+            caption="../report/de_heatmap.rst",
+            category="6. Expression",
+            labels={"result": "heat map of top genes"},
+        ),
+    log:
+        f"{OUT}/logs/plot_de_summary.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="de_summary",
+    script:
+        "../scripts/plot_de_summary.py"

@@ -8,13 +8,6 @@ rule qc:
         h5ad=f"{OUT}/qc/{{sample}}.h5ad",
         cells=f"{OUT}/qc/{{sample}}.cells.tsv.gz",
         summary=f"{OUT}/qc/{{sample}}.summary.tsv",
-        figure=report(
-            f"{OUT}/qc/{{sample}}.png",
-            caption="../report/qc_sample.rst",
-            category="1. Data and QC",
-            subcategory="Per sample",
-            labels={"sample": "{sample}"},
-        ),
     log:
         f"{OUT}/logs/qc/{{sample}}.log",
     benchmark:
@@ -32,6 +25,31 @@ rule qc:
         "../scripts/qc.py"
 
 
+rule plot_qc:
+    input:
+        cells=rules.qc.output.cells,
+    output:
+        figure=report(
+            f"{OUT}/qc/{{sample}}.png",
+            caption="../report/qc_sample.rst",
+            category="1. Data and QC",
+            subcategory="Per sample",
+            labels={"sample": "{sample}"},
+        ),
+    log:
+        f"{OUT}/logs/plot_qc/{{sample}}.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="qc_sample",
+    script:
+        "../scripts/plot_qc.py"
+
+
 rule qc_summary:
     input:
         expand(f"{OUT}/qc/{{sample}}.summary.tsv", sample=SAMPLES.index),
@@ -43,13 +61,6 @@ rule qc_summary:
             category="1. Data and QC",
             subcategory="Cohort",
             labels={"result": "QC per sample (table)"},
-        ),
-        figure=report(
-            f"{OUT}/qc/summary.png",
-            caption="../report/qc_summary.rst",
-            category="1. Data and QC",
-            subcategory="Cohort",
-            labels={"result": "cells kept per sample"},
         ),
     log:
         f"{OUT}/logs/qc_summary.log",
@@ -63,3 +74,28 @@ rule qc_summary:
         on_too_few_cells=CONFIG["qc"]["on_too_few_cells"],
     script:
         "../scripts/qc_summary.py"
+
+
+rule plot_qc_summary:
+    input:
+        table=rules.qc_summary.output.table,
+    output:
+        figure=report(
+            f"{OUT}/qc/summary.png",
+            caption="../report/qc_summary.rst",
+            category="1. Data and QC",
+            subcategory="Cohort",
+            labels={"result": "cells kept per sample"},
+        ),
+    log:
+        f"{OUT}/logs/plot_qc_summary.log",
+    conda:
+        "../../envs/csfcart.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        figure="qc_summary",
+    script:
+        "../scripts/plot_qc_summary.py"

@@ -1,11 +1,9 @@
-"""Adapter of rule claims: the claims table and its forest plot."""
+"""Adapter of rule claims: the claims table and per-patient values (plot_claims draws them)."""
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from csfcart.claims import Measurements, applicable_claims, claim_patients, claims_table
 from csfcart.logs import setup
-from csfcart.plotting import plot_claim_patients, plot_claims
 from csfcart.tables import write_table_html
 
 setup(snakemake.log[0])
@@ -32,11 +30,5 @@ claims = claims_table(
 )
 claims.to_csv(snakemake.output.table, sep="\t", index=False)
 write_table_html(claims, snakemake.output.page, title="Claims")
-fig = plot_claims(claims)
-fig.savefig(snakemake.output.forest, dpi=110)
-plt.close(fig)
 patients = claim_patients(m, ids, baseline=snakemake.params.baseline)
 patients.to_csv(snakemake.output.patients, sep="\t", index=False)
-fig = plot_claim_patients(patients, claims)
-fig.savefig(snakemake.output.patients_figure, dpi=110)
-plt.close(fig)

@@ -3,14 +3,12 @@
 import logging
 
 import anndata as ad
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from csfcart.communication import decompose_tensor, factor_changes, interaction_tensor, plot_tensor, present_types
+from csfcart.communication import decompose_tensor, factor_changes, interaction_tensor, present_types
 from csfcart.logs import setup
 from csfcart.measure import sample_meta
 from csfcart.tables import write_table_html
-from csfcart.timepoints import order_timepoints
 
 setup(snakemake.log[0])
 obs = ad.read_h5ad(snakemake.input.annotated, backed="r").obs
@@ -25,6 +23,3 @@ changes = factor_changes(loadings, meta, baseline=snakemake.params.baseline)
 loadings.to_csv(snakemake.output.loadings, sep="\t", index=False)
 changes.to_csv(snakemake.output.factors, sep="\t", index=False)
 write_table_html(changes, snakemake.output.page, title="Tensor factors: paired change of each factor's sample loading")
-fig = plot_tensor(loadings, changes, meta, order_timepoints(meta.loc[samples, "timepoint"].unique()))
-fig.savefig(snakemake.output.figure, dpi=100)
-plt.close(fig)

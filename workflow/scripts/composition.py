@@ -1,15 +1,12 @@
-"""Adapter of rule composition: cells per sample and type, paired changes, figures."""
+"""Adapter of rule composition: cells per sample and type, paired changes (plot_composition draws them)."""
 
 import anndata as ad
-import matplotlib.pyplot as plt
 
 from csfcart.composition import (
     composition_summary,
     condition_summary,
     long_fractions,
     paired_changes,
-    plot_patient_lines,
-    plot_stacked,
 )
 from csfcart.logs import setup
 from csfcart.measure import cell_counts
@@ -29,6 +26,3 @@ if changes.empty and snakemake.params.conditions:  # one visit per donor: condit
     title = f"Composition by condition (unpaired, against {snakemake.params.reference_condition})"
 summary.to_csv(snakemake.output.summary, sep="\t", index=False)
 write_table_html(summary, snakemake.output.page, title=title)
-for fig, path in ((plot_patient_lines(long), snakemake.output.lines), (plot_stacked(long), snakemake.output.stacked)):
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

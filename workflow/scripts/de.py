@@ -1,9 +1,8 @@
 """Adapter of rule de: PyDESeq2 on the pseudobulk of one cell type, every contrast."""
 
 import anndata as ad
-import matplotlib.pyplot as plt
 
-from csfcart.de import plot_volcanoes, run_cell_type
+from csfcart.de import run_cell_type
 from csfcart.logs import setup
 from csfcart.timepoints import order_timepoints
 
@@ -22,6 +21,3 @@ results, status = run_cell_type(
 )
 results.to_csv(snakemake.output.table, sep="\t", index=False)
 status.to_csv(snakemake.output.status, sep="\t", index=False)
-fig = plot_volcanoes(results, status, cell_type)
-fig.savefig(snakemake.output.volcano, dpi=110)
-plt.close(fig)

@@ -1,9 +1,7 @@
-"""Adapter of rule de_summary: every cell type's contrasts in one table and a heat map."""
+"""Adapter of rule de_summary: every cell type's contrasts in one table (plot_de_summary draws the heat map)."""
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from csfcart.de import plot_heatmap
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
@@ -16,6 +14,3 @@ if "padj" in results:
     results = results.sort_values(["padj", "pvalue"], na_position="last")
 results.to_csv(snakemake.output.results, sep="\t", index=False)
 write_table_html(results, snakemake.output.results_page, title="Pseudobulk differential expression, all cell types")
-fig = plot_heatmap(results)
-fig.savefig(snakemake.output.heatmap, dpi=110)
-plt.close(fig)

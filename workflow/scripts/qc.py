@@ -1,11 +1,10 @@
-"""Adapter of rule qc: QC of one sample, its cell table, summary row and figure."""
+"""Adapter of rule qc: QC of one sample, its cell table and summary row (plot_qc draws them)."""
 
 import anndata as ad
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from csfcart.logs import setup
-from csfcart.qc import plot_qc, run_qc
+from csfcart.qc import run_qc
 
 setup(snakemake.log[0])
 adata = ad.read_h5ad(snakemake.input[0])
@@ -15,6 +14,3 @@ cols = ["sample_id", "barcode", "total_counts", "n_genes_by_counts", "pct_counts
         "low_quality_counts", "low_quality_genes", "high_mt", "doublet", "qc_pass"]  # fmt: skip
 cells.reindex(columns=cols).to_csv(snakemake.output.cells, sep="\t", index=False)
 pd.DataFrame([summary]).to_csv(snakemake.output.summary, sep="\t", index=False)
-fig = plot_qc(cells, summary["sample_id"])
-fig.savefig(snakemake.output.figure, dpi=110)
-plt.close(fig)

@@ -1,11 +1,9 @@
-"""Adapter of rule qc_summary: one table and one figure over all samples."""
+"""Adapter of rule qc_summary: one table over all samples (plot_qc_summary draws it)."""
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from csfcart.errors import InputError
 from csfcart.logs import setup
-from csfcart.qc import plot_summary
 from csfcart.tables import write_table_html
 
 setup(snakemake.log[0])
@@ -20,6 +18,3 @@ for row in excluded.itertuples():
     print(f"excluded sample {row.sample_id}: {row.reason}")
 table.to_csv(snakemake.output.table, sep="\t", index=False)
 write_table_html(table, snakemake.output.page, title="QC per sample")
-fig = plot_summary(table)
-fig.savefig(snakemake.output.figure, dpi=110)
-plt.close(fig)

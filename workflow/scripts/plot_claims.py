@@ -1,0 +1,7 @@
+"""Adapter of rule plot_claims: figures from the tables the compute rule wrote."""
+
+from csfcart.figures import save_figures
+from csfcart.logs import setup
+
+setup(snakemake.log[0])
+save_figures(snakemake.params.figure, snakemake.input, snakemake.wildcards, snakemake.output)
