@@ -14,6 +14,7 @@ cohort-wide resolution.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -164,3 +165,30 @@ def annotate(
         adata.obs[CELL_TYPE] = pd.Categorical(labels)
     table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
     return table
+
+
+def annotate_step(
+    adata: ad.AnnData,
+    *,
+    clustering: dict[str, Any],
+    annotation: dict[str, Any],
+    car_feature: str | None,
+    seed: int,
+    umap: bool = True,
+) -> pd.DataFrame:
+    """:func:`annotate` with the workflow's ``clustering`` and ``annotation`` settings: the one
+    wiring of the step, shared by the annotate rule and the in-memory calibration."""
+    return annotate(
+        adata,
+        markers=read_markers(annotation["markers"]),
+        use_rep=adata.uns["integration"]["embedding"],
+        n_neighbors=clustering["n_neighbors"],
+        resolution=clustering["resolution"],
+        min_score=annotation["min_score"],
+        min_margin=annotation["min_margin"],
+        car_feature=car_feature,
+        seed=seed,
+        car_cluster_fraction=annotation["car_cluster_fraction"],
+        mixed_cluster_fraction=annotation["mixed_cluster_fraction"],
+        umap=umap,
+    )

@@ -193,6 +193,19 @@ def integrate(
     return info
 
 
+def integrate_step(adata: ad.AnnData, integration: dict[str, Any], *, seed: int) -> dict[str, Any]:
+    """:func:`integrate` with the workflow's ``integration`` settings: the one wiring of the
+    step, shared by the integrate rule and the in-memory calibration."""
+    return integrate(
+        adata,
+        method=integration["method"],
+        batch_key=integration["batch_key"],
+        n_hvg=integration["n_hvg"],
+        seed=seed,
+        settings=integration,
+    )
+
+
 def nearest_neighbours(xy: np.ndarray, k: int, n_jobs: int = 1) -> np.ndarray:
     """Indices (cells x ``k``) of each cell's ``k`` nearest neighbours in ``xy``, itself excluded."""
     from sklearn.neighbors import NearestNeighbors

@@ -22,11 +22,11 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 
-from csfcart.annotate import annotate, read_markers
+from csfcart.annotate import annotate_step
 from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
 from csfcart.communication import axis_scores, score_sample
 from csfcart.config import default_config as defaults
-from csfcart.integrate import integrate, merge_samples
+from csfcart.integrate import integrate_step, merge_samples
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
 from csfcart.measure import (
     asc_immunoglobulin,
@@ -115,23 +115,9 @@ def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad
     summary = pd.DataFrame(summaries)
     keep = set(summary.loc[summary["status"] == "ok", "sample_id"])
     adata = merge_samples([], summary, parts=[a for a in kept if a.n_obs and str(a.obs["sample_id"].iloc[0]) in keep])
-    s = config["integration"]
-    integrate(adata, method=s["method"], batch_key=s["batch_key"], n_hvg=s["n_hvg"], seed=config["seed"], settings=s)
-    a = config["annotation"]
-    annotate(
-        adata,
-        markers=read_markers(a["markers"]),
-        use_rep=adata.uns["integration"]["embedding"],
-        n_neighbors=config["clustering"]["n_neighbors"],
-        resolution=config["clustering"]["resolution"],
-        min_score=a["min_score"],
-        min_margin=a["min_margin"],
-        car_feature=cohort.car_feature,
-        seed=config["seed"],
-        car_cluster_fraction=a["car_cluster_fraction"],
-        mixed_cluster_fraction=a["mixed_cluster_fraction"],
-        umap=False,
-    )
+    integrate_step(adata, config["integration"], seed=config["seed"])
+    annotate_step(adata, clustering=config["clustering"], annotation=config["annotation"],
+                  car_feature=cohort.car_feature, seed=config["seed"], umap=False)  # fmt: skip
     return adata
 
 

@@ -7,7 +7,7 @@ import time
 import anndata as ad
 import torch
 
-from csfcart.integrate import integrate
+from csfcart.integrate import integrate_step
 from csfcart.logs import setup
 
 setup(snakemake.log[0])
@@ -15,8 +15,7 @@ torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.integration
 adata = ad.read_h5ad(snakemake.input[0])
 start = time.perf_counter()
-info = integrate(adata, method=settings["method"], batch_key=settings["batch_key"], n_hvg=settings["n_hvg"],
-                 seed=snakemake.params.seed, settings=settings)  # fmt: skip
+info = integrate_step(adata, settings, seed=snakemake.params.seed)
 info.update(cells=adata.n_obs, genes=adata.n_vars, seconds=round(time.perf_counter() - start, 1))
 logging.info("integration: %s", info)
 adata.write_h5ad(snakemake.output.h5ad)  # temporary: read once, by annotate
