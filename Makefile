@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 
-.PHONY: venv run test test-cluster cluster-deps browser-deps lint format config-docs clean
+.PHONY: venv run test test-cluster cluster-deps browser-deps r-deps lint format config-docs clean
 
 venv: $(VENV)/.installed
 
@@ -42,13 +42,18 @@ format: venv
 config-docs: venv
 	$(BIN)/python -c 'from csfcart.config import config_docs; open("config/README.md", "w").write(config_docs("config/schemas/config.schema.yaml"))'
 
-test: venv lint browser-deps
-	CSFCART_BROWSER_TESTS=1 $(BIN)/python -m pytest -q
+test: venv lint browser-deps r-deps
+	CSFCART_BROWSER_TESTS=1 CSFCART_R_TESTS=1 $(BIN)/python -m pytest -q
 
 # Debian's Chromium, for the test that opens the report in a real headless browser.
 browser-deps:
 	@command -v chromium >/dev/null || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# R with Debian's hdf5r, for the test that reads the annotated object from R.
+r-deps:
+	@command -v Rscript >/dev/null && Rscript -e 'library(hdf5r)' >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-cran-hdf5r; }
 
 # A real single-node SLURM on localhost (Debian's slurm-wlm and munge; needs root).
 cluster-deps:

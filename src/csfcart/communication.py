@@ -17,11 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from csfcart import registry
 from csfcart.keys import CELL_TYPE
 from csfcart.stats import grouped_paired_summary
 
-B_LINEAGE = ["naive_B", "memory_B", "plasma"]
-MICROGLIA = "microglia_like"
+#: the B side of the B / microglia-like axis (C7): B cells and antibody-secreting cells
+B_LINEAGE = [*registry.B_LINEAGE, *registry.ASC]
+MICROGLIA = registry.MICROGLIA
 INFLAMMATORY_LIGANDS = [
     "IL1B",
     "TNF",

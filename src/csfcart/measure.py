@@ -12,11 +12,11 @@ import pandas as pd
 
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
 from csfcart.pseudobulk import META, program_scores, pseudobulk
+from csfcart.registry import ASC, MYELOID, T_CELLS
 
-T_CELL_TYPES = ["CD4_T", "CD8_T", "Treg", "CAR_T"]
-B_CELL_TYPES = ["naive_B", "memory_B"]
-ASC_TYPES = ["plasma"]
-MYELOID_TYPES = ["CD14_mono", "CD16_mono", "mDC", "border_macrophage", "microglia_like"]
+T_CELL_TYPES = list(T_CELLS)
+ASC_TYPES = list(ASC)
+MYELOID_TYPES = list(MYELOID)
 IG_GENES = ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM", "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"]
 
 

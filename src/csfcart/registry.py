@@ -102,9 +102,12 @@ STUDIES = {
     "ms_vs_control": "Multiple sclerosis against control donors, cerebrospinal fluid (unpaired, donors as the unit)",
 }
 
+#: the cell-type groups the claims count and score (the analysis's only definition of them)
+T_CELLS = ("CD4_T", "CD8_T", "Treg", "CAR_T")
 B_LINEAGE = ("naive_B", "memory_B")
 ASC = ("plasma",)
 MYELOID = ("CD14_mono", "CD16_mono", "mDC", "border_macrophage", "microglia_like")
+MICROGLIA = "microglia_like"
 
 _REGISTRY: tuple[Claim, ...] = (
     Claim(
@@ -231,7 +234,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -0.3,
                 "log2",
-                cell_types=("microglia_like",),
+                cell_types=(MICROGLIA,),
                 quantity="microglia activation (log2 CPM)",
                 program="microglia_activation",
                 group="microglia_like",
@@ -251,7 +254,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -0.3,
                 "log2",
-                cell_types=("microglia_like",),
+                cell_types=(MICROGLIA,),
                 quantity="microglia-like inflammatory signalling (log2 CPM)",
                 program="microglia_inflammatory_signalling",
                 group="microglia_like",
@@ -455,7 +458,10 @@ __all__ = [
     "B_LINEAGE",
     "CLAIMS",
     "CLAIM_IDS",
+    "MICROGLIA",
     "MYELOID",
+    "STUDIES",
+    "T_CELLS",
     "Claim",
     "Readout",
     "families",
