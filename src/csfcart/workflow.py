@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,41 @@ def locate_tables(config: dict[str, Any], workflow_dir: str | Path) -> dict[str,
         if not path.is_absolute() and not path.exists() and (Path(workflow_dir) / path).exists():
             config[section][key] = str(Path(workflow_dir) / path)
     return config
+
+
+def clear_stale_locks(state: str | Path, pid: int) -> list[str]:
+    """Let a run killed with SIGKILL resume with the same command.
+
+    Snakemake's locks (``.snakemake/locks``) record no process, so a run killed before it
+    could unlock leaves them behind and the next run stops with "Directory cannot be
+    locked". Each run of this workflow records its process id under
+    ``.snakemake/csfcart-runs/``; the locks are removed only when every recorded run has
+    ended. A run still alive keeps them, and Snakemake then refuses the second run, as it
+    should. Returns the lock files removed; records ``pid`` as the current run.
+    """
+    state = Path(state)
+    runs = state / "csfcart-runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    alive = []
+    for record in runs.iterdir():
+        try:
+            other = int(record.name)
+            os.kill(other, 0)
+            alive.append(other)
+        except (ValueError, ProcessLookupError):
+            record.unlink(missing_ok=True)
+        except PermissionError:  # a live process of another user
+            alive.append(int(record.name))
+    removed = []
+    locks = state / "locks"
+    if not alive and locks.is_dir():
+        for lock in sorted(locks.glob("*.lock")):
+            lock.unlink(missing_ok=True)
+            removed.append(str(lock))
+    (runs / str(pid)).write_text("")
+    return removed
+
+
+def end_run(state: str | Path, pid: int) -> None:
+    """Forget the record :func:`clear_stale_locks` made for ``pid`` (the run ended)."""
+    (Path(state) / "csfcart-runs" / str(pid)).unlink(missing_ok=True)

@@ -1,4 +1,6 @@
 # Validation first, then the sample table and input functions (all logic in the package).
+import os
+import sys
 from pathlib import Path
 
 try:
@@ -13,7 +15,9 @@ from csfcart.download import mtx_files
 from csfcart.timepoints import label_days
 from csfcart.workflow import (
     archive_path,
+    clear_stale_locks,
     download_dir,
+    end_run,
     locate_tables,
     sample_table,
     study_summary,
@@ -21,6 +25,19 @@ from csfcart.workflow import (
 )
 
 BASE = Path(workflow.basedir)
+if workflow.is_main_process:  # a run killed with SIGKILL left its locks: resume anyway
+    for lock in clear_stale_locks(".snakemake", os.getpid()):
+        print(f"removed {lock}, left by a run that was killed", file=sys.stderr)
+
+
+onsuccess:
+    end_run(".snakemake", os.getpid())
+
+
+onerror:
+    end_run(".snakemake", os.getpid())
+
+
 CONFIG = resolve_dataset(
     config,
     BASE / "config" / "datasets",
