@@ -146,7 +146,7 @@ def infer_format(path: str) -> str | None:
         return "h5ad"
     if p.endswith(".h5"):
         return "10x_h5"
-    if p.endswith((".csv", ".csv.gz")):
+    if p.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")):
         return "csv"
     return None
 

@@ -2,8 +2,10 @@
 
 Supported: a 10x v3 directory (matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz), the 10x
 v2 layout as deposited on GEO (genes.tsv with two columns, file names carrying a GSM/sample
-prefix: give the folder or the prefix), a 10x .h5 file, an .h5ad with integer counts (in
-``layers['counts']`` or ``X``) and a CSV (one row per cell, first column the barcode).
+prefix: give the folder or the prefix), a Cell Ranger output folder (``count`` or one sample
+of ``multi``; Antibody Capture and other non-gene features are kept out), a 10x .h5 file, an
+.h5ad with integer counts (in ``layers['counts']``, ``X`` or ``.raw``) and a CSV or TSV
+(cells as rows with the barcode first, or genes as rows: the orientation is detected).
 Every check names the file and the fix.
 """
 
@@ -47,7 +49,35 @@ def _find(base: Path, names: tuple[str, ...]) -> Path | None:
     return hits[0] if hits else None
 
 
+#: where Cell Ranger puts a sample's filtered matrix, from the folder a user may give
+CELLRANGER = ("filtered_feature_bc_matrix", "outs/filtered_feature_bc_matrix", "sample_filtered_feature_bc_matrix",
+              "count/sample_filtered_feature_bc_matrix", "outs/count/filtered_feature_bc_matrix")  # fmt: skip
+
+
+def cellranger_matrix(base: Path) -> Path:
+    """The filtered matrix folder of a Cell Ranger output given as ``base`` (its run folder,
+    ``outs/``, or a ``multi`` per-sample folder); ``base`` itself when it holds a matrix."""
+    if not base.is_dir() or _find(base, ("matrix.mtx.gz", "matrix.mtx")) is not None:
+        return base
+    for sub in CELLRANGER:
+        if (base / sub).is_dir():
+            log.info("%s: Cell Ranger output; reading %s", base, sub)
+            return base / sub
+    multi = (
+        sorted((base / "outs" / "per_sample_outs").glob("*")) if (base / "outs" / "per_sample_outs").is_dir() else []
+    )
+    if len(multi) > 1:
+        raise InputError(
+            f"{base}: a Cell Ranger multi run with {len(multi)} samples ({', '.join(p.name for p in multi[:4])}). "
+            f"Fix: give each sample's folder as its path, e.g. {multi[0]}"
+        )
+    if multi:
+        return cellranger_matrix(multi[0])
+    return base
+
+
 def read_10x_mtx(base: Path) -> ad.AnnData:
+    base = cellranger_matrix(base)
     matrix = _find(base, ("matrix.mtx.gz", "matrix.mtx"))
     barcodes = _find(base, ("barcodes.tsv.gz", "barcodes.tsv"))
     features = _find(base, ("features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv"))
@@ -82,6 +112,9 @@ def read_10x_mtx(base: Path) -> ad.AnnData:
     adata = ad.AnnData(X=counts, obs=pd.DataFrame(index=bcs.to_numpy()))
     if feat.shape[1] > 2:
         keep = (feat[2] == "Gene Expression").to_numpy()
+        if (~keep).any():
+            kinds = ", ".join(sorted(set(feat.loc[~keep, 2])))
+            log.info("%s: %d features of other types (%s) kept out of the genes", features, int((~keep).sum()), kinds)
         adata = adata[:, keep].copy()
         ids = ids[keep]
         symbols = symbols[keep]
@@ -108,22 +141,76 @@ def _gene_symbols(adata: ad.AnnData, ids: np.ndarray, symbols: np.ndarray | None
     return adata
 
 
+def _integer_like(x, n: int = 200_000) -> bool:
+    """Whether the first ``n`` stored values are non-negative and (near) integers."""
+    data = (x.data if sp.issparse(x) else np.asarray(x).ravel())[:n]
+    return data.size == 0 or (data.min() >= 0 and np.abs(data - np.round(data)).max() <= INTEGER_TOLERANCE)
+
+
 def read_h5ad(path: Path) -> ad.AnnData:
+    """Counts from ``layers['counts']``, else ``X``, else ``.raw`` when ``X`` holds
+    normalised values and ``.raw`` the counts (as scanpy's tutorials leave an object)."""
     adata = ad.read_h5ad(path)
-    x = adata.layers[COUNTS] if COUNTS in adata.layers else adata.X
-    out = ad.AnnData(
-        X=sp.csr_matrix(x), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names)
-    )
-    ids = adata.var["gene_ids"].to_numpy() if "gene_ids" in adata.var else out.var_names.to_numpy()
+    var = adata.var
+    if COUNTS in adata.layers:
+        x = adata.layers[COUNTS]
+    elif not _integer_like(adata.X) and adata.raw is not None and _integer_like(adata.raw.X):
+        log.info("%s: X holds normalised values; the counts are taken from .raw (%d genes)", path, adata.raw.n_vars)
+        x, var = adata.raw.X, adata.raw.var
+    else:
+        x = adata.X
+    out = ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=var.index))
+    ids = var["gene_ids"].to_numpy() if "gene_ids" in var else out.var_names.to_numpy()
     return _gene_symbols(out, ids, out.var_names.to_numpy(), path)
 
 
+#: a cell barcode: a run of bases, with an optional suffix (-1, _1, .1) or sample prefix
+BARCODE = r"^(?:[A-Za-z0-9]+[_:#-])?[ACGTN]{8,}(?:[-_.]\w+)?$"
+#: genes every human or mouse sample expresses: where they are, the genes are
+HOUSEKEEPING = {"ACTB", "B2M", "MALAT1", "GAPDH", "TMSB4X", "EEF1A1", "Actb", "B2m", "Malat1", "Gapdh", "Tmsb4x"}
+
+
+def _cells_are_columns(index: pd.Index, columns: pd.Index) -> bool | None:
+    """True when a table has genes as rows and cells as columns, False for cells as rows,
+    None when neither the barcodes nor common genes tell."""
+    rows = index.astype(str).str.match(BARCODE).mean() if len(index) else 0.0
+    cols = columns.astype(str).str.match(BARCODE).mean() if len(columns) else 0.0
+    if cols > 0.5 >= rows:
+        return True
+    if rows > 0.5 >= cols:
+        return False
+    genes_in_rows, genes_in_cols = (
+        len(HOUSEKEEPING & set(index.astype(str))),
+        len(HOUSEKEEPING & set(columns.astype(str))),
+    )
+    if genes_in_rows > genes_in_cols:
+        return True
+    if genes_in_cols > genes_in_rows:
+        return False
+    return None
+
+
 def read_csv(path: Path) -> ad.AnnData:
-    df = pd.read_csv(path, index_col=0)
+    """A delimited text table of counts (CSV, or TSV by its name), cells as rows (barcode
+    first) or as columns (gene first): the orientation is read from the barcodes, else from
+    common genes, and a transposition is logged."""
+    name = path.name.lower().removesuffix(".gz")
+    df = pd.read_csv(path, index_col=0, sep="\t" if name.endswith((".tsv", ".txt")) else ",")
     if not all(np.issubdtype(t, np.number) for t in df.dtypes):
         raise InputError(
-            f"{path}: non-numeric values in the count columns. Fix: one row per cell, barcode first, then counts"
+            f"{path}: non-numeric values in the count columns. Fix: one row per cell (barcode first) or one row "
+            "per gene (gene first), then counts only"
         )
+    transposed = _cells_are_columns(df.index, df.columns)
+    if transposed is None and df.shape[0] > df.shape[1] * 3:
+        raise InputError(
+            f"{path}: cannot tell cells from genes ({df.shape[0]} rows x {df.shape[1]} columns, no barcodes or "
+            "common genes among the names). Fix: one row per cell with the barcode first, and gene symbols as the "
+            "header"
+        )
+    if transposed:
+        log.info("%s: genes are rows and cells columns (%d genes x %d cells); read transposed", path, *df.shape)
+        df = df.T
     adata = ad.AnnData(X=sp.csr_matrix(df.to_numpy()), obs=pd.DataFrame(index=df.index.astype(str)))
     names = df.columns.astype(str).to_numpy()
     return _gene_symbols(adata, names, None, path)

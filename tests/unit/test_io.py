@@ -94,3 +94,68 @@ def test_counts_stored_as_floats_near_integers_are_rounded(tmp_path, caplog):
     pd.DataFrame(counts + 0.01, index=barcodes(80), columns=GENES).to_csv(tmp_path / "t.csv")
     with pytest.raises(InputError, match=r"t\.csv: counts are not integers"):
         read_sample(tmp_path / "t.csv", "csv", ROW)
+
+
+def _bases(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [f"{''.join(rng.choice(list('ACGT'), 16))}-1" for _ in range(n)]
+
+
+def test_genes_by_cells_tables_are_read_transposed(tmp_path, caplog):
+    counts = random_counts()
+    cells = _bases(80)
+    # a CSV with genes as rows and 10x barcodes as the header, as many GEO depositions are
+    pd.DataFrame(counts.T, index=GENES, columns=cells).to_csv(tmp_path / "g.csv")
+    with caplog.at_level("INFO"):
+        a = read_sample(tmp_path / "g.csv", "csv", ROW)
+    assert "read transposed" in caplog.text
+    assert a.shape == counts.shape and list(a.var_names[:3]) == GENES[:3] and a.obs_names[0] == f"S1:{cells[0]}"
+    np.testing.assert_array_equal(a.layers["counts"].toarray(), counts)
+    # a TSV whose cell names say nothing: common genes among the rows tell
+    genes = [*GENES[:-2], "ACTB", "MALAT1"]
+    pd.DataFrame(counts.T, index=genes, columns=barcodes(80)).to_csv(tmp_path / "g.tsv.gz", sep="\t")
+    b = read_sample(tmp_path / "g.tsv.gz", "csv", ROW)
+    assert b.shape == counts.shape and "MALAT1" in b.var_names
+
+
+def test_a_table_that_cannot_be_oriented_is_refused_with_the_fix(tmp_path):
+    counts = np.random.default_rng(0).poisson(1.0, size=(300, 20))
+    pd.DataFrame(counts, index=[f"row{i}" for i in range(300)], columns=[f"col{j}" for j in range(20)]).to_csv(
+        tmp_path / "x.csv"
+    )
+    with pytest.raises(InputError, match=r"x\.csv: cannot tell cells from genes.*Fix: one row per cell"):
+        read_sample(tmp_path / "x.csv", "csv", ROW)
+
+
+def test_h5ad_with_counts_in_raw(tmp_path):
+    counts = random_counts()
+    raw = ad.AnnData(X=sp.csr_matrix(counts.astype(np.float32)), obs=pd.DataFrame(index=barcodes(80)),
+                     var=pd.DataFrame(index=GENES))  # fmt: skip
+    a = raw.copy()
+    a.X = sp.csr_matrix(np.log1p(counts / counts.sum(1, keepdims=True) * 1e4).astype(np.float32))
+    a.raw = raw
+    a = a[:, :40].copy()  # the processed object kept fewer genes; .raw has them all
+    a.write_h5ad(tmp_path / "s.h5ad")
+    _check(read_sample(tmp_path / "s.h5ad", "h5ad", ROW), counts)
+
+
+def test_cell_ranger_output_folders(tmp_path):
+    counts = random_counts()
+    # `cellranger count`: the run folder, with antibody capture features beside the genes
+    outs = tmp_path / "run1" / "outs" / "filtered_feature_bc_matrix"
+    protein = np.random.default_rng(1).poisson(30, size=(80, 3))
+    write_mtx(outs, np.hstack([counts, protein]), barcodes(80), genes=[*GENES, "CD3_TotalSeqB", "CD4_TotalSeqB",
+                                                                        "CD19_TotalSeqB"])  # fmt: skip
+    features = outs / "features.tsv.gz"
+    rows = gzip.decompress(features.read_bytes()).decode().splitlines()
+    rows = [r if i < len(GENES) else r.replace("Gene Expression", "Antibody Capture") for i, r in enumerate(rows)]
+    features.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    a = read_sample(tmp_path / "run1", "10x_mtx", ROW)
+    _check(a, counts)  # the antibody counts are not genes
+    # `cellranger multi`: one sample's folder is read; the run folder of several is refused
+    for name in ("CSF_d0", "CSF_d14"):
+        write_mtx(tmp_path / "multi" / "outs" / "per_sample_outs" / name / "count" / "sample_filtered_feature_bc_matrix",
+                  counts, barcodes(80))  # fmt: skip
+    _check(read_sample(tmp_path / "multi" / "outs" / "per_sample_outs" / "CSF_d14", "10x_mtx", ROW), counts)
+    with pytest.raises(InputError, match=r"Cell Ranger multi run with 2 samples.*Fix: give each sample's folder"):
+        read_sample(tmp_path / "multi", "10x_mtx", ROW)
