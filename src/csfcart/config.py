@@ -19,6 +19,28 @@ from csfcart.errors import InputError
 from csfcart.registry import CLAIM_IDS
 
 REQUIRED_COLUMNS = ["sample_id", "patient_id", "timepoint", "compartment", "path"]
+#: the sheet's optional columns with a meaning of their own (and one the workflow adds);
+#: any other column is a covariate, kept in obs
+OPTIONAL_COLUMNS = ["format", "batch", "condition", "day", "compartment_label"]
+
+
+def sheet_covariates(columns) -> list[str]:
+    """The sample sheet's covariate columns: those that are neither required nor optional."""
+    return [c for c in columns if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS]
+
+
+def check_covariates(covariates: list[str], samples: pd.DataFrame) -> None:
+    """Each of ``analysis.covariates`` must be a covariate column of the sample sheet."""
+    have = sheet_covariates(samples.columns)
+    for name in covariates:
+        if name not in have:
+            raise InputError(
+                f"config: key 'analysis.covariates': '{name}' is not a column of the sample sheet "
+                f"(its covariates: {', '.join(have) or 'none'}). Fix: add the column to the sheet or remove it "
+                "from analysis.covariates"
+            )
+
+
 FORMATS = ("10x_mtx", "10x_h5", "h5ad", "csv")
 #: keys a dataset file may carry into the workflow configuration
 DATASET_KEYS = {"dataset", "simulation", "samples", "car_feature", "claims", "download", "reference_condition"}
@@ -179,7 +201,7 @@ def read_sample_sheet(
     if missing:
         raise InputError(
             f"{path}: column '{missing[0]}' missing. Fix: the sheet needs the columns {', '.join(REQUIRED_COLUMNS)} "
-            "(optional: format, batch, condition)"
+            "(optional: format, batch, condition, day; any other column is kept as a covariate)"
         )
     validator = jsonschema.Draft202012Validator(_schema(schema))
     for i, row in enumerate(sheet.to_dict("records")):

@@ -61,9 +61,15 @@ def run_contrast(
     min_counts: int,
     seed: int,
     factor: str = "timepoint",
+    covariates: tuple[str, ...],
 ) -> tuple[pd.DataFrame, str]:
     """DESeq2 of level ``timepoint`` vs ``baseline`` of ``factor`` (the time point, or the
-    condition of an unpaired design, ``~ condition``) in one compartment; (results, reason)."""
+    condition of an unpaired design, ``~ condition``) in one compartment; (results, reason).
+
+    ``covariates`` (sample-level columns) enter the design between the patient and the
+    factor; one that is constant over the samples compared, or within every patient of a
+    paired design (the patient term absorbs it), is left out, and the ``design`` column of
+    the results says what was fitted."""
     from pydeseq2.dds import DeseqDataSet
     from pydeseq2.ds import DeseqStats
 
@@ -80,17 +86,17 @@ def run_contrast(
     counts = sub.X.toarray() if sp.issparse(sub.X) else np.asarray(sub.X)
     counts = pd.DataFrame(counts.astype(int), index=sub.obs_names, columns=sub.var_names)
     counts = counts.loc[:, counts.sum(axis=0) >= 10]
-    meta = sub.obs[["patient_id", factor]].astype(str).copy()
+    meta = sub.obs[["patient_id", factor, *covariates]].astype(str).copy()
     meta[factor] = pd.Categorical(meta[factor], categories=[baseline, timepoint])
     paired = meta.groupby("patient_id")[factor].nunique()
-    design = (
-        f"~ patient_id + {factor}"
-        if (paired == 2).sum() >= 2 and meta["patient_id"].nunique() < len(meta)
-        else f"~ {factor}"
-    )
-    if design != f"~ {factor}":
+    is_paired = (paired == 2).sum() >= 2 and meta["patient_id"].nunique() < len(meta)
+    if is_paired:
         both = paired.index[paired == 2]
         meta, counts = meta[meta["patient_id"].isin(both)], counts[meta["patient_id"].isin(both).to_numpy()]
+    used = [c for c in covariates if meta[c].nunique() > 1
+            and not (is_paired and (meta.groupby("patient_id")[c].nunique() <= 1).all())]  # fmt: skip
+    design = " + ".join([*(["patient_id"] if is_paired else []), *used, factor])
+    design = f"~ {design}"
     dds = DeseqDataSet(counts=counts, metadata=meta, design=design, quiet=True, n_cpus=1)
     dds.deseq2()
     stats_ = DeseqStats(dds, contrast=[factor, timepoint, baseline], quiet=True, n_cpus=1)
@@ -113,8 +119,10 @@ def run_cell_type(
     min_counts: int,
     seed: int,
     reference_condition: str,
+    covariates: list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All contrasts for one cell type; returns (results, status per contrast)."""
+    """All contrasts for one cell type; returns (results, status per contrast).
+    ``covariates``: sample-sheet columns for the design (see :func:`run_contrast`)."""
     sub = pb[(pb.obs["cell_type"] == cell_type).to_numpy()]
     results, status = [], []
     for comp, factor, tp, ref in contrasts(pb.obs, baseline, order, reference_condition):
@@ -130,6 +138,7 @@ def run_cell_type(
                 min_counts=min_counts,
                 seed=seed,
                 factor=factor,
+                covariates=tuple(covariates),
             )
         status.append({"cell_type": cell_type, "compartment": comp, "contrast": f"{tp}_vs_{ref}", "tested": not reason,
                        "n_genes": len(res), "n_significant": int((res["padj"] < 0.05).sum()) if len(res) else 0, "reason": reason})  # fmt: skip

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.io
 import scipy.sparse as sp
 
+from csfcart.config import sheet_covariates
 from csfcart.errors import InputError
 from csfcart.keys import COUNTS
 
@@ -289,6 +290,8 @@ def read_sample(path: str | Path, fmt: str, sample: dict[str, str]) -> ad.AnnDat
         adata.obs[key] = pd.Categorical([str(sample.get(key, sample["sample_id"]))] * adata.n_obs)
     if sample.get("condition"):  # unpaired designs (e.g. MS / control)
         adata.obs["condition"] = pd.Categorical([str(sample["condition"])] * adata.n_obs)
+    for key in sheet_covariates(sample):  # the sheet's own columns (sex, chemistry ...)
+        adata.obs[key] = pd.Categorical([str(sample[key])] * adata.n_obs)
     adata.layers[COUNTS] = adata.X.copy()
     return adata
 

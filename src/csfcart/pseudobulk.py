@@ -15,12 +15,17 @@ META = ["sample_id", "patient_id", "timepoint", "compartment"]
 def pseudobulk(adata: ad.AnnData, *, groups: str = CELL_TYPE) -> ad.AnnData:
     """Raw counts summed per sample and ``groups`` (decoupler's pseudobulk).
 
-    ``obs`` of the result carries the sample's metadata, the group, ``psbulk_cells`` and
+    ``obs`` of the result carries the sample's metadata (with every column constant within a
+    sample: condition, batch, the sheet's covariates), the group, ``psbulk_cells`` and
     ``psbulk_counts``.
     """
     import decoupler as dc
 
-    cols = [*META, *(["condition"] if "condition" in adata.obs else []), groups]
+    # sample-level columns (condition, the sheet's covariates): constant within each sample
+    per_sample = adata.obs.groupby("sample_id", observed=True)
+    extra = [c for c in adata.obs.columns if c not in (*META, groups) and not pd.api.types.is_float_dtype(adata.obs[c])
+             and per_sample[c].nunique(dropna=False).max() <= 1]  # fmt: skip
+    cols = [*META, *extra, groups]
     src = ad.AnnData(X=adata.layers[COUNTS], obs=adata.obs[cols].copy(), var=pd.DataFrame(index=adata.var_names))
     for col in cols:
         src.obs[col] = src.obs[col].astype(str)

@@ -159,3 +159,10 @@ def test_cell_ranger_output_folders(tmp_path):
     _check(read_sample(tmp_path / "multi" / "outs" / "per_sample_outs" / "CSF_d14", "10x_mtx", ROW), counts)
     with pytest.raises(InputError, match=r"Cell Ranger multi run with 2 samples.*Fix: give each sample's folder"):
         read_sample(tmp_path / "multi", "10x_mtx", ROW)
+
+
+def test_extra_sheet_columns_are_kept_as_covariates(tmp_path):
+    write_mtx(tmp_path / "s", random_counts(), barcodes(80))
+    a = read_sample(tmp_path / "s", "10x_mtx", {**ROW, "sex": "F", "chemistry": "v3", "day": "14"})
+    assert (a.obs["sex"] == "F").all() and (a.obs["chemistry"] == "v3").all()
+    assert "day" not in a.obs  # a column with a meaning of its own is not a covariate

@@ -118,3 +118,27 @@ def test_doublet_scoring_is_reproducible_and_skips_tiny_samples():
     tiny = ad.AnnData(X=counts[:60], layers={"counts": counts[:60]})
     qc.score_doublets(tiny, rate_per_1000=8, seed=0)
     assert not tiny.obs["predicted_doublet"].any()
+
+
+def test_a_covariate_that_varies_within_patients_enters_the_de_design():
+    """analysis.covariates: a sample-level column (10x chemistry, changed between visits for
+    two patients) enters ~ patient + chemistry + timepoint; a patient-level one (sex) is
+    absorbed by the patient term and left out."""
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from csfcart.de import run_contrast
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for p, sex in zip(["P1", "P2", "P3", "P4"], ["F", "M", "F", "M"], strict=True):
+        for tp in ("baseline", "d14"):
+            chemistry = "v3" if tp == "baseline" or p in ("P1", "P2") else "v2"
+            rows.append({"sample_id": f"{p}_{tp}", "patient_id": p, "timepoint": tp, "compartment": "CSF",
+                         "sex": sex, "chemistry": chemistry, "psbulk_cells": 50, "psbulk_counts": 50_000})  # fmt: skip
+    obs = pd.DataFrame(rows).set_index("sample_id", drop=False)
+    pb = ad.AnnData(X=sp.csr_matrix(rng.poisson(50, size=(8, 200)).astype(np.float32)), obs=obs)
+    res, reason = run_contrast(pb, compartment="CSF", timepoint="d14", baseline="baseline", min_cells=5,
+                               min_counts=1000, seed=0, covariates=("sex", "chemistry"))  # fmt: skip
+    assert reason == "" and set(res["design"]) == {"~ patient_id + chemistry + timepoint"}

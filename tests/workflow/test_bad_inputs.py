@@ -161,3 +161,16 @@ def test_a_switch_given_as_text_says_how_to_write_it(dataset):
     tmp, sheet = dataset
     proc = run_snakemake("-n", "--configfile", str(_config(tmp, sheet())), "--config", "compare_integration=yes")
     _fails_with(proc, "compare_integration", "is not true or false", "--config compare_integration=True")
+
+
+def test_extra_sheet_columns_are_covariates_and_named_ones_must_exist(dataset):
+    tmp, sheet = dataset
+    header = "sample_id\tpatient_id\ttimepoint\tcompartment\tpath\tsex\tchemistry"
+    s = sheet(["S1\tP1\tbaseline\tCSF\tdata/S1\tF\tv3", "S2\tP1\td14\tCSF\tdata/S2\tF\tv2"], header=header)
+    proc = _dry_run(tmp, s, "analysis:\n  covariates: [chemistry]\n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _fails_with(_dry_run(tmp, s, "analysis:\n  covariates: [age]\n"), "analysis.covariates", "'age'",
+                "its covariates: sex, chemistry", "Fix:")  # fmt: skip
+    bad = sheet(["S1\tP1\tbaseline\tCSF\tdata/S1\tF", "S2\tP1\td14\tCSF\tdata/S2\tF"],
+                header="sample_id\tpatient_id\ttimepoint\tcompartment\tpath\tmy sex")  # fmt: skip
+    _fails_with(_dry_run(tmp, bad), "row 2", "my sex")

@@ -10,7 +10,7 @@ except ImportError:
         "the csfcart package is not installed in the Python that runs snakemake. "
         f"Fix: make venv (then .venv/bin/snakemake), or pip install {workflow.basedir}"
     )
-from csfcart.config import resolve_dataset, validate_config
+from csfcart.config import check_covariates, resolve_dataset, validate_config
 from csfcart.download import mtx_files
 from csfcart.timepoints import label_days
 from csfcart.workflow import (
@@ -52,6 +52,7 @@ SAMPLES = sample_table(
     CONFIG, out=OUT, schema=BASE / "config" / "schemas" / "samples.schema.yaml"
 )
 
+check_covariates(CONFIG["analysis"]["covariates"], SAMPLES)
 BASELINE = CONFIG["analysis"]["baseline"]
 CLAIMS = (
     CONFIG["claims"]

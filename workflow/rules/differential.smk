@@ -158,6 +158,7 @@ rule de:
         mem_mb=4000,
         runtime=30,
     params:
+        covariates=CONFIG["analysis"]["covariates"],
         baseline=BASELINE,
         min_cells=CONFIG["analysis"]["min_cells"],
         min_counts=CONFIG["analysis"]["min_counts"],

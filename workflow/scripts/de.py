@@ -18,6 +18,7 @@ results, status = run_cell_type(
     min_counts=snakemake.params.min_counts,
     seed=snakemake.params.seed,
     reference_condition=snakemake.params.reference_condition,
+    covariates=snakemake.params.covariates,
 )
 results.to_csv(snakemake.output.table, sep="\t", index=False)
 status.to_csv(snakemake.output.status, sep="\t", index=False)

@@ -1,0 +1,150 @@
+"""Valid but odd cohorts, as users bring them, run end to end to a report and a claims table
+that says what could not be tested.
+
+Each case draws samples of the tiny synthetic cohort, writes them in the layouts real data
+arrive in (Cell Ranger output folders with antibody features, a genes-by-cells TSV, an h5ad
+whose counts sit in ``.raw``, 10x folders) and arranges them in an unusual design.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from csfcart.simulate.cohort import load_cohort
+from csfcart.simulate.model import CohortModel
+from tests.conftest import ROOT, run_snakemake, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    c = load_cohort(ROOT / "config" / "datasets" / "csf_bcma_cart_tiny.yaml")
+    model = CohortModel(c)
+    index = {(s["patient_id"], s["compartment"], s["timepoint"]): i for i, s in enumerate(model.samples)}
+    return c, model, index
+
+
+def _draw(cohort, patient, compartment, timepoint):
+    _, model, index = cohort
+    draw = model.draw_sample(index[(patient, compartment, timepoint)])
+    return sp.csr_matrix(draw.counts), list(draw.barcodes), list(model.features)
+
+
+def write_cellranger(folder, counts, cells, genes):
+    """`cellranger count` output: outs/filtered_feature_bc_matrix with two antibody features."""
+    out = folder / "outs" / "filtered_feature_bc_matrix"
+    out.mkdir(parents=True)
+    protein = sp.csr_matrix(np.random.default_rng(0).poisson(20, size=(counts.shape[0], 2)))
+    with gzip.open(out / "matrix.mtx.gz", "wb") as fh:
+        scipy.io.mmwrite(fh, sp.hstack([counts, protein]).T.tocoo(), field="integer")
+    with gzip.open(out / "features.tsv.gz", "wt") as fh:
+        fh.writelines(f"ENSG{i:011d}\t{g}\tGene Expression\n" for i, g in enumerate(genes))
+        fh.writelines(f"{p}\t{p}\tAntibody Capture\n" for p in ("CD3_TotalSeqB", "CD19_TotalSeqB"))
+    with gzip.open(out / "barcodes.tsv.gz", "wt") as fh:
+        fh.writelines(f"{b}\n" for b in cells)
+    return folder
+
+
+def write_genes_by_cells(path, counts, cells, genes):
+    pd.DataFrame(counts.T.toarray(), index=genes, columns=cells).to_csv(path, sep="\t")
+    return path
+
+
+def write_raw_h5ad(path, counts, cells, genes):
+    """An object as a scanpy tutorial leaves it: normalised X on some genes, counts in .raw."""
+    raw = ad.AnnData(X=counts.astype(np.float32), obs=pd.DataFrame(index=cells), var=pd.DataFrame(index=genes))
+    a = raw.copy()
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    a.X = sp.csr_matrix(sp.diags(1e4 / np.maximum(total, 1)) @ counts).log1p().astype(np.float32)
+    a.raw = raw
+    a[:, : len(genes) // 2].copy().write_h5ad(path)
+    return path
+
+
+def write_mtx(folder, counts, cells, genes):
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "matrix.mtx.gz", "wb") as fh:
+        scipy.io.mmwrite(fh, counts.T.tocoo(), field="integer")
+    with gzip.open(folder / "features.tsv.gz", "wt") as fh:
+        fh.writelines(f"ENSG{i:011d}\t{g}\tGene Expression\n" for i, g in enumerate(genes))
+    with gzip.open(folder / "barcodes.tsv.gz", "wt") as fh:
+        fh.writelines(f"{b}\n" for b in cells)
+    return folder
+
+
+def _run(tmp_path, name, rows, extra=""):
+    sheet = tmp_path / "samples.tsv"
+    pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
+    inputs = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    config = write_config(
+        tmp_path,
+        f"dataset: {name}\nsamples: {sheet}\nresults: {tmp_path / 'results'}\ncar_feature: CAR-BCMA\n"
+        f"integration:\n  method: harmony\n{extra}",
+    )
+    out = tmp_path / "results" / name
+    proc = run_snakemake("-c2", "--configfile", str(config))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    proc = run_snakemake("-c2", "--configfile", str(config), "--report", str(out / "report.html"))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    assert (out / "report.html").stat().st_size > 100_000
+    # the inputs are never modified
+    assert {p: p.stat().st_mtime_ns for p in inputs} == inputs
+    claims = pd.read_csv(out / "claims.tsv", sep="\t").set_index("claim_id")
+    untestable = claims[claims["verdict"] == "not_testable"]
+    assert untestable["reason"].fillna("").str.len().gt(0).all(), untestable
+    return out, claims
+
+
+def test_one_patient_in_three_layouts_with_own_visit_labels(tmp_path, cohort):
+    """One patient, CSF only; visits called screening / week2 / month3 with a day column;
+    a Cell Ranger folder with antibody features, a genes-by-cells TSV and an h5ad with .raw."""
+    visits = [("baseline", "screening", -5, write_cellranger, "P01_run"),
+              ("d14", "week2", 14, write_genes_by_cells, "P01_w2.tsv"),
+              ("m3", "month3", 90, write_raw_h5ad, "P01_m3.h5ad")]  # fmt: skip
+    rows = []
+    for simulated, label, day, writer, name in visits:
+        writer(tmp_path / name, *_draw(cohort, "P01", "CSF", simulated))
+        rows.append({"sample_id": f"P01_{label}", "patient_id": "P01", "timepoint": label, "compartment": "CSF",
+                     "day": day, "path": name})  # fmt: skip
+    out, claims = _run(tmp_path, "one_patient", rows, "analysis:\n  baseline: screening\n")
+    # one patient: nothing is tested, and every claim says why
+    assert (claims["verdict"] == "not_testable").all()
+    assert claims["n_patients"].fillna(0).le(1).all()
+    qc = pd.read_csv(out / "qc" / "summary.tsv", sep="\t")
+    assert len(qc) == 3 and (qc["status"] == "ok").all()
+    annotated = ad.read_h5ad(out / "annotated.h5ad", backed="r")
+    assert not annotated.var_names.str.contains("TotalSeq").any()  # antibody features are not genes
+    de = pd.read_csv(out / "de" / "summary.tsv", sep="\t")
+    assert (~de["tested"]).all() and de["reason"].str.len().gt(0).all()
+
+
+def test_an_irregular_cohort_tests_what_it_can(tmp_path, cohort):
+    """P01 complete (CSF and blood, baseline and d14); P02 without a baseline; P03 with CSF
+    only: the paired claims rest on the patients who have both visits, and say so."""
+    design = [("P01", "CSF", "baseline"), ("P01", "CSF", "d14"), ("P01", "blood", "baseline"), ("P01", "blood", "d14"),
+              ("P02", "CSF", "d14"), ("P02", "CSF", "m3"), ("P02", "blood", "d14"),
+              ("P03", "CSF", "baseline"), ("P03", "CSF", "d14")]  # fmt: skip
+    rows = []
+    for patient, compartment, timepoint in design:
+        sample = f"{patient}_{compartment}_{timepoint}"
+        write_mtx(tmp_path / "data" / sample, *_draw(cohort, patient, compartment, timepoint))
+        rows.append({"sample_id": sample, "patient_id": patient, "timepoint": timepoint, "compartment": compartment,
+                     "path": f"data/{sample}"})  # fmt: skip
+    out, claims = _run(tmp_path, "irregular", rows)
+    csf = claims[claims.index.isin(["C1", "C3", "C4", "C5", "C6", "C8"])]
+    # two patients have a CSF baseline and a later CSF visit: no CSF claim counts more
+    assert csf["n_patients"].fillna(0).le(2).all(), csf[["n_patients", "verdict", "reason"]]
+    assert set(claims["verdict"]) <= {"reproduced", "not_reproduced", "not_testable"}
+    composition = pd.read_csv(out / "composition" / "changes.tsv", sep="\t")
+    assert "P02" not in set(composition["patient_id"].astype(str))  # no baseline, no paired change
+    shutil.rmtree(tmp_path / "data")  # the results stand without the inputs
+    assert (out / "summary.html").exists()
