@@ -95,6 +95,19 @@ def resolve_clusters(scores: pd.DataFrame, clusters: pd.Series, *, min_score: fl
     )
 
 
+def cluster_top_genes(adata: ad.AnnData, *, n: int = 8) -> pd.Series:
+    """Each cluster's ``n`` most up-regulated genes against the other clusters (t-test on the
+    log-normalised ``X``; names joined by commas), to read beside the cluster's label."""
+    import scanpy as sc
+
+    groups = adata.obs[CLUSTER].astype(str)
+    if groups.nunique() < 2:
+        return pd.Series("", index=sorted(set(groups)))
+    sc.tl.rank_genes_groups(adata, CLUSTER, method="t-test", n_genes=n, use_raw=False, key_added="cluster_markers")
+    names = pd.DataFrame(adata.uns["cluster_markers"]["names"])
+    return names.apply(lambda col: ",".join(map(str, col))).rename("top_genes")
+
+
 def mixed_clusters(
     scores: pd.DataFrame, clusters: pd.Series, table: pd.DataFrame, *, min_fraction: float, min_cells: int = 20
 ) -> tuple[list[str], pd.Series]:
@@ -164,6 +177,7 @@ def annotate(
         labels = np.where(adata.obs[CLUSTER].astype(str).isin(car_clusters).to_numpy(), CAR_T, labels)
         adata.obs[CELL_TYPE] = pd.Categorical(labels)
     table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
+    table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
     return table
 
 

@@ -8,7 +8,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from tests.conftest import run_snakemake
+from tests.conftest import ROOT, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +42,21 @@ def test_annotation_agrees_with_the_truth(tiny_run):
     assert table["accuracy"].iloc[0] >= 0.75
     scored = table[table["scored"]]
     assert (scored["f1"] >= 0.5).mean() >= 0.8
+
+
+def test_each_cluster_shows_its_top_genes_beside_its_label(tiny_run):
+    """A reader checks a label against the cluster's own top genes: they are there, and for
+    most labelled clusters they include markers of the type given."""
+    from csfcart.annotate import read_markers
+
+    markers = read_markers(ROOT / "config" / "markers.tsv")
+    clusters = pd.read_csv(tiny_run / "annotation" / "clusters.tsv", sep="\t")
+    genes = clusters["top_genes"].fillna("").str.split(",")
+    assert (genes.str.len() == 8).all()
+    labelled = clusters["cell_type"].isin(markers)
+    supported = [bool(set(g) & set(markers[t])) for g, t in zip(genes[labelled], clusters.loc[labelled, "cell_type"],
+                                                                  strict=True)]  # fmt: skip
+    assert sum(supported) >= 0.5 * len(supported), clusters[["cell_type", "top_genes"]]
 
 
 def test_figures_exist_and_are_not_empty(tiny_run):
