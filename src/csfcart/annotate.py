@@ -22,6 +22,7 @@ import pandas as pd
 
 from csfcart.errors import InputError
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE
+from csfcart.logs import step
 
 CAR_T = "CAR_T"
 
@@ -48,18 +49,21 @@ def cluster(
     """Neighbours on the integrated embedding, Leiden clusters into ``obs['cluster']``, UMAP."""
     import scanpy as sc
 
-    sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=min(n_neighbors, adata.n_obs - 1), random_state=seed)
-    sc.tl.leiden(
-        adata,
-        resolution=resolution,
-        key_added=CLUSTER,
-        flavor="igraph",
-        n_iterations=2,
-        directed=False,
-        random_state=seed,
-    )
+    with step(f"neighbours of {adata.n_obs} cells on {use_rep}"):
+        sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=min(n_neighbors, adata.n_obs - 1), random_state=seed)
+    with step(f"Leiden clustering at resolution {resolution}"):
+        sc.tl.leiden(
+            adata,
+            resolution=resolution,
+            key_added=CLUSTER,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=seed,
+        )
     if umap:
-        sc.tl.umap(adata, random_state=seed)
+        with step("UMAP"):
+            sc.tl.umap(adata, random_state=seed)
 
 
 def score_cell_types(adata: ad.AnnData, markers: dict[str, list[str]], *, seed: int) -> pd.DataFrame:
@@ -155,7 +159,8 @@ def annotate(
     its own best-scoring type instead of the cluster's.
     """
     cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=umap)
-    scores = score_cell_types(adata, markers, seed=seed)
+    with step(f"marker scores of {len(markers)} cell types"):
+        scores = score_cell_types(adata, markers, seed=seed)
     table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
     labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
     table["labelled_per_cell"] = False
@@ -177,7 +182,8 @@ def annotate(
         labels = np.where(adata.obs[CLUSTER].astype(str).isin(car_clusters).to_numpy(), CAR_T, labels)
         adata.obs[CELL_TYPE] = pd.Categorical(labels)
     table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
-    table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
+    with step("top genes per cluster"):
+        table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
     return table
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from csfcart import registry
 from csfcart.keys import CELL_TYPE
+from csfcart.logs import step
 from csfcart.stats import grouped_paired_summary
 
 #: the B side of the B / microglia-like axis (C7): B cells and antibody-secreting cells
@@ -473,8 +474,9 @@ def decompose_tensor(
         loc_nans=missing.astype(int),
     )
     rank = int(max(1, min(rank, tensor.shape[0])))
-    prebuilt.compute_tensor_factorization(rank=rank, tf_type="non_negative_cp", init="random", random_state=seed,
-                                          n_iter_max=n_iter_max, tol=1e-7, verbose=False)  # fmt: skip
+    with step(f"non-negative CP decomposition, rank {rank}, of a tensor of shape {tensor.shape}"):
+        prebuilt.compute_tensor_factorization(rank=rank, tf_type="non_negative_cp", init="random", random_state=seed,
+                                              n_iter_max=n_iter_max, tol=1e-7, verbose=False)  # fmt: skip
     frames = []
     for mode, label in zip(TENSOR_MODES, prebuilt.order_labels, strict=True):
         f = prebuilt.factors[label].copy()

@@ -129,6 +129,7 @@ def run_cell_type(
         if sub.n_obs == 0:
             res, reason = pd.DataFrame(columns=RESULT_COLUMNS), f"no {cell_type} cells in the data"
         else:
+            log.info("%s, %s: %s against %s", cell_type, comp, tp, ref)
             res, reason = run_contrast(
                 sub,
                 compartment=comp,

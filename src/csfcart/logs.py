@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import warnings
+from contextlib import contextmanager
 
 
 def setup(path: str) -> None:
@@ -31,3 +33,13 @@ def setup(path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+@contextmanager
+def step(name: str, logger: logging.Logger | None = None):
+    """Log the start and the duration of a long step (``with step("leiden clustering"):``)."""
+    log = logger or logging.getLogger("csfcart")
+    log.info("%s ...", name)
+    start = time.perf_counter()
+    yield
+    log.info("%s: done in %.1f s", name, time.perf_counter() - start)
