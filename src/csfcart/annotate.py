@@ -13,6 +13,7 @@ cohort-wide resolution.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, L
 from csfcart.logs import step
 
 CAR_T = "CAR_T"
+log = logging.getLogger(__name__)
 
 
 def read_markers(path: str | Path) -> dict[str, list[str]]:
@@ -187,6 +189,20 @@ def annotate(
     return table
 
 
+def use_own_labels(adata: ad.AnnData, label_map: dict[str, str]) -> pd.DataFrame:
+    """Make the user's own labels (``obs['own_label']``, renamed by ``label_map``) the cell
+    types; the marker labels move to ``obs['cell_type_markers']``. CAR_T (from the CAR
+    transcript) is kept where the user's label names a T cell. Returns the agreement table:
+    cells per own label and marker label."""
+    own = adata.obs["own_label"].astype(str).map(lambda v: label_map.get(v, v))
+    markers = adata.obs[CELL_TYPE].astype(str)
+    adata.obs["cell_type_markers"] = pd.Categorical(markers)
+    keep_car = (markers == CAR_T) & own.str.contains("T", case=True)
+    adata.obs[CELL_TYPE] = pd.Categorical(np.where(keep_car, CAR_T, own))
+    table = pd.crosstab(own.rename("own_label"), markers.rename("marker_label"))
+    return table.stack().rename("cells").reset_index().query("cells > 0")
+
+
 def annotate_step(
     adata: ad.AnnData,
     *,
@@ -197,8 +213,10 @@ def annotate_step(
     umap: bool = True,
 ) -> pd.DataFrame:
     """:func:`annotate` with the workflow's ``clustering`` and ``annotation`` settings: the one
-    wiring of the step, shared by the annotate rule and the in-memory calibration."""
-    return annotate(
+    wiring of the step, shared by the annotate rule and the in-memory calibration. With
+    ``annotation.labels`` the user's own labels become the cell types
+    (:func:`use_own_labels`; the agreement with the marker labels is in ``uns``)."""
+    table = annotate(
         adata,
         markers=read_markers(annotation["markers"]),
         use_rep=adata.uns["integration"]["embedding"],
@@ -212,3 +230,8 @@ def annotate_step(
         mixed_cluster_fraction=annotation["mixed_cluster_fraction"],
         umap=umap,
     )
+    if annotation["labels"]:
+        agreement = use_own_labels(adata, annotation["label_map"])
+        adata.uns["label_agreement"] = {c: agreement[c].astype(str).tolist() for c in agreement.columns}
+        log.info("own labels (%s) are the cell types; marker labels kept in cell_type_markers", annotation["labels"])
+    return table

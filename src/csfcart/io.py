@@ -148,10 +148,20 @@ def _integer_like(x, n: int = 200_000) -> bool:
     return data.size == 0 or (data.min() >= 0 and np.abs(data - np.round(data)).max() <= INTEGER_TOLERANCE)
 
 
-def read_h5ad(path: Path) -> ad.AnnData:
+#: obs column of an ingested sample holding the user's own cell-type labels
+OWN_LABEL = "own_label"
+
+
+def read_h5ad(path: Path, labels: str) -> ad.AnnData:
     """Counts from ``layers['counts']``, else ``X``, else ``.raw`` when ``X`` holds
-    normalised values and ``.raw`` the counts (as scanpy's tutorials leave an object)."""
+    normalised values and ``.raw`` the counts (as scanpy's tutorials leave an object).
+    ``labels``: an obs column of the user's own cell-type labels, kept as ``own_label``."""
     adata = ad.read_h5ad(path)
+    if labels and labels not in adata.obs:
+        raise InputError(
+            f"{path}: no obs column '{labels}' (annotation.labels). Fix: name one of its obs columns "
+            f"({', '.join(map(str, adata.obs.columns[:8])) or 'none'}) or leave annotation.labels empty"
+        )
     var = adata.var
     if COUNTS in adata.layers:
         x = adata.layers[COUNTS]
@@ -161,6 +171,8 @@ def read_h5ad(path: Path) -> ad.AnnData:
     else:
         x = adata.X
     out = ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=var.index))
+    if labels:
+        out.obs[OWN_LABEL] = adata.obs[labels].astype(str).to_numpy()
     ids = var["gene_ids"].to_numpy() if "gene_ids" in var else out.var_names.to_numpy()
     return _gene_symbols(out, ids, out.var_names.to_numpy(), path)
 
@@ -270,8 +282,11 @@ def check_counts(adata: ad.AnnData, source: str) -> None:
         )
 
 
-def read_sample(path: str | Path, fmt: str, sample: dict[str, str]) -> ad.AnnData:
+def read_sample(path: str | Path, fmt: str, sample: dict[str, str], *, labels: str) -> ad.AnnData:
     """Read one sample into an AnnData with CSR float32 counts in ``X`` and ``layers['counts']``.
+
+    ``labels`` (``annotation.labels``): the obs column of the user's own cell-type labels
+    (h5ad inputs), kept as ``obs['own_label']``; empty for none.
 
     ``sample`` carries the sample-sheet row (sample_id, patient_id, timepoint, compartment,
     batch); its fields become ``obs`` columns and obs names become ``<sample_id>:<barcode>``.
@@ -281,7 +296,12 @@ def read_sample(path: str | Path, fmt: str, sample: dict[str, str]) -> ad.AnnDat
         raise InputError(f"{path}: unknown format '{fmt}'. Fix: use one of {', '.join(READERS)}")
     if not (path.exists() or (path.parent.is_dir() and fmt == "10x_mtx")):
         raise InputError(f"{path}: file not found. Fix: correct the path in the sample sheet")
-    adata = READERS[fmt](path)
+    if labels and fmt != "h5ad":
+        raise InputError(
+            f"{path}: annotation.labels is set ('{labels}') but this sample is {fmt}, which carries no labels. "
+            "Fix: give every sample as .h5ad with that obs column, or leave annotation.labels empty"
+        )
+    adata = READERS[fmt](path, labels) if fmt == "h5ad" else READERS[fmt](path)
     check_counts(adata, str(path))
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     adata.obs["barcode"] = adata.obs_names.astype(str)

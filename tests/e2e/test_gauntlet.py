@@ -148,3 +148,34 @@ def test_an_irregular_cohort_tests_what_it_can(tmp_path, cohort):
     assert "P02" not in set(composition["patient_id"].astype(str))  # no baseline, no paired change
     shutil.rmtree(tmp_path / "data")  # the results stand without the inputs
     assert (out / "summary.html").exists()
+
+
+def test_own_cell_type_labels_from_h5ad_files(tmp_path, cohort):
+    """Two patients' CSF before and after, as .h5ad files carrying the authors' labels under
+    their own names; annotation.label_map maps three of them onto the workflow's names, the
+    rest keep theirs. The labels are the cell types, the marker labels sit beside them."""
+    rename = {"CD4_T": "CD4 T cells", "naive_B": "B cells", "memory_B": "B cells", "plasma": "Plasmablasts"}
+    _, model, index = cohort
+    rows = []
+    for patient in ("P01", "P02"):
+        for timepoint in ("baseline", "d14"):
+            draw = model.draw_sample(index[(patient, "CSF", timepoint)])
+            a = ad.AnnData(X=sp.csr_matrix(draw.counts, dtype=np.float32), obs=pd.DataFrame(index=draw.barcodes),
+                           var=pd.DataFrame(index=model.features))  # fmt: skip
+            a.obs["author_type"] = draw.truth["cell_type"].map(lambda t: rename.get(t, t)).to_numpy()
+            name = f"{patient}_{timepoint}.h5ad"
+            a.write_h5ad(tmp_path / name)
+            rows.append({"sample_id": f"{patient}_{timepoint}", "patient_id": patient, "timepoint": timepoint,
+                         "compartment": "CSF", "path": name})  # fmt: skip
+    extra = ("annotation:\n  labels: author_type\n"
+             "  label_map: {CD4 T cells: CD4_T, B cells: naive_B, Plasmablasts: plasma}\n")  # fmt: skip
+    out, claims = _run(tmp_path, "own_labels", rows, extra)
+    obs = ad.read_h5ad(out / "annotated.h5ad", backed="r").obs
+    types = set(obs["cell_type"].astype(str))
+    assert {"CD4_T", "naive_B", "plasma"} <= types and not types & {"CD4 T cells", "B cells", "Plasmablasts"}
+    assert "memory_B" not in types  # the authors pooled B cells; their label stands
+    assert "cell_type_markers" in obs
+    agreement = pd.read_csv(out / "annotation" / "agreement.tsv", sep="\t")
+    cd4 = agreement[agreement["own_label"] == "CD4_T"].set_index("marker_label")["cells"]
+    assert cd4.idxmax() == "CD4_T"  # the markers mostly agree with the authors
+    assert {"C1", "C3", "C4"} <= set(claims.index)

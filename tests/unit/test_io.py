@@ -31,7 +31,7 @@ def _check(adata, counts):
 
 def test_10x_v3_folder(tmp_path):
     counts = random_counts()
-    _check(read_sample(write_mtx(tmp_path / "s", counts, barcodes(80)), "10x_mtx", ROW), counts)
+    _check(read_sample(write_mtx(tmp_path / "s", counts, barcodes(80)), "10x_mtx", ROW, labels=""), counts)
 
 
 def test_10x_v2_geo_layout_with_prefix(tmp_path):
@@ -46,11 +46,11 @@ def test_10x_v2_geo_layout_with_prefix(tmp_path):
             fh.writelines(f"ENSG{i:011d}\t{g}\n" for i, g in enumerate(GENES))
         with gzip.open(folder / f"{sample}barcodes.tsv.gz", "wt") as fh:
             fh.writelines(f"{b}\n" for b in barcodes(80))
-    adata = read_sample(folder / "GSM4104122_MS19270_CSF_", "10x_mtx", ROW)
+    adata = read_sample(folder / "GSM4104122_MS19270_CSF_", "10x_mtx", ROW, labels="")
     _check(adata, counts)
     assert adata.var["gene_ids"].iloc[0] == "ENSG00000000000"
     with pytest.raises(InputError, match="several files match"):
-        read_sample(folder, "10x_mtx", ROW)
+        read_sample(folder, "10x_mtx", ROW, labels="")
 
 
 def test_h5ad_with_counts_layer(tmp_path):
@@ -60,13 +60,13 @@ def test_h5ad_with_counts_layer(tmp_path):
     )
     a.layers["counts"] = sp.csr_matrix(counts)
     a.write_h5ad(tmp_path / "s.h5ad")
-    _check(read_sample(tmp_path / "s.h5ad", "h5ad", ROW), counts)
+    _check(read_sample(tmp_path / "s.h5ad", "h5ad", ROW, labels=""), counts)
 
 
 def test_csv_cells_by_genes(tmp_path):
     counts = random_counts()
     pd.DataFrame(counts, index=barcodes(80), columns=GENES).to_csv(tmp_path / "s.csv")
-    _check(read_sample(tmp_path / "s.csv", "csv", ROW), counts)
+    _check(read_sample(tmp_path / "s.csv", "csv", ROW, labels=""), counts)
 
 
 def test_h5ad_with_log_values_is_refused(tmp_path):
@@ -77,7 +77,7 @@ def test_h5ad_with_log_values_is_refused(tmp_path):
     )
     a.write_h5ad(tmp_path / "s.h5ad")
     with pytest.raises(InputError, match=r"s\.h5ad: counts are not integers"):
-        read_sample(tmp_path / "s.h5ad", "h5ad", ROW)
+        read_sample(tmp_path / "s.h5ad", "h5ad", ROW, labels="")
 
 
 def test_counts_stored_as_floats_near_integers_are_rounded(tmp_path, caplog):
@@ -87,13 +87,13 @@ def test_counts_stored_as_floats_near_integers_are_rounded(tmp_path, caplog):
     pd.DataFrame(noisy, index=barcodes(80), columns=GENES).to_csv(tmp_path / "s.csv", float_format="%.15f")
     before = (tmp_path / "s.csv").read_bytes()
     with caplog.at_level("WARNING"):
-        _check(read_sample(tmp_path / "s.csv", "csv", ROW), counts)
+        _check(read_sample(tmp_path / "s.csv", "csv", ROW, labels=""), counts)
     assert "rounded" in caplog.text
     assert (tmp_path / "s.csv").read_bytes() == before  # the input is never modified
     # but values far from integers are still refused
     pd.DataFrame(counts + 0.01, index=barcodes(80), columns=GENES).to_csv(tmp_path / "t.csv")
     with pytest.raises(InputError, match=r"t\.csv: counts are not integers"):
-        read_sample(tmp_path / "t.csv", "csv", ROW)
+        read_sample(tmp_path / "t.csv", "csv", ROW, labels="")
 
 
 def _bases(n, seed=0):
@@ -107,14 +107,14 @@ def test_genes_by_cells_tables_are_read_transposed(tmp_path, caplog):
     # a CSV with genes as rows and 10x barcodes as the header, as many GEO depositions are
     pd.DataFrame(counts.T, index=GENES, columns=cells).to_csv(tmp_path / "g.csv")
     with caplog.at_level("INFO"):
-        a = read_sample(tmp_path / "g.csv", "csv", ROW)
+        a = read_sample(tmp_path / "g.csv", "csv", ROW, labels="")
     assert "read transposed" in caplog.text
     assert a.shape == counts.shape and list(a.var_names[:3]) == GENES[:3] and a.obs_names[0] == f"S1:{cells[0]}"
     np.testing.assert_array_equal(a.layers["counts"].toarray(), counts)
     # a TSV whose cell names say nothing: common genes among the rows tell
     genes = [*GENES[:-2], "ACTB", "MALAT1"]
     pd.DataFrame(counts.T, index=genes, columns=barcodes(80)).to_csv(tmp_path / "g.tsv.gz", sep="\t")
-    b = read_sample(tmp_path / "g.tsv.gz", "csv", ROW)
+    b = read_sample(tmp_path / "g.tsv.gz", "csv", ROW, labels="")
     assert b.shape == counts.shape and "MALAT1" in b.var_names
 
 
@@ -124,7 +124,7 @@ def test_a_table_that_cannot_be_oriented_is_refused_with_the_fix(tmp_path):
         tmp_path / "x.csv"
     )
     with pytest.raises(InputError, match=r"x\.csv: cannot tell cells from genes.*Fix: one row per cell"):
-        read_sample(tmp_path / "x.csv", "csv", ROW)
+        read_sample(tmp_path / "x.csv", "csv", ROW, labels="")
 
 
 def test_h5ad_with_counts_in_raw(tmp_path):
@@ -136,7 +136,7 @@ def test_h5ad_with_counts_in_raw(tmp_path):
     a.raw = raw
     a = a[:, :40].copy()  # the processed object kept fewer genes; .raw has them all
     a.write_h5ad(tmp_path / "s.h5ad")
-    _check(read_sample(tmp_path / "s.h5ad", "h5ad", ROW), counts)
+    _check(read_sample(tmp_path / "s.h5ad", "h5ad", ROW, labels=""), counts)
 
 
 def test_cell_ranger_output_folders(tmp_path):
@@ -150,19 +150,34 @@ def test_cell_ranger_output_folders(tmp_path):
     rows = gzip.decompress(features.read_bytes()).decode().splitlines()
     rows = [r if i < len(GENES) else r.replace("Gene Expression", "Antibody Capture") for i, r in enumerate(rows)]
     features.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
-    a = read_sample(tmp_path / "run1", "10x_mtx", ROW)
+    a = read_sample(tmp_path / "run1", "10x_mtx", ROW, labels="")
     _check(a, counts)  # the antibody counts are not genes
     # `cellranger multi`: one sample's folder is read; the run folder of several is refused
     for name in ("CSF_d0", "CSF_d14"):
         write_mtx(tmp_path / "multi" / "outs" / "per_sample_outs" / name / "count" / "sample_filtered_feature_bc_matrix",
                   counts, barcodes(80))  # fmt: skip
-    _check(read_sample(tmp_path / "multi" / "outs" / "per_sample_outs" / "CSF_d14", "10x_mtx", ROW), counts)
+    _check(read_sample(tmp_path / "multi" / "outs" / "per_sample_outs" / "CSF_d14", "10x_mtx", ROW, labels=""), counts)
     with pytest.raises(InputError, match=r"Cell Ranger multi run with 2 samples.*Fix: give each sample's folder"):
-        read_sample(tmp_path / "multi", "10x_mtx", ROW)
+        read_sample(tmp_path / "multi", "10x_mtx", ROW, labels="")
 
 
 def test_extra_sheet_columns_are_kept_as_covariates(tmp_path):
     write_mtx(tmp_path / "s", random_counts(), barcodes(80))
-    a = read_sample(tmp_path / "s", "10x_mtx", {**ROW, "sex": "F", "chemistry": "v3", "day": "14"})
+    a = read_sample(tmp_path / "s", "10x_mtx", {**ROW, "sex": "F", "chemistry": "v3", "day": "14"}, labels="")
     assert (a.obs["sex"] == "F").all() and (a.obs["chemistry"] == "v3").all()
     assert "day" not in a.obs  # a column with a meaning of its own is not a covariate
+
+
+def test_own_labels_travel_from_an_h5ad_obs_column(tmp_path):
+    counts = random_counts()
+    a = ad.AnnData(X=sp.csr_matrix(counts.astype(np.float32)), obs=pd.DataFrame(index=barcodes(80)),
+                   var=pd.DataFrame(index=GENES))  # fmt: skip
+    a.obs["author_type"] = ["B cells"] * 40 + ["CD4 T cells"] * 40
+    a.write_h5ad(tmp_path / "s.h5ad")
+    got = read_sample(tmp_path / "s.h5ad", "h5ad", ROW, labels="author_type")
+    assert list(got.obs["own_label"].iloc[[0, 79]]) == ["B cells", "CD4 T cells"]
+    with pytest.raises(InputError, match=r"s\.h5ad: no obs column 'celltype' \(annotation\.labels\).*author_type"):
+        read_sample(tmp_path / "s.h5ad", "h5ad", ROW, labels="celltype")
+    write_mtx(tmp_path / "m", counts, barcodes(80))
+    with pytest.raises(InputError, match="carries no labels. Fix: give every sample as .h5ad"):
+        read_sample(tmp_path / "m", "10x_mtx", ROW, labels="author_type")

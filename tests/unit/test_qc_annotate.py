@@ -142,3 +142,18 @@ def test_a_covariate_that_varies_within_patients_enters_the_de_design():
     res, reason = run_contrast(pb, compartment="CSF", timepoint="d14", baseline="baseline", min_cells=5,
                                min_counts=1000, seed=0, covariates=("sex", "chemistry"))  # fmt: skip
     assert reason == "" and set(res["design"]) == {"~ patient_id + chemistry + timepoint"}
+
+
+def test_own_labels_become_the_cell_types_and_marker_labels_stay_beside():
+    import anndata as ad
+    import pandas as pd
+
+    from csfcart.annotate import use_own_labels
+
+    obs = pd.DataFrame({"own_label": ["B cells", "B cells", "CD4 T", "CD4 T", "Mono"],
+                        "cell_type": ["naive_B", "memory_B", "CD4_T", "CAR_T", "CD14_mono"]})  # fmt: skip
+    adata = ad.AnnData(obs=obs.set_axis([f"c{i}" for i in range(5)]))
+    agreement = use_own_labels(adata, {"B cells": "naive_B", "CD4 T": "CD4_T"})
+    assert list(adata.obs["cell_type"]) == ["naive_B", "naive_B", "CD4_T", "CAR_T", "Mono"]  # CAR+ T kept CAR_T
+    assert list(adata.obs["cell_type_markers"]) == list(obs["cell_type"])
+    assert int(agreement.set_index(["own_label", "marker_label"]).loc[("naive_B", "memory_B"), "cells"]) == 1

@@ -6,6 +6,7 @@ rule annotate:
         h5ad=f"{OUT}/integrated.h5ad",
         markers=CONFIG["annotation"]["markers"],
     output:
+        agreement=f"{OUT}/annotation/agreement.tsv",
         h5ad=f"{OUT}/annotated.h5ad",
         clusters=f"{OUT}/annotation/clusters.tsv",
         clusters_page=report(

@@ -19,5 +19,6 @@ rule ingest:
         runtime=15,
     params:
         sample=lambda wc: SAMPLES.loc[wc.sample].to_dict(),
+        labels="" if SYNTHETIC else CONFIG["annotation"]["labels"],
     script:
         "../scripts/ingest.py"

@@ -1,6 +1,7 @@
 """Adapter of rule annotate: clusters, UMAP, cell types and the CAR+ flag."""
 
 import anndata as ad
+import pandas as pd
 
 from csfcart.annotate import annotate_step
 from csfcart.logs import setup
@@ -16,6 +17,9 @@ table = annotate_step(
     seed=snakemake.params.seed,
 )
 adata.write_h5ad(snakemake.output.h5ad, compression="gzip")
+# with own labels (annotation.labels): cells per own label and marker label
+agreement = pd.DataFrame(adata.uns.get("label_agreement", {"own_label": [], "marker_label": [], "cells": []}))
+agreement.to_csv(snakemake.output.agreement, sep="\t", index=False)
 table.to_csv(snakemake.output.clusters, sep="\t", index_label="cluster")
 write_table_html(
     table.rename_axis("cluster").reset_index(), snakemake.output.clusters_page, title="Clusters and their cell types"

@@ -5,5 +5,5 @@ from csfcart.logs import setup
 
 setup(snakemake.log[0])
 row = snakemake.params.sample
-adata = read_sample(row["path"], row["format"], row)
+adata = read_sample(row["path"], row["format"], row, labels=snakemake.params.labels)
 adata.write_h5ad(snakemake.output[0])
