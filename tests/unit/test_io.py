@@ -179,5 +179,5 @@ def test_own_labels_travel_from_an_h5ad_obs_column(tmp_path):
     with pytest.raises(InputError, match=r"s\.h5ad: no obs column 'celltype' \(annotation\.labels\).*author_type"):
         read_sample(tmp_path / "s.h5ad", "h5ad", ROW, labels="celltype")
     write_mtx(tmp_path / "m", counts, barcodes(80))
-    with pytest.raises(InputError, match="carries no labels. Fix: give every sample as .h5ad"):
+    with pytest.raises(InputError, match=r"carries no labels\. Fix: give every sample as \.h5ad"):
         read_sample(tmp_path / "m", "10x_mtx", ROW, labels="author_type")
