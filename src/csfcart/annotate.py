@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.errors import InputError
-from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE
+from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE, OWN_LABEL
 from csfcart.logs import step
 
 CAR_T = "CAR_T"
@@ -194,7 +194,7 @@ def use_own_labels(adata: ad.AnnData, label_map: dict[str, str]) -> pd.DataFrame
     types; the marker labels move to ``obs['cell_type_markers']``. CAR_T (from the CAR
     transcript) is kept where the user's label names a T cell. Returns the agreement table:
     cells per own label and marker label."""
-    own = adata.obs["own_label"].astype(str).map(lambda v: label_map.get(v, v))
+    own = adata.obs[OWN_LABEL].astype(str).map(lambda v: label_map.get(v, v))
     markers = adata.obs[CELL_TYPE].astype(str)
     adata.obs["cell_type_markers"] = pd.Categorical(markers)
     keep_car = (markers == CAR_T) & own.str.contains("T", case=True)

@@ -43,6 +43,11 @@ def communication(i, w):
     ]
 
 
+def claims(i, w):
+    table = read(i.claims)
+    return [plot_claims(table), plot_claim_patients(read(i.patients), table)]
+
+
 def tensor(i, w):
     loadings, samples = read(i.loadings), read(i.samples, index_col=0)
     decomposed = samples.loc[samples.index.isin(set(loadings.loc[loadings["mode"] == "sample", "element"]))]
@@ -56,7 +61,7 @@ FIGURES = {
     "car_t": lambda i, w: [plot_car_fraction(read(i.table, index_col=0))],
     "de": lambda i, w: [plot_volcanoes(read(i.table), read(i.status), w.cell_type)],
     "de_summary": lambda i, w: [plot_heatmap(read(i.results))],
-    "claims": lambda i, w: [plot_claims(read(i.claims)), plot_claim_patients(read(i.patients), read(i.claims))],
+    "claims": claims,
     "communication": communication,
     "tensor": tensor,
 }

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from csfcart.config import sheet_covariates
 from csfcart.errors import InputError
-from csfcart.keys import COUNTS
+from csfcart.keys import COUNTS, OWN_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +146,6 @@ def _integer_like(x, n: int = 200_000) -> bool:
     """Whether the first ``n`` stored values are non-negative and (near) integers."""
     data = (x.data if sp.issparse(x) else np.asarray(x).ravel())[:n]
     return data.size == 0 or (data.min() >= 0 and np.abs(data - np.round(data)).max() <= INTEGER_TOLERANCE)
-
-
-#: obs column of an ingested sample holding the user's own cell-type labels
-OWN_LABEL = "own_label"
 
 
 def read_h5ad(path: Path, labels: str) -> ad.AnnData:

@@ -8,4 +8,5 @@ CLUSTER = "cluster"
 CAR_POSITIVE = "car_positive"
 CONFIDENCE = "annotation_confidence"
 LOW_CONFIDENCE = "low_confidence"
+OWN_LABEL = "own_label"  # the user's own cell-type labels (annotation.labels)
 SAMPLE_KEYS = ["sample_id", "patient_id", "timepoint", "compartment", "batch"]

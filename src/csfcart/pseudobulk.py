@@ -23,7 +23,7 @@ def pseudobulk(adata: ad.AnnData, *, groups: str = CELL_TYPE) -> ad.AnnData:
 
     # sample-level columns (condition, the sheet's covariates): constant within each sample
     per_sample = adata.obs.groupby("sample_id", observed=True)
-    extra = [c for c in adata.obs.columns if c not in (*META, groups) and not pd.api.types.is_float_dtype(adata.obs[c])
+    extra = [c for c in adata.obs.columns if c not in (*META, groups) and not pd.api.types.is_numeric_dtype(adata.obs[c])
              and per_sample[c].nunique(dropna=False).max() <= 1]  # fmt: skip
     cols = [*META, *extra, groups]
     src = ad.AnnData(X=adata.layers[COUNTS], obs=adata.obs[cols].copy(), var=pd.DataFrame(index=adata.var_names))

@@ -8,6 +8,7 @@ expression matrices.
 import json
 import logging
 import time
+from pathlib import Path
 
 import h5py
 import matplotlib.pyplot as plt
@@ -27,7 +28,7 @@ with h5py.File(snakemake.input.h5ad, "r") as f:
     cells = AnnData(obs=read_elem(f["obs"]))
     pca = read_elem(f["obsm/X_pca"])
     graph = graph_neighbours(read_elem(f["obsp/distances"]))
-info = json.loads(open(snakemake.input.info).read())
+info = json.loads(Path(snakemake.input.info).read_text())
 logging.info("read %d cells in %.1f s", cells.n_obs, time.perf_counter() - start)
 # the integrated side reuses the clustering's kNN graph; the unintegrated PCA gets one of the same k
 neighbours = {
