@@ -99,7 +99,7 @@ def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
 def programs_per_sample(
     adata: ad.AnnData, programs: dict[str, list[str]], *, min_cells: int, pb: ad.AnnData | None = None
 ) -> pd.DataFrame:
-    """Program scores (mean log2 CPM of the genes) per sample and cell type, and per sample
+    """Program scores (log2 CPM of the program's summed counts) per sample and cell type, and per sample
     for all myeloid cells pooled (group ``myeloid``). ``pb``: the cell-type pseudobulk of
     ``adata`` when already built."""
     by_type = program_scores(pb if pb is not None else pseudobulk(adata), programs, min_cells=min_cells)

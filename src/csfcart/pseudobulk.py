@@ -44,16 +44,21 @@ def log_cpm(counts: np.ndarray, *, pseudocount: float = 0.5) -> np.ndarray:
 def program_scores(
     pb: ad.AnnData, programs: dict[str, list[str]], *, groups: str = CELL_TYPE, min_cells: int
 ) -> pd.DataFrame:
-    """Mean log2 CPM of each program's genes per pseudobulk sample (long table).
+    """log2 CPM of each program's summed counts per pseudobulk sample (long table).
 
-    Pseudobulk samples with fewer than ``min_cells`` cells get NaN (too few to score).
+    The program's genes are summed before the log: a change of the score is the log2 change
+    of the program's share of the transcriptome, which the pseudocount (half a count) barely
+    touches even when single genes of the program have a handful of counts. A mean of
+    per-gene log2 CPM would pull the changes of such genes towards 0. Pseudobulk samples with
+    fewer than ``min_cells`` cells get NaN (too few to score).
     """
     x = pb.X.toarray() if sp.issparse(pb.X) else np.asarray(pb.X)
-    lcpm = log_cpm(x)
+    x = np.asarray(x, dtype=float)
+    lib = np.maximum(x.sum(axis=1), 1)
     rows = []
     for name, genes in programs.items():
         idx = [pb.var_names.get_loc(g) for g in genes if g in pb.var_names]
-        score = lcpm[:, idx].mean(axis=1) if idx else np.full(pb.n_obs, np.nan)
+        score = np.log2((x[:, idx].sum(axis=1) + 0.5) / lib * 1e6) if idx else np.full(pb.n_obs, np.nan)
         score = np.where(pb.obs["psbulk_cells"].to_numpy() >= min_cells, score, np.nan)
         frame = pb.obs[[*META, groups, "psbulk_cells"]].copy().rename(columns={groups: "group"})
         frame["program"] = name

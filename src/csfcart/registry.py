@@ -230,7 +230,7 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "activation",
                 "program_change",
-                "change in the activation readout of microglia-like cells (log2 CPM)",
+                "change in the activation readout of microglia-like cells (log2 CPM of its genes summed)",
                 -1,
                 -0.3,
                 "log2",
@@ -250,7 +250,7 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "signalling",
                 "program_change",
-                "change in microglia-like inflammatory signalling (log2 CPM of ligands sent and receptors carried)",
+                "change in microglia-like inflammatory signalling (log2 CPM of the ligands sent and receptors carried, summed)",
                 -1,
                 -0.3,
                 "log2",
@@ -285,7 +285,7 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "cytokines",
                 "program_change",
-                "change in the cytokine readout of CSF myeloid and microglia-like cells (log2 CPM)",
+                "change in the cytokine readout of CSF myeloid and microglia-like cells (log2 CPM of its genes summed)",
                 -1,
                 -0.3,
                 "log2",

@@ -9,10 +9,11 @@ Only the scoring step reads this; the analysis never does.
 
 Where the truth's definition differs from what the analysis estimates, it says so here:
 
-* Program readouts (C6, C8, C9) are ``mean over the readout genes of log2(expected share
-  after / expected share at baseline)`` in the cell type's pseudobulk; the analysis takes
-  the mean log2 CPM of pseudobulk counts with a pseudocount of half a count, which shrinks
-  changes of barely expressed genes towards 0.
+* Program readouts (C6, C7's signalling, C8, C9) are ``log2(expected share of the readout
+  genes together after / at baseline)`` in the cell type's pseudobulk; the analysis takes
+  the log2 CPM of the program's summed pseudobulk counts, whose pseudocount of half a count
+  is negligible beside hundreds of counts, so the two agree without a depth of sequencing
+  entering the truth.
 * C1 and C2 count CAR-T cells whose CAR transcript is detected; CAR reads that the
   ambient soup puts into other droplets are an artefact the truth leaves out.
 * C7 is the change of B-lineage <-> microglia-like ligand and receptor expression in the
@@ -106,7 +107,7 @@ class Expected:
     def readout_change(self, compartment: str, tp: str, base: str, types: list[str], readout: str) -> float:
         idx = self.genes(READOUTS[readout])
         after, before = self.pooled(compartment, tp, types)[idx], self.pooled(compartment, base, types)[idx]
-        return float(np.mean(np.log2(after / before)))
+        return float(np.log2(after.sum() / before.sum()))
 
 
 def _share(c: dict[str, float], types) -> float:
@@ -178,8 +179,8 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
 
         def did(tp: str) -> float:
             csf, blood = e.profiles("CSF", tp), e.profiles("blood", tp)
-            return float(np.mean(np.log2(csf[r.group][idx] / blood[r.group][idx]))
-                         - np.mean(np.log2(csf["CD8_T"][idx] / blood["CD8_T"][idx])))  # fmt: skip
+            return float(np.log2(csf[r.group][idx].sum() / blood[r.group][idx].sum())
+                         - np.log2(csf["CD8_T"][idx].sum() / blood["CD8_T"][idx].sum()))  # fmt: skip
 
         return float(np.mean([did(tp) for tp in shared]))
 
