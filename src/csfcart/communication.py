@@ -82,6 +82,42 @@ def score_sample(adata: ad.AnnData, *, min_cells: int, expr_prop: float = 0.1, s
     return res[columns]
 
 
+def score_to_file(path: str, sample: str, out: str, *, min_cells: int, seed: int) -> tuple[str, int, float]:
+    """Score one sample of the merged ``path`` (its rows only) and write the table to ``out``."""
+    import time
+
+    from csfcart.io import read_sample_rows
+
+    start = time.perf_counter()
+    table = score_sample(read_sample_rows(path, sample, obs_columns=(CELL_TYPE,)), min_cells=min_cells, seed=seed)
+    table.to_parquet(out, index=False)
+    return sample, len(table), time.perf_counter() - start
+
+
+def score_samples(path: str, outputs: dict[str, str], *, min_cells: int, seed: int, workers: int = 1) -> None:
+    """Score every sample of ``outputs`` (sample id -> parquet path), each on its own cells.
+
+    One process imports LIANA once and forks ``workers`` children that share the samples: the
+    import costs more than scoring a sample of a few thousand cells, so one job per sample
+    would spend half its time starting up.
+    """
+    import contextlib
+    import logging
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    import liana  # noqa: F401  (imported before the fork, so that the children inherit it)
+
+    log = logging.getLogger(__name__)
+    work = partial(score_to_file, path, min_cells=min_cells, seed=seed)
+    workers = max(1, min(workers, len(outputs)))
+    fork = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=fork) if workers > 1 else contextlib.nullcontext() as pool:
+        for sample, rows, seconds in (pool.map if pool else map)(work, list(outputs), list(outputs.values())):
+            log.info("%s: %d interactions scored in %.1f s", sample, rows, seconds)
+
+
 def present_types(obs: pd.DataFrame, *, min_cells: int) -> pd.DataFrame:
     """Per sample, the cell types with at least ``min_cells`` cells (those scored)."""
     n = obs.groupby([obs["sample_id"].astype(str), obs[CELL_TYPE].astype(str)], observed=True).size()

@@ -1,22 +1,26 @@
-# Cell-cell communication (LIANA+) per CSF sample, then the paired change per interaction.
+# Cell-cell communication (LIANA+) of each CSF sample on its own cells (one job, the samples
+# shared among its threads), then the paired change per interaction.
 
 
 rule communication:
     input:
         f"{OUT}/annotated.h5ad",
     output:
-        f"{OUT}/communication/{{sample}}.parquet",
+        expand(f"{OUT}/communication/{{sample}}.parquet", sample=CSF_SAMPLES),
     log:
-        f"{OUT}/logs/communication/{{sample}}.log",
+        f"{OUT}/logs/communication.log",
     benchmark:
-        f"{OUT}/benchmarks/communication/{{sample}}.tsv"
+        f"{OUT}/benchmarks/communication.tsv"
     conda:
         "../../envs/csfcart.yaml"
-    threads: 1
+    threads: 4
     resources:
-        mem_mb=lambda wc, input, attempt: max(3000, 2 * input.size_mb) * attempt,
-        runtime=20,
+        mem_mb=lambda wc, input, threads, attempt: max(3000, 2 * input.size_mb)
+        * threads
+        * attempt,
+        runtime=lambda wc, attempt: (20 + len(CSF_SAMPLES)) * attempt,
     params:
+        samples=CSF_SAMPLES,
         min_cells=CONFIG["analysis"]["min_cells"],
         seed=CONFIG["seed"],
     script:

@@ -1,12 +1,13 @@
-"""Adapter of rule communication: LIANA scores of one sample."""
+"""Adapter of rule communication: LIANA scores of each CSF sample, from its own cells alone."""
 
-from csfcart.communication import score_sample
-from csfcart.io import read_sample_rows
-from csfcart.keys import CELL_TYPE
+from csfcart.communication import score_samples
 from csfcart.logs import setup
 
 setup(snakemake.log[0])
-sample = read_sample_rows(snakemake.input[0], snakemake.wildcards.sample, obs_columns=(CELL_TYPE,))
-score_sample(sample, min_cells=snakemake.params.min_cells, seed=snakemake.params.seed).to_parquet(
-    snakemake.output[0], index=False
+score_samples(
+    snakemake.input[0],
+    dict(zip(snakemake.params.samples, snakemake.output, strict=True)),
+    min_cells=snakemake.params.min_cells,
+    seed=snakemake.params.seed,
+    workers=snakemake.threads,
 )
