@@ -9,20 +9,29 @@ import warnings
 from contextlib import contextmanager
 
 
-def setup(path: str) -> None:
-    """Send logging, warnings and stderr of a rule's script to ``path``."""
+def setup(path: str, outputs=()) -> None:
+    """Send logging, warnings and stderr of a rule's script to ``path``; when the script
+    ends without error, record checksums of its ``outputs`` (:mod:`csfcart.integrity`)."""
     handle = open(path, "a", buffering=1)
     terminal = sys.stderr
     sys.stderr = handle
+    failed = []
 
     def report(kind, value, tb):
         # the full traceback goes to the log; the terminal gets the message and where to look
         import traceback
 
+        failed.append(kind)
         traceback.print_exception(kind, value, tb, file=handle)
         print(f"error: {value}\n(full log: {path})", file=terminal)
 
     sys.excepthook = report
+    if outputs:
+        import atexit
+
+        from csfcart.integrity import record
+
+        atexit.register(lambda: None if failed else record(list(outputs)))
     logging.basicConfig(
         stream=handle, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )

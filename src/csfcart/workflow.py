@@ -180,6 +180,27 @@ def clear_stale_locks(state: str | Path, pid: int) -> list[str]:
     return removed
 
 
+def other_runs(state: str | Path, pid: int) -> list[int]:
+    """Process ids of other runs of this workflow in the same directory that are alive."""
+    runs = Path(state) / "csfcart-runs"
+    alive = []
+    for record in runs.iterdir() if runs.is_dir() else []:
+        try:
+            other = int(record.name)
+        except ValueError:
+            continue
+        if other == pid:
+            continue
+        try:
+            os.kill(other, 0)
+            alive.append(other)
+        except ProcessLookupError:
+            continue
+        except PermissionError:  # a live process of another user
+            alive.append(other)
+    return alive
+
+
 def end_run(state: str | Path, pid: int) -> None:
     """Forget the record :func:`clear_stale_locks` made for ``pid`` (the run ended)."""
     (Path(state) / "csfcart-runs" / str(pid)).unlink(missing_ok=True)

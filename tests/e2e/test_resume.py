@@ -2,7 +2,8 @@
 resumes with the same command and ends with the results of an uninterrupted run.
 
 The run is killed three times: while a per-sample QC job runs, in the middle of integration
-and while the report is written. The final claims table and every cell's annotated type
+and while the report is written; between, an intermediate is corrupted in place and a table
+cut short, and the next run must rebuild both rather than read them. The final claims table and every cell's annotated type
 must equal those of the session's uninterrupted run of the same config (tiny_run) exactly,
 which also shows that two runs of one config on one machine give the same claims.
 """
@@ -73,7 +74,17 @@ def test_a_killed_run_resumes_to_the_uninterrupted_results(tiny_run, tmp_path):
     assert not (out / "integration.json").exists()
     # 3. the same command again finishes the run
     _finish(command, log)
-    # 4. the report, killed while it is written, then built again
+    # 4. an intermediate corrupted in place (same size) and a table cut short are detected
+    # when the next run starts, removed and rebuilt, not read
+    pb, programs = out / "pseudobulk" / "cell_types.h5ad", out / "scores" / "programs.tsv"
+    data = bytearray(pb.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 4096] = bytes(4096)
+    pb.write_bytes(bytes(data))
+    programs.write_bytes(programs.read_bytes()[: programs.stat().st_size // 2])
+    _finish(command, log)
+    assert log.read_text().count("removed, it will be rebuilt") == 2
+    assert pb.read_bytes() != bytes(data) and h5py.is_hdf5(pb)
+    # 5. the report, killed while it is written, then built again
     report = out / "report.html"
     begun = time.monotonic()
     _kill_when(_command(override, "--report", str(report)), lambda: time.monotonic() - begun > 8, log)

@@ -12,6 +12,7 @@ except ImportError:
     )
 from csfcart.config import check_covariates, resolve_dataset, validate_config
 from csfcart.download import mtx_files
+from csfcart.integrity import verify
 from csfcart.timepoints import label_days
 from csfcart.workflow import (
     archive_path,
@@ -19,6 +20,7 @@ from csfcart.workflow import (
     download_dir,
     end_run,
     locate_tables,
+    other_runs,
     sample_table,
     study_summary,
     targets,
@@ -28,6 +30,14 @@ BASE = Path(workflow.basedir)
 if workflow.is_main_process:  # a run killed with SIGKILL left its locks: resume anyway
     for lock in clear_stale_locks(".snakemake", os.getpid()):
         print(f"removed {lock}, left by a run that was killed", file=sys.stderr)
+    if not other_runs(".snakemake", os.getpid()):  # outputs damaged since written: rebuild
+        dry = bool(getattr(workflow, "dryrun", False))
+        for damaged in verify(remove=not dry):
+            print(
+                f"{damaged} changed after the workflow wrote it (truncated or corrupted): "
+                + ("it would be removed and rebuilt" if dry else "removed, it will be rebuilt"),
+                file=sys.stderr,
+            )
 
 
 onsuccess:
