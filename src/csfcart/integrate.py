@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from csfcart.keys import COUNTS, EMBEDDING
+from csfcart.keys import COUNTS, EMBEDDING, UNCORRECTED
 
 log = logging.getLogger(__name__)
 
 
 def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad.AnnData] | None = None) -> ad.AnnData:
-    """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse.
+    """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse
+    (soup-corrected where QC removed it; the counts as read stay in the QC files).
 
     Samples are read from ``paths`` one at a time, or taken from ``parts`` (in memory).
     """
@@ -26,6 +27,7 @@ def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad
     parts = list(parts or [])
     for path in paths:
         a = ad.read_h5ad(path)
+        a.layers.pop(UNCORRECTED, None)  # kept in the QC files only
         if a.n_obs and str(a.obs["sample_id"].iloc[0]) in keep:
             parts.append(a)
     if not parts:

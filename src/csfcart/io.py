@@ -77,8 +77,49 @@ def cellranger_matrix(base: Path) -> Path:
     return base
 
 
-def read_10x_mtx(base: Path) -> ad.AnnData:
+#: the raw matrix Cell Ranger writes beside each filtered one
+RAW_MATRIX = {"filtered_feature_bc_matrix": "raw_feature_bc_matrix"}
+#: droplets with at most this many UMIs make the soup profile (SoupX's default range)
+EMPTY_MAX_UMIS = 100
+
+
+def raw_matrix(filtered: Path) -> Path | None:
+    """The raw matrix folder beside a Cell Ranger filtered one, when it was kept."""
+    raw = RAW_MATRIX.get(filtered.name)
+    return filtered.parent / raw if raw and (filtered.parent / raw).is_dir() else None
+
+
+def ambient_profile(adata: ad.AnnData, raw: ad.AnnData, *, max_umis: int = EMPTY_MAX_UMIS) -> tuple[np.ndarray, int]:
+    """The soup profile of a sample (share of each gene of ``adata``): the summed counts of
+    the raw matrix's droplets that are not called cells and hold 1 to ``max_umis`` UMIs
+    (SoupX's estimate from empty droplets). Returns the profile and the droplets used."""
+    total = np.asarray(raw.X.sum(axis=1)).ravel()
+    empty = (total > 0) & (total <= max_umis) & ~raw.obs_names.isin(adata.obs_names)
+    summed = np.asarray(raw.X[empty].sum(axis=0)).ravel()
+    summed = pd.Series(summed, index=raw.var_names).groupby(level=0).sum().reindex(adata.var_names, fill_value=0)
+    profile = summed.to_numpy(dtype=float)
+    return (profile / profile.sum() if profile.sum() > 0 else profile), int(empty.sum())
+
+
+def read_10x_mtx(base: Path, *, with_ambient: bool = False) -> ad.AnnData:
+    """A 10x matrix folder (or a Cell Ranger output holding one). ``with_ambient``: when a raw
+    matrix sits beside the filtered one, its empty droplets' soup profile is kept in
+    ``var['ambient_profile']`` (``uns['ambient']`` says where it came from)."""
     base = cellranger_matrix(base)
+    adata = _read_mtx_folder(base)
+    raw = raw_matrix(base) if with_ambient else None
+    if raw is not None:
+        profile, droplets = ambient_profile(adata, _read_mtx_folder(raw))
+        if droplets:
+            adata.var["ambient_profile"] = profile
+            adata.uns["ambient"] = {"source": "empty droplets", "droplets": droplets, "raw_matrix": str(raw)}
+            log.info("%s: soup profile from %d empty droplets (1-%d UMIs)", raw, droplets, EMPTY_MAX_UMIS)
+        else:
+            log.warning("%s: no empty droplets (1-%d UMIs); the soup cannot be removed", raw, EMPTY_MAX_UMIS)
+    return adata
+
+
+def _read_mtx_folder(base: Path) -> ad.AnnData:
     matrix = _find(base, ("matrix.mtx.gz", "matrix.mtx"))
     barcodes = _find(base, ("barcodes.tsv.gz", "barcodes.tsv"))
     features = _find(base, ("features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv"))
@@ -297,7 +338,12 @@ def read_sample(path: str | Path, fmt: str, sample: dict[str, str], *, labels: s
             f"{path}: annotation.labels is set ('{labels}') but this sample is {fmt}, which carries no labels. "
             "Fix: give every sample as .h5ad with that obs column, or leave annotation.labels empty"
         )
-    adata = READERS[fmt](path, labels) if fmt == "h5ad" else READERS[fmt](path)
+    if fmt == "h5ad":
+        adata = READERS[fmt](path, labels)
+    elif fmt == "10x_mtx":
+        adata = read_10x_mtx(path, with_ambient=True)
+    else:
+        adata = READERS[fmt](path)
     check_counts(adata, str(path))
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     adata.obs["barcode"] = adata.obs_names.astype(str)

@@ -1,6 +1,7 @@
 """Names of AnnData slots used across the workflow, defined once."""
 
 COUNTS = "counts"  # layers: raw UMI counts, kept through the whole DAG
+UNCORRECTED = "counts_uncorrected"  # layers of the QC files: the counts before the soup was removed
 EMBEDDING = {"scvi": "X_scVI", "harmony": "X_harmony"}  # obsm: integrated embeddings
 UMAP = "X_umap"
 CELL_TYPE = "cell_type"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from csfcart.keys import COUNTS
+from csfcart.keys import COUNTS, UNCORRECTED
 
 #: genes expected in antibody-secreting / B cells only, used to estimate the ambient soup
 AMBIENT_MARKERS = ["IGKC", "IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGLC2", "IGLC1", "IGHA1", "JCHAIN", "IGHM"]
@@ -77,6 +77,22 @@ def _log_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
     return out
 
 
+def _components(x: sp.csr_matrix, *, seed: int, n_genes: int, n_pcs: int):
+    """Principal components of the log-normalised, scaled ``n_genes`` most variable genes;
+    returns them with the fitted PCA, the genes, and their centre and scale (to project
+    other droplets)."""
+    from sklearn.decomposition import PCA
+
+    norm = _log_normalise(x)
+    mean = np.asarray(norm.mean(axis=0)).ravel()
+    var = np.asarray(norm.multiply(norm).mean(axis=0)).ravel() - mean**2
+    genes = np.argsort(-var)[: min(n_genes, x.shape[1])]
+    dense = norm[:, genes].toarray()
+    centre, scale = dense.mean(axis=0), dense.std(axis=0) + 1e-6
+    pca = PCA(min(n_pcs, x.shape[0] - 1, len(genes)), svd_solver="randomized", random_state=seed)
+    return pca.fit_transform((dense - centre) / scale), pca, genes, centre, scale
+
+
 def doublet_scores(
     counts: Any,
     *,
@@ -113,21 +129,13 @@ def doublet_scores(
     a sample without doublets loses few cells.
     """
     from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.neighbors import NearestNeighbors
 
     rng = np.random.default_rng(seed)
     x = sp.csr_matrix(counts, dtype=np.float32)
     n = x.shape[0]
-    norm = _log_normalise(x)
-    mean = np.asarray(norm.mean(axis=0)).ravel()
-    var = np.asarray(norm.multiply(norm).mean(axis=0)).ravel() - mean**2
-    genes = np.argsort(-var)[: min(n_genes, x.shape[1])]
-    dense = norm[:, genes].toarray()
-    centre, scale = dense.mean(axis=0), dense.std(axis=0) + 1e-6
-    pca = PCA(min(n_pcs, n - 1, len(genes)), svd_solver="randomized", random_state=seed)
-    z_obs = pca.fit_transform((dense - centre) / scale)
+    z_obs, pca, genes, centre, scale = _components(x, seed=seed, n_genes=n_genes, n_pcs=n_pcs)
     k_clusters = int(min(n_clusters, max(2, n // 50)))
     clusters = KMeans(k_clusters, n_init=2, random_state=seed).fit_predict(z_obs[:, :10])
     share = np.bincount(clusters, minlength=k_clusters) / n
@@ -201,34 +209,148 @@ def score_doublets(adata: ad.AnnData, *, rate_per_1000: float, seed: int) -> Non
     adata.obs["predicted_doublet"] = called
 
 
-def estimate_ambient(adata: ad.AnnData, *, min_t_cells: int = 20) -> float:
-    """Fraction of UMIs from the ambient soup, estimated from immunoglobulin transcripts.
+def soup_profile(adata: ad.AnnData) -> tuple[np.ndarray, str]:
+    """The sample's soup profile (share of each gene) and where it came from: the empty
+    droplets of its raw matrix (``var['ambient_profile']``, set at ingest), else the summed
+    counts of its cells, SoupX's stand-in without empty droplets, which misses the soup's
+    excess of transcripts of cells that lyse readily (plasma cells) and so serves only to
+    estimate, never to remove."""
+    if "ambient_profile" in adata.var and float(adata.var["ambient_profile"].sum()) > 0:
+        return adata.var["ambient_profile"].to_numpy(dtype=float), "empty droplets"
+    summed = np.asarray(adata.layers[COUNTS].sum(axis=0)).ravel().astype(float)
+    return summed / max(summed.sum(), 1.0), "cells"
 
-    Ig genes are expressed only by B-lineage cells, so the Ig counts of T cells (chosen by
-    their CD3 counts, a choice blind to the soup) come from the soup. The soup profile is
-    approximated by the sample's summed counts (SoupX's estimate without empty droplets;
-    it over-estimates when plasma cells lyse more readily than others). Returns NaN when
-    the sample has too few T cells or no Ig counts.
+
+#: pairs of (genes a cell type does not express, markers that pick the cells of that type):
+#: the genes' counts in those cells come from the soup. Immunoglobulins in T cells tell the
+#: soup where antibody-secreting cells shed into it; T-cell genes in myeloid and B cells tell
+#: it wherever T cells, most of a CSF sample, are present
+SOUP_PROBES = [
+    (AMBIENT_MARKERS, T_CELL_MARKERS),
+    (T_CELL_MARKERS, ["LYZ", "CD14", "S100A8", "S100A9", "FCN1", "C1QA", "C1QB", "MS4A1", "CD79A", "CD79B"]),
+]
+
+
+def _genes(adata: ad.AnnData, names) -> np.ndarray:
+    """Column indices of ``names`` in ``adata`` (case-insensitive: human and mouse symbols)."""
+    upper = pd.Index(adata.var_names.str.upper())
+    idx = upper.get_indexer([n.upper() for n in names])
+    return idx[idx >= 0]
+
+
+def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray | None = None,
+                     min_cells: int = 20) -> float:  # fmt: skip
+    """Fraction of UMIs from the ambient soup (SoupX's estimate from genes that a cell type
+    does not express): for each pair of :data:`SOUP_PROBES`, the cells picked by the markers
+    (at least 0.5 % of their UMIs, a choice blind to the soup) and the counts of the genes
+    they do not express there, over what the soup would put there (their UMIs x the soup's
+    share of those genes); pooled over the pairs. ``cells``: the cells to use (those passing
+    QC; doublets would count their partner's genes). NaN when no pair has ``min_cells``
+    cells or the soup holds none of the genes.
     """
     counts = adata.layers[COUNTS]
-    genes = [g for g in AMBIENT_MARKERS if g in adata.var_names]
-    t_genes = [g for g in T_CELL_MARKERS if g in adata.var_names]
-    if not genes or not t_genes:
-        return float("nan")
-    gi = adata.var_names.get_indexer(genes)
-    t_expr = np.asarray(counts[:, adata.var_names.get_indexer(t_genes)].sum(axis=1)).ravel()
+    use = np.ones(adata.n_obs, dtype=bool) if cells is None else np.asarray(cells, dtype=bool)
     total = np.asarray(counts.sum(axis=1)).ravel()
-    is_t = t_expr >= 0.005 * total
-    soup_share = float(counts[:, gi].sum() / max(counts.sum(), 1))
-    if is_t.sum() < min_t_cells or soup_share == 0:
-        return float("nan")
-    ig = np.asarray(counts[is_t][:, gi].sum(axis=1)).ravel()
-    keep = ig <= np.quantile(ig, 0.99)  # drop T/plasma doublets
-    return float(min(ig[keep].sum() / (total[is_t][keep].sum() * soup_share), 1.0))
+    found, expected = 0.0, 0.0
+    for genes, markers in SOUP_PROBES:
+        gi, mi = _genes(adata, genes), _genes(adata, markers)
+        if not gi.size or not mi.size or soup[gi].sum() == 0:
+            continue
+        picked = use & (np.asarray(counts[:, mi].sum(axis=1)).ravel() >= 0.005 * total)
+        if picked.sum() < min_cells:
+            continue
+        x = np.asarray(counts[picked][:, gi].sum(axis=1)).ravel()
+        keep = x <= np.quantile(x, 0.99)  # the odd doublet QC let through
+        found += x[keep].sum()
+        expected += total[picked][keep].sum() * soup[gi].sum()
+    return float(min(found / expected, 1.0)) if expected > 0 else float("nan")
 
 
-def run_qc(adata: ad.AnnData, qc: dict[str, Any], *, seed: int) -> tuple[ad.AnnData, pd.DataFrame, dict[str, Any]]:
-    """QC one sample. Returns the passing cells, a per-cell table and a summary row."""
+def sample_clusters(
+    counts: sp.csr_matrix, *, seed: int, cells_per_cluster: int = 40, max_clusters: int = 20
+) -> np.ndarray:
+    """Coarse k-means clusters of one sample (log-normalised counts of the most variable
+    genes, principal components), for removing the soup cluster by cluster."""
+    from sklearn.cluster import KMeans
+
+    n = counts.shape[0]
+    k = int(min(max_clusters, max(1, n // cells_per_cluster)))
+    if k == 1:
+        return np.zeros(n, dtype=int)
+    z, *_ = _components(sp.csr_matrix(counts, dtype=np.float32), seed=seed, n_genes=1000, n_pcs=20)
+    return KMeans(k, n_init=2, random_state=seed).fit_predict(z[:, :10])
+
+
+def remove_ambient(
+    counts: sp.csr_matrix,
+    fraction: float,
+    soup: np.ndarray,
+    *,
+    clusters: np.ndarray,
+    seed: int,
+    keep: np.ndarray | None = None,
+    explained: float = 1.5,
+    iterations: int = 40,
+) -> sp.csr_matrix:
+    """Counts with the soup subtracted, cluster by cluster (SoupX's ``adjustCounts``).
+
+    In each cluster the soup is expected to bring ``fraction x the cluster's UMIs x the
+    soup's share`` of each gene; that many counts (at most all of them) are removed from the
+    cluster's cells in proportion to what the soup puts into each cell (its UMIs), never more
+    than a cell has: ``min(count, lambda x cell UMIs)``, with ``lambda`` per cluster and gene
+    set by bisection. Where the cluster's counts of a gene are at most ``explained`` times
+    what the soup brings (its cells do not express the gene beyond the soup's own noise:
+    immunoglobulins in T cells), all of them are removed: subtracting the expectation alone
+    would leave the soup's overdispersion behind, which falls with the soup after
+    treatment and reads as a fall in the cells. A gene the cluster expresses is barely
+    touched, and a doublet's excess is not mistaken for soup in its neighbours. Removed counts are rounded stochastically (seeded)
+    so that counts stay integers with the right expectation. Genes flagged in ``keep`` (a
+    transgene with its own correction) are left as they are.
+    """
+    x = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    x.sum_duplicates()
+    s = np.asarray(soup, dtype=float).copy()
+    if keep is not None:
+        s[np.asarray(keep, dtype=bool)] = 0.0
+    _, member = np.unique(np.asarray(clusters), return_inverse=True)
+    n_genes = x.shape[1]
+    total = np.asarray(x.sum(axis=1)).ravel()
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    group = member[rows] * n_genes + x.indices  # (cluster, gene) of each stored count
+    n_groups = (member.max() + 1) * n_genes if member.size else 0
+    observed = np.bincount(group, x.data, minlength=n_groups)
+    umis = np.bincount(member, total)
+    expected = fraction * np.repeat(umis, n_genes) * np.tile(s, len(umis))
+    # counts the soup explains within its noise: the cluster does not express the gene
+    target = np.where(observed <= explained * expected, observed, np.minimum(expected, observed))
+    cell = total[rows]
+    lo, hi = np.zeros(n_groups), np.zeros(n_groups)
+    np.maximum.at(hi, group, np.divide(x.data, cell, out=np.zeros_like(cell), where=cell > 0))
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        removed = np.bincount(group, np.minimum(x.data, mid[group] * cell), minlength=n_groups)
+        over = removed > target
+        hi = np.where(over, mid, hi)
+        lo = np.where(over, lo, mid)
+    cut = np.minimum(x.data, hi[group] * cell) * (target[group] > 0)
+    rng = np.random.default_rng(seed)
+    whole = np.floor(cut)
+    cut = whole + (rng.random(cut.size) < cut - whole)
+    x.data = np.maximum(x.data - cut, 0.0)
+    x.eliminate_zeros()
+    return sp.csr_matrix(x, dtype=np.float32)
+
+
+def run_qc(
+    adata: ad.AnnData, qc: dict[str, Any], *, seed: int, car_feature: str | None = None
+) -> tuple[ad.AnnData, pd.DataFrame, dict[str, Any]]:
+    """QC one sample. Returns the passing cells, a per-cell table and a summary row.
+
+    Cells are judged on their counts as read. When the sample's raw matrix gave a soup
+    profile from empty droplets (and ``remove_ambient``), the estimated soup is then removed
+    from ``layers['counts']``, which every later step uses; the counts as read stay in
+    ``layers['counts_uncorrected']`` of the QC file. The CAR transcript (``car_feature``) is
+    left as it is: the CAR+ fractions correct for its soup themselves."""
     sample_id = str(adata.obs["sample_id"].iloc[0])
     settings = settings_for(sample_id, qc)
     qc_metrics(adata)
@@ -240,7 +362,8 @@ def run_qc(adata: ad.AnnData, qc: dict[str, Any], *, seed: int) -> tuple[ad.AnnD
         flags["doublet"] = False
     passed = ~flags.any(axis=1)
     adata.obs["qc_pass"] = passed.to_numpy()
-    ambient = estimate_ambient(adata) if settings["ambient"] else float("nan")
+    soup, source = soup_profile(adata)
+    ambient = estimate_ambient(adata, soup, cells=passed.to_numpy()) if settings["ambient"] else float("nan")
     cells = pd.concat([adata.obs.drop(columns=["qc_pass"]), flags], axis=1)
     cells["qc_pass"] = passed
     n_pass = int(passed.sum())
@@ -257,10 +380,20 @@ def run_qc(adata: ad.AnnData, qc: dict[str, Any], *, seed: int) -> tuple[ad.AnnD
         "median_genes": float(adata.obs["n_genes_by_counts"].median()),
         "median_pct_mt": float(adata.obs["pct_counts_mt"].median()),
         "ambient_fraction": round(ambient, 4),
+        "ambient_profile": source,
+        "ambient_removed": 0.0,
         "status": status,
         "reason": "" if status == "ok" else f"{n_pass} cells pass QC, fewer than qc.min_cells={settings['min_cells']}",
     }
     out = adata[passed.to_numpy()].copy()
+    remove = settings["remove_ambient"] and source == "empty droplets" and np.isfinite(ambient) and ambient > 0
+    if remove and out.n_obs:
+        before = out.layers[COUNTS]
+        keep = out.var_names.isin([car_feature]) if car_feature else None
+        clusters = sample_clusters(before, seed=seed)
+        out.layers[COUNTS] = remove_ambient(before, ambient, soup, clusters=clusters, seed=seed, keep=keep)
+        out.layers[UNCORRECTED] = before
+        summary["ambient_removed"] = round(1.0 - float(out.layers[COUNTS].sum()) / max(float(before.sum()), 1.0), 4)
     out.X = sp.csr_matrix(out.layers[COUNTS])
     return out, cells, summary
 

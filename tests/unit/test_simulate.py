@@ -59,7 +59,7 @@ def test_a_streamed_subset_equals_the_full_run(tiny, tmp_path):
     cohort = load_cohort(DATASETS / "csf_bcma_cart_tiny.yaml")
     one = cohort.samples()[4]["sample_id"]
     sub = simulate_cohort(cohort, tmp_path / "sub", samples=[one])
-    rel = f"counts/{one}/matrix.mtx.gz"
+    rel = f"counts/{one}/filtered_feature_bc_matrix/matrix.mtx.gz"
     assert (sub / rel).read_bytes() == (tiny / rel).read_bytes()
 
 
@@ -67,9 +67,13 @@ def test_output_is_a_10x_v3_cohort_with_a_sample_sheet(tiny):
     sheet = pd.read_csv(tiny / "samples.tsv", sep="\t")
     assert {"sample_id", "patient_id", "timepoint", "compartment", "path"} <= set(sheet.columns)
     assert sheet["sample_id"].is_unique
-    for path in sheet["path"]:
-        assert {p.name for p in (tiny / path).iterdir()} == {"matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz"}
-    feats = pd.read_csv(tiny / sheet["path"][0] / "features.tsv.gz", sep="\t", header=None)
+    for path in sheet["path"]:  # laid out as Cell Ranger's outs/: cells, and cells with empty droplets
+        assert {p.name for p in (tiny / path).iterdir()} == {"filtered_feature_bc_matrix", "raw_feature_bc_matrix"}
+        for matrix in ("filtered_feature_bc_matrix", "raw_feature_bc_matrix"):
+            names = {p.name for p in (tiny / path / matrix).iterdir()}
+            assert names == {"matrix.mtx.gz", "features.tsv.gz", "barcodes.tsv.gz"}
+    feats = pd.read_csv(tiny / sheet["path"][0] / "filtered_feature_bc_matrix" / "features.tsv.gz", sep="\t",
+                        header=None)  # fmt: skip
     assert list(feats[2].unique()) == ["Gene Expression"]
     names = set(feats[1])
     for gene in ["MT-CO1", "RPL13A", "IGHG1", "IGHG4", "IGHA1", "IGHM", "IGHD", "IGKC", "IGLC2", "JCHAIN",
@@ -263,7 +267,7 @@ def test_each_sample_has_its_own_ambient_fraction_and_the_soup_carries_car_reads
     for sample in params["sample_id"]:
         if "baseline" in sample:
             continue
-        m = scipy.io.mmread(tiny / "counts" / sample / "matrix.mtx.gz").tocsr()
+        m = scipy.io.mmread(tiny / "counts" / sample / "filtered_feature_bc_matrix" / "matrix.mtx.gz").tocsr()
         car = np.asarray(m[-1].todense()).ravel()
         cells = truth[truth["sample_id"] == sample]
         car_in_other_cells += int(((car > 0) & ~cells["car_t"].to_numpy()).sum())
@@ -330,6 +334,6 @@ def test_bad_expression_effect_cell_type_is_refused():
 def test_counts_are_overdispersed_integers(tiny):
     import scipy.io
 
-    m = scipy.io.mmread(tiny / "counts" / "P01_CSF_baseline" / "matrix.mtx.gz")
+    m = scipy.io.mmread(tiny / "counts" / "P01_CSF_baseline" / "filtered_feature_bc_matrix" / "matrix.mtx.gz")
     data = np.asarray(m.tocsr().data)
     assert np.issubdtype(data.dtype, np.integer) and (data > 0).all()

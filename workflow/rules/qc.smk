@@ -21,6 +21,8 @@ rule qc:
     params:
         qc=CONFIG["qc"],
         seed=CONFIG["seed"],
+        car_feature=CONFIG.get("car_feature")
+        or (CONFIG.get("simulation") or {}).get("car_feature"),
     script:
         "../scripts/qc.py"
 

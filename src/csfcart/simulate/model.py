@@ -90,6 +90,11 @@ IG_LEAK = 0.001
 BACKGROUND_MODULES, BACKGROUND_MODULE_GENES, BACKGROUND_MODULE_SD = 12, 25, 0.45
 #: Extra weight of plasma-cell transcripts in the ambient soup (they lyse readily).
 SOUP_PLASMA_WEIGHT = 5.0
+#: empty droplets per cell in a sample's raw matrix, and their UMIs (soup only; 10x
+#: Genomics' empty droplets hold tens of UMIs)
+EMPTY_PER_CELL = 3
+EMPTY_MEDIAN_UMIS = 30.0
+EMPTY_SDLOG = 0.8
 #: Quadrature points over a type's continuum for expected profiles (soup, truth).
 GRID = 24
 CHUNK = 2048
@@ -124,6 +129,9 @@ class SampleDraw:
     barcodes: list[str]
     truth: pd.DataFrame
     params: dict
+    #: empty droplets (ambient soup only), cells x features: with the cells, the raw matrix
+    empty: sp.csr_matrix | None = None
+    empty_barcodes: list[str] | None = None
 
 
 class CohortModel:
@@ -465,6 +473,7 @@ class CohortModel:
         counts = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(self.features)), dtype=np.int32)
 
         barcodes = _barcodes(rng, n_cells)
+        empty, empty_barcodes = self._empty_droplets(index, n_cells, depth, soup, set(barcodes))
         truth = pd.DataFrame(
             {
                 "sample_id": meta["sample_id"],
@@ -486,7 +495,23 @@ class CohortModel:
             "ambient_fraction": round(ambient, 6),
             "depth_factor": round(depth, 6),
         }
-        return SampleDraw(counts=counts, barcodes=barcodes, truth=truth, params=params)
+        return SampleDraw(counts=counts, barcodes=barcodes, truth=truth, params=params, empty=empty,
+                          empty_barcodes=empty_barcodes)  # fmt: skip
+
+    def _empty_droplets(
+        self, index: int, n_cells: int, depth: float, soup: np.ndarray, taken: set[str]
+    ) -> tuple[sp.csr_matrix, list[str]]:
+        """Droplets that caught no cell, only ambient soup, as a raw matrix holds them
+        (their own random stream: the cells of a sample do not depend on them)."""
+        rng = np.random.default_rng([self.cohort.seed, 5, index])
+        n = EMPTY_PER_CELL * n_cells
+        library = EMPTY_MEDIAN_UMIS * depth * np.exp(rng.normal(0.0, EMPTY_SDLOG, n))
+        blocks = [sp.csr_matrix(rng.poisson(np.outer(library[i : i + CHUNK], soup)).astype(np.int32))
+                  for i in range(0, n, CHUNK)]  # fmt: skip
+        x = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(soup)), dtype=np.int32)
+        barcodes = _barcodes(rng, n)
+        keep = (np.asarray(x.sum(axis=1)).ravel() > 0) & np.array([b not in taken for b in barcodes], dtype=bool)
+        return x[keep], [b for b, k in zip(barcodes, keep, strict=True) if k]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

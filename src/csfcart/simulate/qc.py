@@ -36,7 +36,7 @@ def cell_metrics(simdir: str | Path) -> pd.DataFrame:
     truth = pd.read_csv(simdir / "truth" / "cells.tsv.gz", sep="\t")
     frames = []
     for row in sheet.itertuples():
-        d = simdir / row.path
+        d = simdir / row.path / "filtered_feature_bc_matrix"
         m = sp.csc_matrix(scipy.io.mmread(d / "matrix.mtx.gz"))  # genes x cells
         names = pd.read_csv(d / "features.tsv.gz", sep="\t", header=None)[1].to_numpy()
         barcodes = pd.read_csv(d / "barcodes.tsv.gz", header=None)[0].to_numpy()

@@ -1,7 +1,8 @@
 """Write a simulated cohort in the form real data arrives in.
 
-One 10x Genomics v3 directory per sample (matrix.mtx.gz, features.tsv.gz,
-barcodes.tsv.gz), a sample sheet in the workflow's format, and, kept apart, the truth:
+One folder per sample laid out as Cell Ranger's ``outs/``: the filtered matrix
+(``filtered_feature_bc_matrix/``: matrix.mtx.gz, features.tsv.gz, barcodes.tsv.gz) and the
+raw one with the empty droplets (``raw_feature_bc_matrix/``), a sample sheet in the workflow's format, and, kept apart, the truth:
 per-cell truth (one table for the cohort) and per-claim truth. Files are byte-identical for
 the same seed (gzip headers carry no time stamp) and written atomically.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import scipy.io
+import scipy.sparse as sp
 
 from csfcart.registry import measured_by
 from csfcart.simulate.cohort import Cohort
@@ -24,6 +26,9 @@ from csfcart.simulate.model import CohortModel
 from csfcart.simulate.truth import INTERACTION_COLUMNS, claim_truth, interaction_truth
 
 GZIP_LEVEL = 1
+#: a sample's folder holds its matrices as Cell Ranger's ``outs/`` does: the called cells,
+#: and every barcode with a UMI (cells and empty droplets, whose soup the QC removes)
+FILTERED, RAW = "filtered_feature_bc_matrix", "raw_feature_bc_matrix"
 
 
 def _gz_bytes(data: bytes) -> bytes:
@@ -52,7 +57,7 @@ def _feature_id(i: int) -> str:
 def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | None = None) -> Path:
     """Simulate ``cohort`` into ``outdir``.
 
-    Writes ``outdir/counts/<sample_id>/`` (10x v3), ``outdir/samples.tsv``,
+    Writes ``outdir/counts/<sample_id>/`` (Cell Ranger layout, 10x v3 matrices), ``outdir/samples.tsv``,
     ``outdir/truth/cells.tsv.gz``, ``outdir/truth/samples.tsv`` (each sample's ambient
     fraction, depth and cells), ``outdir/truth/claims.tsv`` and
     ``outdir/truth/interactions.tsv``. The directory is built
@@ -78,7 +83,9 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
                 continue
             draw = model.draw_sample(index)
             rel = Path("counts") / meta["sample_id"]
-            write_10x_v3(tmp / rel, draw.counts, draw.barcodes, model.features)
+            write_10x_v3(tmp / rel / FILTERED, draw.counts, draw.barcodes, model.features)
+            raw = sp.vstack([draw.counts, draw.empty], format="csr")
+            write_10x_v3(tmp / rel / RAW, raw, draw.barcodes + draw.empty_barcodes, model.features)
             rows.append({**meta, "path": str(rel), "format": "10x_mtx"})
             truths.append(draw.truth)
             params.append(draw.params)
