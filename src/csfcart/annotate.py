@@ -1,6 +1,7 @@
 """Clustering, UMAP and marker-based cell-type annotation, with a CAR+ flag per cell.
 
-Each cell is scored for every cell type of the marker table (scanpy's ``score_genes``);
+Each cell is scored for every cell type of the marker table (scanpy's ``score_genes`` of its
+markers, less that of the genes the type does not express, column ``negative``);
 CAR-T cells are recognised by the CAR transcript per cluster (see :func:`annotate`);
 scores are resolved per cluster: a cluster takes the type with the highest mean score,
 unless that score is below ``min_score`` or within ``min_margin`` of the runner-up, in which
@@ -29,8 +30,18 @@ CAR_T = "CAR_T"
 log = logging.getLogger(__name__)
 
 
-def read_markers(path: str | Path) -> dict[str, list[str]]:
-    """Marker table: TSV with columns cell_type and markers (comma-separated symbols)."""
+#: what the marker table's ``lineage`` column may say
+LINEAGES = ("T", "NK", "B", "plasma", "myeloid", "microglia-like", "pDC", "other")
+
+
+def _genes(value) -> list[str]:
+    return [g.strip() for g in str(value).split(",") if g.strip()] if isinstance(value, str) else []
+
+
+def marker_table(path: str | Path) -> pd.DataFrame:
+    """The marker table: TSV with columns ``cell_type`` and ``markers`` (comma-separated
+    symbols), and optionally ``negative`` (genes the type does not express: expression of
+    them counts against it) and ``lineage`` (one of :data:`LINEAGES`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: marker table not found. Fix: set annotation.markers to a TSV file")
@@ -42,7 +53,24 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
         raise InputError(
             f"{path}: cell type '{table['cell_type'][table['cell_type'].duplicated()].iloc[0]}' listed twice. Fix: one row per type"
         )
-    return {row.cell_type: [g.strip() for g in row.markers.split(",") if g.strip()] for row in table.itertuples()}
+    if "lineage" in table.columns:
+        bad = table.loc[~table["lineage"].isin(LINEAGES), ["cell_type", "lineage"]]
+        if len(bad):
+            row = bad.iloc[0]
+            raise InputError(
+                f"{path}: row {row['cell_type']}: lineage '{row['lineage']}' is not known. "
+                f"Fix: use one of {', '.join(LINEAGES)}"
+            )
+    table["markers"] = table["markers"].map(_genes)
+    table["negative"] = (
+        table["negative"].map(_genes) if "negative" in table.columns else [[] for _ in range(len(table))]
+    )
+    return table.set_index("cell_type")
+
+
+def read_markers(path: str | Path) -> dict[str, list[str]]:
+    """Positive markers per cell type (:func:`marker_table`)."""
+    return marker_table(path)["markers"].to_dict()
 
 
 def cluster(
@@ -68,18 +96,31 @@ def cluster(
             sc.tl.umap(adata, random_state=seed)
 
 
-def score_cell_types(adata: ad.AnnData, markers: dict[str, list[str]], *, seed: int) -> pd.DataFrame:
-    """Per-cell marker scores (cells x cell types) on the log-normalised ``X``."""
+def score_cell_types(
+    adata: ad.AnnData, markers: dict[str, list[str]], *, seed: int, negative: dict[str, list[str]] | None = None
+) -> pd.DataFrame:
+    """Per-cell marker scores (cells x cell types) on the log-normalised ``X``: scanpy's
+    ``score_genes`` of the type's markers less that of its ``negative`` genes (each against
+    control genes of like expression, so genes at background cost nothing on average): an
+    NK cell expressing FCGR3A as a CD16 monocyte does still expresses GNLY and NKG7, which
+    the monocyte's row lists as negative."""
     import scanpy as sc
+
+    def score(genes: list[str]) -> np.ndarray | None:
+        present = [g for g in genes if g in adata.var_names]
+        if not present:
+            return None
+        sc.tl.score_genes(adata, present, score_name="_score", random_state=seed, ctrl_size=min(50, adata.n_vars // 4))
+        return adata.obs.pop("_score").to_numpy()
 
     scores = {}
     for cell_type, genes in markers.items():
-        present = [g for g in genes if g in adata.var_names]
-        if not present:
+        positive = score(genes)
+        if positive is None:
             scores[cell_type] = np.full(adata.n_obs, np.nan)
             continue
-        sc.tl.score_genes(adata, present, score_name="_score", random_state=seed, ctrl_size=min(50, adata.n_vars // 4))
-        scores[cell_type] = adata.obs.pop("_score").to_numpy()
+        against = score((negative or {}).get(cell_type, []))
+        scores[cell_type] = positive if against is None else positive - against
     return pd.DataFrame(scores, index=adata.obs_names)
 
 
@@ -141,6 +182,7 @@ def annotate(
     adata: ad.AnnData,
     *,
     markers: dict[str, list[str]],
+    negative: dict[str, list[str]] | None = None,
     use_rep: str,
     n_neighbors: int,
     resolution: float,
@@ -162,7 +204,7 @@ def annotate(
     """
     cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=umap)
     with step(f"marker scores of {len(markers)} cell types"):
-        scores = score_cell_types(adata, markers, seed=seed)
+        scores = score_cell_types(adata, markers, seed=seed, negative=negative)
     table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
     labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
     table["labelled_per_cell"] = False
@@ -216,9 +258,11 @@ def annotate_step(
     wiring of the step, shared by the annotate rule and the in-memory calibration. With
     ``annotation.labels`` the user's own labels become the cell types
     (:func:`use_own_labels`; the agreement with the marker labels is in ``uns``)."""
+    markers = marker_table(annotation["markers"])
     table = annotate(
         adata,
-        markers=read_markers(annotation["markers"]),
+        markers=markers["markers"].to_dict(),
+        negative=markers["negative"].to_dict(),
         use_rep=adata.uns["integration"]["embedding"],
         n_neighbors=clustering["n_neighbors"],
         resolution=clustering["resolution"],

@@ -38,6 +38,8 @@ _TOP_KEYS = {
     "expression_sd": "per-patient deviation of program levels, SD on the log2 scale",
     "effect_sd": "per-patient relative variation of every effect size",
     "effects": "treatment effects (abundance, car_t, expression, states, cells)",
+    "profiles": "changes of cell types' expression at every visit (not treatment effects), e.g."
+    " `[{genes: [FCGR3A], cell_types: [NK], log2fc: 3}]`",
     "claims": "the claims this dataset can test, e.g. `[C1, C3, C4]`",
 }
 _REQUIRED = {"seed", "n_patients", "timepoints", "compartments"}
@@ -107,6 +109,9 @@ class Cohort:
     states: list[StateEffect] = field(default_factory=list)
     cells: dict[str, dict[str, float]] = field(default_factory=dict)
     claims: list[str] = field(default_factory=list)
+    #: cell types' expression changed at every visit and in every compartment (log2 fold
+    #: change of some genes): what a cell type looks like, not what treatment does
+    profiles: list[ExpressionEffect] = field(default_factory=list)
 
     @property
     def baseline(self) -> str:
@@ -410,6 +415,21 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
             _timepoint(f"{key}.{tp}", tp, comp)
             cells[comp][tp] = _number(where, f"{key}.{tp}", fold, positive=True)
 
+    profiles: list[ExpressionEffect] = []
+    for i, eff in enumerate(raw.get("profiles") or []):
+        key = f"simulation.profiles[{i}]"
+        if not isinstance(eff, dict) or not eff.get("genes") or not eff.get("cell_types"):
+            raise _fail(
+                where, key, "needs genes, cell_types and log2fc", "e.g. {genes: [FCGR3A], cell_types: [NK], log2fc: 3}"
+            )
+        _unknown(where, key + ".", eff, {"genes", "cell_types", "log2fc"})
+        for ct in eff["cell_types"]:
+            _cell_type(where, f"{key}.cell_types", ct, allowed=list(CELL_TYPES))
+        size = _number(where, f"{key}.log2fc", eff.get("log2fc"), lo=-10, hi=10)
+        profiles.append(ExpressionEffect(name=f"profile{i}", genes=[str(g) for g in eff["genes"]],
+                                         cell_types=list(eff["cell_types"]), compartments=list(COMPARTMENTS),
+                                         log2fc={tp: size for tp in timepoints}))  # fmt: skip
+
     return Cohort(
         name=name,
         seed=_number(where, "simulation.seed", raw["seed"], integer=True, lo=0),
@@ -422,6 +442,7 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
         states=states,
         cells=cells,
         claims=list(claims),
+        profiles=profiles,
         **kwargs,
     )
 

@@ -290,6 +290,11 @@ class CohortModel:
             cols = np.array([self.gene_index[g] for g in eff.genes if g in self.gene_index])
             for ct in eff.cell_types:
                 lfc[self.types.index(ct), cols] += size
+        for eff in self.cohort.profiles:  # the same at every visit: no patient variation
+            cols = np.array([self.gene_index[g] for g in eff.genes if g in self.gene_index], dtype=int)
+            for ct in eff.cell_types:
+                if ct in self.types and timepoint in eff.log2fc:
+                    lfc[self.types.index(ct), cols] += eff.log2fc[timepoint]
         return lfc
 
     def substate_probability(self, state: str, compartment: str, timepoint: str, patient: dict | None = None) -> float:
