@@ -242,7 +242,7 @@ def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray |
                      min_cells: int = 20) -> float:  # fmt: skip
     """Fraction of UMIs from the ambient soup (SoupX's estimate from genes that a cell type
     does not express): for each pair of :data:`SOUP_PROBES`, the cells picked by the markers
-    (at least 0.5 % of their UMIs, a choice blind to the soup) and the counts of the genes
+    (at least 0.5 % of their UMIs, and more than the probe genes) and the counts of the genes
     they do not express there, over what the soup would put there (their UMIs x the soup's
     share of those genes); pooled over the pairs. ``cells``: the cells to use (those passing
     QC; doublets would count their partner's genes). NaN when no pair has ``min_cells``
@@ -256,10 +256,15 @@ def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray |
         gi, mi = _genes(adata, genes), _genes(adata, markers)
         if not gi.size or not mi.size or soup[gi].sum() == 0:
             continue
-        picked = use & (np.asarray(counts[:, mi].sum(axis=1)).ravel() >= 0.005 * total)
+        marker = np.asarray(counts[:, mi].sum(axis=1)).ravel()
+        probe = np.asarray(counts[:, gi].sum(axis=1)).ravel()
+        # cells of the type: its markers at 0.5 % of their UMIs and above the probe genes (a
+        # cell that makes the probe genes, or a doublet with one that does, is not one, even
+        # when a soup-rich sample lends it the markers)
+        picked = use & (marker >= 0.005 * total) & (probe < marker)
         if picked.sum() < min_cells:
             continue
-        x = np.asarray(counts[picked][:, gi].sum(axis=1)).ravel()
+        x = probe[picked]
         keep = x <= np.quantile(x, 0.99)  # the odd doublet QC let through
         found += x[keep].sum()
         expected += total[picked][keep].sum() * soup[gi].sum()
