@@ -78,7 +78,7 @@ def cellranger_matrix(base: Path) -> Path:
 
 
 #: the raw matrix Cell Ranger writes beside each filtered one
-RAW_MATRIX = {"filtered_feature_bc_matrix": "raw_feature_bc_matrix"}
+RAW_MATRIX = {"filtered_feature_bc_matrix": "raw_feature_bc_matrix"}  # folders, or .h5 files
 #: droplets with at most this many UMIs make the soup profile (SoupX's default range)
 EMPTY_MAX_UMIS = 100
 
@@ -109,14 +109,19 @@ def read_10x_mtx(base: Path, *, with_ambient: bool = False) -> ad.AnnData:
     adata = _read_mtx_folder(base)
     raw = raw_matrix(base) if with_ambient else None
     if raw is not None:
-        profile, droplets = ambient_profile(adata, _read_mtx_folder(raw))
-        if droplets:
-            adata.var["ambient_profile"] = profile
-            adata.uns["ambient"] = {"source": "empty droplets", "droplets": droplets, "raw_matrix": str(raw)}
-            log.info("%s: soup profile from %d empty droplets (1-%d UMIs)", raw, droplets, EMPTY_MAX_UMIS)
-        else:
-            log.warning("%s: no empty droplets (1-%d UMIs); the soup cannot be removed", raw, EMPTY_MAX_UMIS)
+        _attach_ambient(adata, _read_mtx_folder(raw), raw)
     return adata
+
+
+def _attach_ambient(adata: ad.AnnData, raw: ad.AnnData, where: Path) -> None:
+    """Keep the soup profile of the raw matrix ``raw`` (read from ``where``) in ``adata``."""
+    profile, droplets = ambient_profile(adata, raw)
+    if droplets:
+        adata.var["ambient_profile"] = profile
+        adata.uns["ambient"] = {"source": "empty droplets", "droplets": droplets, "raw_matrix": str(where)}
+        log.info("%s: soup profile from %d empty droplets (1-%d UMIs)", where, droplets, EMPTY_MAX_UMIS)
+    else:
+        log.warning("%s: no empty droplets (1-%d UMIs); the soup cannot be removed", where, EMPTY_MAX_UMIS)
 
 
 def _read_mtx_folder(base: Path) -> ad.AnnData:
@@ -266,7 +271,17 @@ def read_csv(path: Path) -> ad.AnnData:
     return _gene_symbols(adata, names, None, path)
 
 
-def read_10x_h5(path: Path) -> ad.AnnData:
+def read_10x_h5(path: Path, *, with_ambient: bool = False) -> ad.AnnData:
+    """A 10x HDF5 matrix; ``with_ambient`` as in :func:`read_10x_mtx` (Cell Ranger's
+    ``raw_feature_bc_matrix.h5`` beside ``filtered_feature_bc_matrix.h5``)."""
+    adata = _read_h5(path)
+    raw = path.parent / RAW_MATRIX[path.stem] if path.stem in RAW_MATRIX else None
+    if with_ambient and raw is not None and raw.with_suffix(".h5").is_file():
+        _attach_ambient(adata, _read_h5(raw.with_suffix(".h5")), raw.with_suffix(".h5"))
+    return adata
+
+
+def _read_h5(path: Path) -> ad.AnnData:
     import scanpy as sc
 
     adata = sc.read_10x_h5(path, gex_only=True)
@@ -340,8 +355,8 @@ def read_sample(path: str | Path, fmt: str, sample: dict[str, str], *, labels: s
         )
     if fmt == "h5ad":
         adata = READERS[fmt](path, labels)
-    elif fmt == "10x_mtx":
-        adata = read_10x_mtx(path, with_ambient=True)
+    elif fmt in ("10x_mtx", "10x_h5"):
+        adata = READERS[fmt](path, with_ambient=True)
     else:
         adata = READERS[fmt](path)
     check_counts(adata, str(path))

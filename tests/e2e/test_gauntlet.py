@@ -179,3 +179,60 @@ def test_own_cell_type_labels_from_h5ad_files(tmp_path, cohort):
     cd4 = agreement[agreement["own_label"] == "CD4_T"].set_index("marker_label")["cells"]
     assert cd4.idxmax() == "CD4_T"  # the markers mostly agree with the authors
     assert {"C1", "C3", "C4"} <= set(claims.index)
+
+
+def write_cellranger_h5(folder, counts, cells, genes, empty, empty_cells):
+    """`cellranger count` HDF5 output: outs/filtered_feature_bc_matrix.h5 and, with the empty
+    droplets, outs/raw_feature_bc_matrix.h5 (10x Genomics' v3 HDF5 layout)."""
+    import h5py
+
+    out = folder / "outs"
+    out.mkdir(parents=True)
+    for name, x, barcodes in (("filtered_feature_bc_matrix.h5", counts, cells),
+                              ("raw_feature_bc_matrix.h5", sp.vstack([counts, empty], format="csr"),
+                               cells + empty_cells)):  # fmt: skip
+        x = sp.csr_matrix(x)  # cells x genes in CSR is genes x cells in CSC, as 10x stores it
+        with h5py.File(out / name, "w") as f:
+            m = f.create_group("matrix")
+            m["barcodes"] = np.array(barcodes, dtype="S")
+            m["data"], m["indices"], m["indptr"] = x.data.astype(np.int32), x.indices.astype(np.int64), x.indptr
+            m["shape"] = np.array([x.shape[1], x.shape[0]], dtype=np.int32)
+            feats = m.create_group("features")
+            feats["id"] = np.array([f"ENSG{i:011d}" for i in range(len(genes))], dtype="S")
+            feats["name"] = np.array(genes, dtype="S")
+            feats["feature_type"] = np.array(["Gene Expression"] * len(genes), dtype="S")
+            feats["genome"] = np.array(["GRCh38"] * len(genes), dtype="S")
+            feats["_all_tag_keys"] = np.array(["genome"], dtype="S")
+    return out / "filtered_feature_bc_matrix.h5"
+
+
+def test_cellranger_h5_with_raw_matrices_pbmc_and_types_in_one_sample(tmp_path, cohort):
+    """Three odd inputs in one cohort: Cell Ranger HDF5 outputs whose raw matrices give the
+    soup from empty droplets (removed); blood called PBMC in the sheet; mDC cells in one
+    sample only and no pDC at all, while the DE is asked for pDC (nothing testable)."""
+    _, model, index = cohort
+    design = [(p, c, t) for p in ("P01", "P02", "P03") for c in ("CSF", "blood") for t in ("baseline", "d14")]
+    rows = []
+    for patient, compartment, timepoint in design:
+        draw = model.draw_sample(index[(patient, compartment, timepoint)])
+        types = draw.truth["cell_type"].to_numpy()
+        keep = (types != "pDC") & ((types != "mDC") | ((patient, compartment, timepoint) == ("P01", "CSF", "baseline")))
+        label = "PBMC" if compartment == "blood" else "CSF"
+        sample = f"{patient}_{label}_{timepoint}"
+        path = write_cellranger_h5(tmp_path / sample, sp.csr_matrix(draw.counts)[keep],
+                                   [b for b, k in zip(draw.barcodes, keep, strict=True) if k], list(model.features),
+                                   draw.empty, list(draw.empty_barcodes))  # fmt: skip
+        rows.append({"sample_id": sample, "patient_id": patient, "timepoint": timepoint, "compartment": label,
+                     "path": str(path.relative_to(tmp_path))})  # fmt: skip
+    out, claims = _run(tmp_path, "h5_pbmc", rows, "analysis:\n  de_cell_types: [CD4_T, pDC, mDC]\n")
+    qc = pd.read_csv(out / "qc" / "summary.tsv", sep="\t")
+    assert (qc["ambient_profile"] == "empty droplets").all() and (qc["ambient_removed"] > 0).all()
+    sheet = pd.read_csv(out / "provenance" / "samples.tsv", sep="\t")
+    pbmc = sheet["sample_id"].str.contains("PBMC")
+    assert (sheet.loc[pbmc, "compartment"] == "blood").all() and (sheet.loc[pbmc, "compartment_label"] == "PBMC").all()
+    assert "csf_over_blood" in claims.loc["C2", "reason"]  # PBMC serves as blood
+    de = pd.read_csv(out / "de" / "summary.tsv", sep="\t")
+    for absent in ("pDC", "mDC"):  # nowhere, and in one sample: nothing to test, and why
+        rows = de[de["cell_type"] == absent]
+        assert len(rows) and (~rows["tested"].astype(bool)).all() and rows["reason"].str.len().gt(0).all(), rows
+    assert de.loc[de["cell_type"] == "CD4_T", "tested"].astype(bool).any()
