@@ -103,11 +103,16 @@ def score_cell_types(
     ``score_genes`` of the type's markers less that of its ``negative`` genes (each against
     control genes of like expression, so genes at background cost nothing on average): an
     NK cell expressing FCGR3A as a CD16 monocyte does still expresses GNLY and NKG7, which
-    the monocyte's row lists as negative."""
+    the monocyte's row lists as negative. Symbols are matched whatever their case, so the
+    human table serves mouse symbols (Cd3e) too."""
     import scanpy as sc
 
+    # symbols match exactly, else whatever their case (mouse Cd3e for the table's CD3E)
+    folded = dict(zip(adata.var_names.str.upper(), adata.var_names, strict=True)) if adata.var_names.is_unique else {}
+
     def score(genes: list[str]) -> np.ndarray | None:
-        present = [g for g in genes if g in adata.var_names]
+        present = [g if g in adata.var_names else folded.get(g.upper()) for g in genes]
+        present = [g for g in present if g is not None]
         if not present:
             return None
         sc.tl.score_genes(adata, present, score_name="_score", random_state=seed, ctrl_size=min(50, adata.n_vars // 4))

@@ -236,3 +236,29 @@ def test_cellranger_h5_with_raw_matrices_pbmc_and_types_in_one_sample(tmp_path, 
         rows = de[de["cell_type"] == absent]
         assert len(rows) and (~rows["tested"].astype(bool)).all() and rows["reason"].str.len().gt(0).all(), rows
     assert de.loc[de["cell_type"] == "CD4_T", "tested"].astype(bool).any()
+
+
+def test_mouse_symbols(tmp_path, cohort):
+    """Two patients' CSF before and after with mouse-style symbols (Cd3e, mt-Nd1): the
+    mitochondrial fraction is measured and the human marker table still finds the types."""
+
+    def mouse(gene: str) -> str:
+        if gene == "CAR-BCMA":  # the construct keeps its name
+            return gene
+        return "mt-" + gene[3:].capitalize() if gene.startswith("MT-") else gene.capitalize()
+
+    rows = []
+    for patient in ("P01", "P02"):
+        for timepoint in ("baseline", "d14"):
+            counts, cells, genes = _draw(cohort, patient, "CSF", timepoint)
+            sample = f"{patient}_{timepoint}"
+            write_mtx(tmp_path / sample, counts, cells, [mouse(g) for g in genes])
+            rows.append({"sample_id": sample, "patient_id": patient, "timepoint": timepoint, "compartment": "CSF",
+                         "path": sample})  # fmt: skip
+    out, claims = _run(tmp_path, "mouse", rows)
+    qc = pd.read_csv(out / "qc" / "summary.tsv", sep="\t")
+    assert (qc["median_pct_mt"] > 0.5).all()  # mt- genes counted
+    obs = ad.read_h5ad(out / "annotated.h5ad", backed="r").obs
+    share = obs["cell_type"].astype(str).value_counts(normalize=True)
+    assert share.get("CD4_T", 0) > 0.2 and share.get("low_confidence", 0) < 0.2, share
+    assert set(claims["verdict"]) <= {"reproduced", "not_reproduced", "not_testable"}
