@@ -226,7 +226,12 @@ def test_cellranger_h5_with_raw_matrices_pbmc_and_types_in_one_sample(tmp_path, 
                      "path": str(path.relative_to(tmp_path))})  # fmt: skip
     out, claims = _run(tmp_path, "h5_pbmc", rows, "analysis:\n  de_cell_types: [CD4_T, pDC, mDC]\n")
     qc = pd.read_csv(out / "qc" / "summary.tsv", sep="\t")
-    assert (qc["ambient_profile"] == "empty droplets").all() and (qc["ambient_removed"] > 0).all()
+    assert (qc["ambient_profile"] == "empty droplets").all()
+    # removed wherever the fraction could be estimated (a tiny sample after treatment may
+    # hold too few probe cells, and then keeps its counts: NaN, nothing removed)
+    estimated = qc["ambient_fraction"].notna()
+    assert estimated.sum() >= 9 and (qc.loc[estimated, "ambient_removed"] > 0).all()
+    assert (qc.loc[~estimated, "ambient_removed"] == 0).all()
     sheet = pd.read_csv(out / "provenance" / "samples.tsv", sep="\t")
     pbmc = sheet["sample_id"].str.contains("PBMC")
     assert (sheet.loc[pbmc, "compartment"] == "blood").all() and (sheet.loc[pbmc, "compartment_label"] == "PBMC").all()
