@@ -294,7 +294,6 @@ def remove_ambient(
     clusters: np.ndarray,
     seed: int,
     keep: np.ndarray | None = None,
-    explained: float = 1.5,
     iterations: int = 40,
 ) -> sp.csr_matrix:
     """Counts with the soup subtracted, cluster by cluster (SoupX's ``adjustCounts``).
@@ -303,12 +302,10 @@ def remove_ambient(
     soup's share`` of each gene; that many counts (at most all of them) are removed from the
     cluster's cells in proportion to what the soup puts into each cell (its UMIs), never more
     than a cell has: ``min(count, lambda x cell UMIs)``, with ``lambda`` per cluster and gene
-    set by bisection. Where the cluster's counts of a gene are at most ``explained`` times
-    what the soup brings (its cells do not express the gene beyond the soup's own noise:
-    immunoglobulins in T cells), all of them are removed: subtracting the expectation alone
-    would leave the soup's overdispersion behind, which falls with the soup after
-    treatment and reads as a fall in the cells. A gene the cluster expresses is barely
-    touched, and a doublet's excess is not mistaken for soup in its neighbours. Removed counts are rounded stochastically (seeded)
+    set by bisection. A gene a cluster does not express loses what the soup brought, one it
+    expresses is barely touched, and a doublet's excess is not mistaken for soup in its
+    neighbours. What the expectation leaves of the soup's own noise in genes a cell type
+    cannot express is cleared by :func:`clear_foreign_genes`. Removed counts are rounded stochastically (seeded)
     so that counts stay integers with the right expectation. Genes flagged in ``keep`` (a
     transgene with its own correction) are left as they are.
     """
@@ -325,9 +322,7 @@ def remove_ambient(
     n_groups = (member.max() + 1) * n_genes if member.size else 0
     observed = np.bincount(group, x.data, minlength=n_groups)
     umis = np.bincount(member, total)
-    expected = fraction * np.repeat(umis, n_genes) * np.tile(s, len(umis))
-    # counts the soup explains within its noise: the cluster does not express the gene
-    target = np.where(observed <= explained * expected, observed, np.minimum(expected, observed))
+    target = np.minimum(fraction * np.repeat(umis, n_genes) * np.tile(s, len(umis)), observed)
     cell = total[rows]
     lo, hi = np.zeros(n_groups), np.zeros(n_groups)
     np.maximum.at(hi, group, np.divide(x.data, cell, out=np.zeros_like(cell), where=cell > 0))
@@ -344,6 +339,41 @@ def remove_ambient(
     x.data = np.maximum(x.data - cut, 0.0)
     x.eliminate_zeros()
     return sp.csr_matrix(x, dtype=np.float32)
+
+
+#: genes a cell type cannot express, and the markers that pick its cells: in those cells
+#: every count of the genes is soup (or a doublet partner's), whatever the soup's level
+FOREIGN = [
+    ([*AMBIENT_MARKERS, "MS4A1", "CD79A", "CD79B", "LYZ", "S100A8", "S100A9", "CD14", "FCN1", "MS4A7", "LST1"],
+     T_CELL_MARKERS),
+    (T_CELL_MARKERS, ["LYZ", "CD14", "S100A8", "S100A9", "FCN1", "C1QA", "C1QB", "MS4A1", "CD79A", "CD79B"]),
+]  # fmt: skip
+
+
+def clear_foreign_genes(counts: sp.csr_matrix, adata: ad.AnnData) -> tuple[sp.csr_matrix, int]:
+    """Counts with the :data:`FOREIGN` genes set to 0 in the cells of the type that cannot
+    express them (picked as for the ambient estimate: its markers at 0.5 % of the UMIs and
+    above the foreign genes). Subtracting the soup's expectation leaves its noise behind,
+    which is large where the soup is rich (immunoglobulins at baseline) and falls with it
+    after treatment, so it would read as a fall in T cells; cleared at every visit alike, it
+    cannot. Returns the counts and the number of counts cleared."""
+    x = sp.csr_matrix(counts, copy=True)
+    total = np.asarray(x.sum(axis=1)).ravel()
+    cleared = 0
+    for genes, markers in FOREIGN:
+        gi, mi = _genes(adata, genes), _genes(adata, markers)
+        if not gi.size or not mi.size:
+            continue
+        marker = np.asarray(x[:, mi].sum(axis=1)).ravel()
+        foreign = np.asarray(x[:, gi].sum(axis=1)).ravel()
+        cells = np.flatnonzero((marker >= 0.005 * total) & (foreign < marker))
+        mask = sp.csr_matrix((np.ones(cells.size * gi.size), (np.repeat(cells, gi.size), np.tile(gi, cells.size))),
+                             shape=x.shape).astype(bool)  # fmt: skip
+        hit = x.multiply(mask)
+        cleared += int(hit.sum())
+        x = sp.csr_matrix(x - hit)
+    x.eliminate_zeros()
+    return x, cleared
 
 
 def run_qc(
@@ -396,7 +426,8 @@ def run_qc(
         before = out.layers[COUNTS]
         keep = out.var_names.isin([car_feature]) if car_feature else None
         clusters = sample_clusters(before, seed=seed)
-        out.layers[COUNTS] = remove_ambient(before, ambient, soup, clusters=clusters, seed=seed, keep=keep)
+        corrected = remove_ambient(before, ambient, soup, clusters=clusters, seed=seed, keep=keep)
+        out.layers[COUNTS], _ = clear_foreign_genes(corrected, out)
         out.layers[UNCORRECTED] = before
         summary["ambient_removed"] = round(1.0 - float(out.layers[COUNTS].sum()) / max(float(before.sum()), 1.0), 4)
     out.X = sp.csr_matrix(out.layers[COUNTS])
