@@ -9,11 +9,12 @@ communication statistics alone. LR scores are skewed (bounded at 0, a long right
 mean of two post-infusion visits lies above a single baseline draw more often than below
 it although their means are equal, so the share of negative pooled estimates runs below one
 half on a null cohort; one visit against baseline (``--visits d14``) is symmetric. The share
-is not a mean of independent coin flips: each sample's gene-wise batch effect moves every
-interaction of a ligand or receptor gene together (a receptor takes part in hundreds), so
-the effective number of independent signs is about the number of genes, and one cohort's
-share strays from one half by about 0.05 (0.36 to 0.56 over 20 single-visit cohorts here,
-mean 0.48); ``--seeds`` repeats the check over seeds.
+is not a mean of independent coin flips: a sample's depth moves all of its interactions
+together (a deeper sample detects more barely expressed ligands and receptors, which then
+score above 0; with the simulator's gene-wise batch effect switched off and the data scaled
+linearly, one cohort's share stays where it was), so one cohort's share strays far from one
+half (0.36 to 0.56 over 20 single-visit cohorts here, mean 0.48); ``--seeds`` repeats the
+check over seeds.
 
     python scripts/communication_null.py [--dataset csf_null] [--patients 5]
 """
