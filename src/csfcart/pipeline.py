@@ -27,6 +27,7 @@ from csfcart.claims import Measurements, applicable_claims, claims_table, score_
 from csfcart.communication import axis_scores, score_sample
 from csfcart.config import default_config as defaults
 from csfcart.integrate import integrate_step, merge_samples
+from csfcart.io import ambient_profile
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
 from csfcart.measure import (
     asc_immunoglobulin,
@@ -66,6 +67,12 @@ def sample_anndata(model: CohortModel, index: int) -> ad.AnnData:
         adata.obs[key] = pd.Categorical([meta[key]] * adata.n_obs)
     adata.obs["batch"] = adata.obs["sample_id"]
     adata.layers[COUNTS] = adata.X.copy()
+    if draw.empty is not None and draw.empty.shape[0]:  # the raw matrix's empty droplets
+        raw = ad.AnnData(X=sp.vstack([draw.counts, draw.empty], format="csr"), var=pd.DataFrame(index=model.features))
+        raw.obs_names = [f"{meta['sample_id']}:{b}" for b in [*draw.barcodes, *draw.empty_barcodes]]
+        profile, droplets = ambient_profile(adata, raw)
+        if droplets:
+            adata.var["ambient_profile"] = profile
     return adata
 
 
@@ -109,7 +116,9 @@ def analyse(
 def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad.AnnData:
     kept, summaries = [], []
     for i in range(len(model.samples)):
-        out, _, summary = run_qc(sample_anndata(model, i), config["qc"], seed=config["seed"])
+        out, _, summary = run_qc(
+            sample_anndata(model, i), config["qc"], seed=config["seed"], car_feature=cohort.car_feature
+        )
         kept.append(out)
         summaries.append(summary)
     summary = pd.DataFrame(summaries)
