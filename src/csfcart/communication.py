@@ -44,6 +44,13 @@ INFLAMMATORY_LIGANDS = [
 KEY = ["source", "target", "ligand_complex", "receptor_complex"]
 
 
+def lr_resource(genes: pd.Index) -> str:
+    """liana's consensus resource for human symbols (CD74), its mouse one for mouse symbols
+    (Cd74): most symbols carry lower-case letters."""
+    names = pd.Index(genes).astype(str)
+    return "mouseconsensus" if len(names) and float((names.str.upper() != names).mean()) > 0.5 else "consensus"
+
+
 def score_sample(adata: ad.AnnData, *, min_cells: int, expr_prop: float = 0.1, seed: int) -> pd.DataFrame:
     """LIANA SingleCellSignalR scores of one sample (log-normalised ``X``): every LR pair of
     the resource between cell types with at least ``min_cells`` cells, ``expressed`` where
@@ -62,7 +69,7 @@ def score_sample(adata: ad.AnnData, *, min_cells: int, expr_prop: float = 0.1, s
     res = li.mt.singlecellsignalr(
         sub,
         groupby=CELL_TYPE,
-        resource_name="consensus",
+        resource_name=lr_resource(sub.var_names),
         expr_prop=expr_prop,
         min_cells=min_cells,
         use_raw=False,
@@ -383,7 +390,7 @@ def pseudobulk_interactions(adata: ad.AnnData, de: pd.DataFrame, *, compartment:
             dea_df=dea,
             groupby=CELL_TYPE,
             stat_keys=["stat", "log2FoldChange", "padj"],
-            resource_name="consensus",
+            resource_name=lr_resource(cells.var_names),
             expr_prop=0.1,
             min_cells=5,
             use_raw=False,
