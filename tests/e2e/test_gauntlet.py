@@ -237,6 +237,7 @@ def test_cellranger_h5_with_raw_matrices_pbmc_and_types_in_one_sample(tmp_path, 
     assert (sheet.loc[pbmc, "compartment"] == "blood").all() and (sheet.loc[pbmc, "compartment_label"] == "PBMC").all()
     car = pd.read_csv(out / "car_t" / "fractions.tsv", sep="\t")
     assert set(car["compartment"]) == {"CSF", "blood"}  # PBMC serves as blood
+    assert "matched" in claims.loc["C9", "reason"]  # CSF against PBMC at matched visits
     de = pd.read_csv(out / "de" / "summary.tsv", sep="\t")
     for absent in ("pDC", "mDC"):  # nowhere, and in one sample: nothing to test, and why
         rows = de[de["cell_type"] == absent]
