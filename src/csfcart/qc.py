@@ -341,10 +341,14 @@ def remove_ambient(
     return sp.csr_matrix(x, dtype=np.float32)
 
 
+#: immunoglobulin constant and variable genes and the J chain (human and mouse symbols)
+IG_PATTERN = r"^(IG[HKL][VDJC]|IGH[AGMDE]|JCHAIN)"
+
 #: genes a cell type cannot express, and the markers that pick its cells: in those cells
-#: every count of the genes is soup (or a doublet partner's), whatever the soup's level
+#: every count of the genes is soup (or a doublet partner's), whatever the soup's level.
+#: ``IG_PATTERN`` stands for every immunoglobulin gene of the data
 FOREIGN = [
-    ([*AMBIENT_MARKERS, "MS4A1", "CD79A", "CD79B", "LYZ", "S100A8", "S100A9", "CD14", "FCN1", "MS4A7", "LST1"],
+    ([IG_PATTERN, "MS4A1", "CD79A", "CD79B", "LYZ", "S100A8", "S100A9", "CD14", "FCN1", "MS4A7", "LST1"],
      T_CELL_MARKERS),
     (T_CELL_MARKERS, ["LYZ", "CD14", "S100A8", "S100A9", "FCN1", "C1QA", "C1QB", "MS4A1", "CD79A", "CD79B"]),
 ]  # fmt: skip
@@ -360,8 +364,10 @@ def clear_foreign_genes(counts: sp.csr_matrix, adata: ad.AnnData) -> tuple[sp.cs
     x = sp.csr_matrix(counts, copy=True)
     total = np.asarray(x.sum(axis=1)).ravel()
     cleared = 0
+    ig = np.flatnonzero(adata.var_names.str.upper().str.match(IG_PATTERN))
     for genes, markers in FOREIGN:
-        gi, mi = _genes(adata, genes), _genes(adata, markers)
+        gi = np.union1d(_genes(adata, [g for g in genes if g != IG_PATTERN]), ig if IG_PATTERN in genes else [])
+        gi, mi = gi.astype(int), _genes(adata, markers)
         if not gi.size or not mi.size:
             continue
         marker = np.asarray(x[:, mi].sum(axis=1)).ravel()
