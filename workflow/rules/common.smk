@@ -30,12 +30,18 @@ BASE = Path(workflow.basedir)
 if workflow.is_main_process:  # a run killed with SIGKILL left its locks: resume anyway
     for lock in clear_stale_locks(".snakemake", os.getpid()):
         print(f"removed {lock}, left by a run that was killed", file=sys.stderr)
-    if not other_runs(".snakemake", os.getpid()):  # outputs damaged since written: rebuild
+    if not other_runs(
+        ".snakemake", os.getpid()
+    ):  # outputs damaged since written: rebuild
         dry = bool(getattr(workflow, "dryrun", False))
         for damaged in verify(remove=not dry):
             print(
                 f"{damaged} changed after the workflow wrote it (truncated or corrupted): "
-                + ("it would be removed and rebuilt" if dry else "removed, it will be rebuilt"),
+                + (
+                    "it would be removed and rebuilt"
+                    if dry
+                    else "removed, it will be rebuilt"
+                ),
                 file=sys.stderr,
             )
 
