@@ -40,7 +40,7 @@ def geo_archive(tmp: Path) -> tuple[Path, list[dict]]:
         donor = ("MS" if s["patient_id"] in ("P01", "P02") else "PTC") + f"{10000 + int(s['patient_id'][1:])}"
         tissue = "CSF" if s["compartment"] == "CSF" else "PBMCs"
         prefix = f"GSM{4104100 + i}_{donor}_{tissue}_GRCh38_"
-        src = sim / s["path"]
+        src = sim / s["path"] / "filtered_feature_bc_matrix"  # the simulator lays samples out as Cell Ranger does
         shutil.copy(src / "matrix.mtx.gz", files / f"{prefix}matrix.mtx.gz")
         shutil.copy(src / "barcodes.tsv.gz", files / f"{prefix}barcodes.tsv.gz")
         with gzip.open(src / "features.tsv.gz", "rt") as fin, gzip.open(files / f"{prefix}genes.tsv.gz", "wt") as out:
