@@ -5,9 +5,10 @@ output that a full disk truncated, or that a copy or a sync mangled, as if it we
 Each rule's script records, when it ends without error, the size, modification time and
 BLAKE2 digest of its output files under ``.snakemake/csfcart-checksums/``
 (:func:`record`, called by :func:`csfcart.logs.setup`). When a run starts,
-:func:`verify` compares every recorded file that still exists: one whose size differs, or
-whose modification time and digest both differ, is removed, so that Snakemake rebuilds it
-and everything downstream of it. A file only touched (same content) is kept.
+:func:`verify` compares every recorded file of its results folder that still exists: one
+whose size differs, or whose modification time and digest both differ, is removed with every
+output written after it, so that Snakemake rebuilds it and everything downstream of it. A
+file only touched (same content) is kept.
 """
 
 from __future__ import annotations
@@ -51,14 +52,22 @@ def record(paths, *, state: str | Path = ".snakemake") -> None:
         os.replace(tmp, target)
 
 
-def verify(*, state: str | Path = ".snakemake", remove: bool = True) -> list[str]:
+def verify(*, state: str | Path = ".snakemake", root: str | Path | None = None, remove: bool = True) -> list[str]:
     """The recorded files that changed since the workflow wrote them (truncated or
     corrupted); removed when ``remove`` (a dry run only reports them). Records of files
-    that no longer exist are dropped."""
+    that no longer exist are dropped.
+
+    Snakemake does not rebuild a missing intermediate whose downstream outputs are present,
+    so with a damaged file every recorded output under ``root`` (the run's results folder)
+    written after it goes too: everything downstream of it is among them, and the run then
+    rebuilds the chain. Returns the damaged files only.
+    """
     store = Path(state) / STORE
     if not store.is_dir():
         return []
-    damaged = []
+    root = Path(root).resolve() if root is not None else None
+    entries: list[tuple[Path, dict, Path]] = []
+    damaged: list[tuple[str, int]] = []
     for rec in sorted(store.glob("*.json")):
         try:
             entry = json.loads(rec.read_text())
@@ -69,6 +78,9 @@ def verify(*, state: str | Path = ".snakemake", remove: bool = True) -> list[str
         if not path.is_file():
             rec.unlink(missing_ok=True)
             continue
+        if root is not None and root not in path.parents:
+            continue
+        entries.append((rec, entry, path))
         st = path.stat()
         if st.st_size == entry["size"] and st.st_mtime_ns == entry["mtime_ns"]:
             continue
@@ -76,8 +88,11 @@ def verify(*, state: str | Path = ".snakemake", remove: bool = True) -> list[str
             if remove:  # only touched: the content is what was written
                 rec.write_text(json.dumps({**entry, "mtime_ns": st.st_mtime_ns}))
             continue
-        damaged.append(str(path))
-        if remove:
-            path.unlink()
-            rec.unlink(missing_ok=True)
-    return damaged
+        damaged.append((str(path), int(entry["mtime_ns"])))
+    if damaged and remove:
+        first = min(t for _, t in damaged)
+        for rec, entry, path in entries:
+            if str(path) in dict(damaged) or int(entry["mtime_ns"]) > first:
+                path.unlink(missing_ok=True)
+                rec.unlink(missing_ok=True)
+    return [p for p, _ in damaged]

@@ -1,4 +1,5 @@
-"""Damaged outputs are detected from their recorded checksums and removed for a rebuild."""
+"""Damaged outputs are detected from their recorded checksums and removed, with everything
+written after them, for a rebuild."""
 
 from __future__ import annotations
 
@@ -10,34 +11,43 @@ from csfcart.integrity import record, verify
 
 
 def _files(tmp_path):
-    state = tmp_path / ".snakemake"
-    sound, cut, flipped, touched = (tmp_path / n for n in ("sound.tsv", "cut.h5ad", "flipped.h5ad", "touched.tsv"))
-    for f in (sound, cut, flipped, touched):
+    """Outputs of one results folder written one after another (sound and touched first,
+    later last), and one of another folder."""
+    state, out = tmp_path / ".snakemake", tmp_path / "results" / "run"
+    out.mkdir(parents=True)
+    names = ("sound.tsv", "touched.tsv", "cut.h5ad", "flipped.h5ad", "later.tsv")
+    files = [out / n for n in names]
+    other = tmp_path / "results" / "other" / "claims.tsv"
+    other.parent.mkdir()
+    for i, f in enumerate([*files, other]):
         f.write_bytes(os.urandom(50_000))
-    record([sound, cut, flipped, touched, tmp_path], state=state)  # a directory is left out
-    return state, sound, cut, flipped, touched
+        os.utime(f, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
+    record([*files, other, out], state=state)  # a directory is left out
+    return state, out, files, other
 
 
-def test_truncated_and_corrupted_files_are_removed_and_touched_ones_kept(tmp_path):
-    state, sound, cut, flipped, touched = _files(tmp_path)
+def test_damaged_files_are_removed_with_what_was_written_after_them(tmp_path):
+    state, out, (sound, touched, cut, flipped, later), other = _files(tmp_path)
     cut.write_bytes(cut.read_bytes()[:20_000])
     data = bytearray(flipped.read_bytes())
     data[100] ^= 0xFF
     flipped.write_bytes(bytes(data))
-    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
-    assert sorted(verify(state=state, remove=False)) == sorted([str(cut.resolve()), str(flipped.resolve())])
-    assert cut.exists() and flipped.exists()  # a dry run only reports
-    assert sorted(verify(state=state)) == sorted([str(cut.resolve()), str(flipped.resolve())])
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**8))
+    damaged = sorted([str(cut.resolve()), str(flipped.resolve())])
+    assert sorted(verify(state=state, root=out, remove=False)) == damaged
+    assert cut.exists() and flipped.exists() and later.exists()  # a dry run only reports
+    assert sorted(verify(state=state, root=out)) == damaged
     assert not cut.exists() and not flipped.exists()
-    assert sound.exists() and touched.exists()
-    assert verify(state=state) == []  # records of removed files are gone, the touch is learnt
+    assert not later.exists()  # written after a damaged file: possibly downstream of it
+    assert sound.exists() and touched.exists() and other.exists()  # earlier, or another run's
+    assert verify(state=state, root=out) == []  # records of removed files are gone, the touch learnt
 
 
 def test_a_file_rewritten_by_its_rule_is_recorded_again(tmp_path):
-    state, sound, *_ = _files(tmp_path)
+    state, out, (sound, *_), _ = _files(tmp_path)
     sound.write_text("new content\n")
     record([sound], state=state)
-    assert verify(state=state) == []
+    assert verify(state=state, root=out) == []
 
 
 def test_a_script_records_its_outputs_only_when_it_succeeds(tmp_path):

@@ -30,20 +30,6 @@ BASE = Path(workflow.basedir)
 if workflow.is_main_process:  # a run killed with SIGKILL left its locks: resume anyway
     for lock in clear_stale_locks(".snakemake", os.getpid()):
         print(f"removed {lock}, left by a run that was killed", file=sys.stderr)
-    if not other_runs(
-        ".snakemake", os.getpid()
-    ):  # outputs damaged since written: rebuild
-        dry = bool(getattr(workflow, "dryrun", False))
-        for damaged in verify(remove=not dry):
-            print(
-                f"{damaged} changed after the workflow wrote it (truncated or corrupted): "
-                + (
-                    "it would be removed and rebuilt"
-                    if dry
-                    else "removed, it will be rebuilt"
-                ),
-                file=sys.stderr,
-            )
 
 
 onsuccess:
@@ -63,6 +49,17 @@ CONFIG = locate_tables(
     validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml"), BASE
 )
 OUT = f"{CONFIG['results']}/{CONFIG['dataset']}"
+if workflow.is_main_process and not other_runs(".snakemake", os.getpid()):
+    # outputs damaged since they were written: removed with what came after, and rebuilt
+    DRY = bool(getattr(workflow, "dryrun", False))
+    for damaged in verify(root=OUT, remove=not DRY):
+        note = (
+            "it would be removed and rebuilt" if DRY else "removed, it will be rebuilt"
+        )
+        print(
+            f"{damaged} changed after the workflow wrote it (truncated or corrupted): {note}",
+            file=sys.stderr,
+        )
 SYNTHETIC = "simulation" in CONFIG
 SAMPLES = sample_table(
     CONFIG, out=OUT, schema=BASE / "config" / "schemas" / "samples.schema.yaml"
