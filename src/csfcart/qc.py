@@ -239,13 +239,13 @@ def _genes(adata: ad.AnnData, names) -> np.ndarray:
 
 
 def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray | None = None,
-                     min_cells: int = 20) -> float:  # fmt: skip
+                     probe_cells: int = 20) -> float:  # fmt: skip
     """Fraction of UMIs from the ambient soup (SoupX's estimate from genes that a cell type
     does not express): for each pair of :data:`SOUP_PROBES`, the cells picked by the markers
     (at least 0.5 % of their UMIs, and more than the probe genes) and the counts of the genes
     they do not express there, over what the soup would put there (their UMIs x the soup's
     share of those genes); pooled over the pairs. ``cells``: the cells to use (those passing
-    QC; doublets would count their partner's genes). NaN when no pair has ``min_cells``
+    QC; doublets would count their partner's genes). NaN when no pair has ``probe_cells``
     cells or the soup holds none of the genes.
     """
     counts = adata.layers[COUNTS]
@@ -262,7 +262,7 @@ def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray |
         # cell that makes the probe genes, or a doublet with one that does, is not one, even
         # when a soup-rich sample lends it the markers)
         picked = use & (marker >= 0.005 * total) & (probe < marker)
-        if picked.sum() < min_cells:
+        if picked.sum() < probe_cells:
             continue
         x = probe[picked]
         keep = x <= np.quantile(x, 0.99)  # the odd doublet QC let through
@@ -383,7 +383,7 @@ def clear_foreign_genes(counts: sp.csr_matrix, adata: ad.AnnData) -> tuple[sp.cs
 
 
 def run_qc(
-    adata: ad.AnnData, qc: dict[str, Any], *, seed: int, car_feature: str | None = None
+    adata: ad.AnnData, qc: dict[str, Any], *, seed: int, car_feature: str | None
 ) -> tuple[ad.AnnData, pd.DataFrame, dict[str, Any]]:
     """QC one sample. Returns the passing cells, a per-cell table and a summary row.
 
