@@ -90,9 +90,9 @@ def verify(*, state: str | Path = ".snakemake", root: str | Path | None = None, 
             continue
         damaged.append((str(path), int(entry["mtime_ns"])))
     if damaged and remove:
-        first = min(t for _, t in damaged)
+        first, names = min(t for _, t in damaged), {p for p, _ in damaged}
         for rec, entry, path in entries:
-            if str(path) in dict(damaged) or int(entry["mtime_ns"]) > first:
+            if str(path) in names or int(entry["mtime_ns"]) > first:
                 path.unlink(missing_ok=True)
                 rec.unlink(missing_ok=True)
     return [p for p, _ in damaged]

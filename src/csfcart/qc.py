@@ -238,6 +238,16 @@ def _genes(adata: ad.AnnData, names) -> np.ndarray:
     return idx[idx >= 0]
 
 
+def _type_cells(counts: sp.csr_matrix, total: np.ndarray, genes: np.ndarray, markers: np.ndarray):
+    """Cells of the type the ``markers`` pick, and every cell's counts of ``genes`` (genes the
+    type does not express): its markers at 0.5 % of the cell's UMIs and above those genes (a
+    cell that makes them, or a doublet with one that does, is not one, even when a soup-rich
+    sample lends it the markers)."""
+    marker = np.asarray(counts[:, markers].sum(axis=1)).ravel()
+    other = np.asarray(counts[:, genes].sum(axis=1)).ravel()
+    return (marker >= 0.005 * total) & (other < marker), other
+
+
 def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray | None = None,
                      probe_cells: int = 20) -> float:  # fmt: skip
     """Fraction of UMIs from the ambient soup (SoupX's estimate from genes that a cell type
@@ -256,12 +266,8 @@ def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray |
         gi, mi = _genes(adata, genes), _genes(adata, markers)
         if not gi.size or not mi.size or soup[gi].sum() == 0:
             continue
-        marker = np.asarray(counts[:, mi].sum(axis=1)).ravel()
-        probe = np.asarray(counts[:, gi].sum(axis=1)).ravel()
-        # cells of the type: its markers at 0.5 % of their UMIs and above the probe genes (a
-        # cell that makes the probe genes, or a doublet with one that does, is not one, even
-        # when a soup-rich sample lends it the markers)
-        picked = use & (marker >= 0.005 * total) & (probe < marker)
+        picked, probe = _type_cells(counts, total, gi, mi)
+        picked &= use
         if picked.sum() < probe_cells:
             continue
         x = probe[picked]
@@ -356,8 +362,7 @@ FOREIGN = [
 
 def clear_foreign_genes(counts: sp.csr_matrix, adata: ad.AnnData) -> tuple[sp.csr_matrix, int]:
     """Counts with the :data:`FOREIGN` genes set to 0 in the cells of the type that cannot
-    express them (picked as for the ambient estimate: its markers at 0.5 % of the UMIs and
-    above the foreign genes). Subtracting the soup's expectation leaves its noise behind,
+    express them (picked as for the ambient estimate, :func:`_type_cells`). Subtracting the soup's expectation leaves its noise behind,
     which is large where the soup is rich (immunoglobulins at baseline) and falls with it
     after treatment, so it would read as a fall in T cells; cleared at every visit alike, it
     cannot. Returns the counts and the number of counts cleared."""
@@ -370,14 +375,11 @@ def clear_foreign_genes(counts: sp.csr_matrix, adata: ad.AnnData) -> tuple[sp.cs
         gi, mi = gi.astype(int), _genes(adata, markers)
         if not gi.size or not mi.size:
             continue
-        marker = np.asarray(x[:, mi].sum(axis=1)).ravel()
-        foreign = np.asarray(x[:, gi].sum(axis=1)).ravel()
-        cells = np.flatnonzero((marker >= 0.005 * total) & (foreign < marker))
-        mask = sp.csr_matrix((np.ones(cells.size * gi.size), (np.repeat(cells, gi.size), np.tile(gi, cells.size))),
-                             shape=x.shape).astype(bool)  # fmt: skip
-        hit = x.multiply(mask)
-        cleared += int(hit.sum())
-        x = sp.csr_matrix(x - hit)
+        cells, _ = _type_cells(x, total, gi, mi)
+        rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        hit = cells[rows] & np.isin(x.indices, gi)
+        cleared += int(x.data[hit].sum())
+        x.data[hit] = 0
     x.eliminate_zeros()
     return x, cleared
 
