@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--min-cells", type=int, default=5)
     parser.add_argument("--visits", nargs="+", help="post-infusion visits to compare with baseline (default: all)")
     parser.add_argument("--out", help="write the interaction table here (TSV)")
+    parser.add_argument("--depth", type=int, help="thin every cell to at most this many UMIs before scoring")
     parser.add_argument(
         "--seeds", type=int, nargs="+", help="simulation seeds to repeat the check with (default: the dataset's)"
     )
@@ -65,6 +66,8 @@ def main() -> int:
         if args.visits:
             keep &= adata.obs["timepoint"].isin([cohort.baseline, *args.visits])
         adata = adata[keep.to_numpy()].copy()
+        if args.depth:
+            sc.pp.downsample_counts(adata, counts_per_cell=args.depth, random_state=0)
         sc.pp.normalize_total(adata, target_sum=1e4)
         sc.pp.log1p(adata)
         scores = pd.concat(

@@ -12,6 +12,15 @@ import pytest
 import scipy.sparse as sp
 
 ROOT = Path(__file__).parents[1]
+
+
+def shipped_lineages() -> dict[str, str]:
+    """Cell type -> lineage of the shipped marker table (config/markers.tsv)."""
+    from csfcart.annotate import lineage_of
+
+    return lineage_of(ROOT / "config" / "markers.tsv")
+
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 GENES = ["CD3D", "CD3E", "CD4", "IL7R", "CD8A", "MS4A1", "CD79A", "LYZ", "CD14", "MT-CO1", "MT-ND1", "RPL13A",
          *[f"GENE{i}" for i in range(60)]]  # fmt: skip

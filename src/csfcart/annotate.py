@@ -68,6 +68,19 @@ def marker_table(path: str | Path) -> pd.DataFrame:
     return table.set_index("cell_type")
 
 
+def lineage_of(path: str | Path) -> dict[str, str]:
+    """Cell type -> lineage, from the marker table's ``lineage`` column: every cell-type group
+    the claims count or score (:mod:`csfcart.registry`: T cells, B lineage, plasma, myeloid,
+    microglia-like) is derived from it."""
+    table = marker_table(path)
+    if "lineage" not in table.columns:
+        raise InputError(
+            f"{path}: column 'lineage' missing; the claims count cells by lineage. "
+            f"Fix: add a column lineage saying, per row, one of {', '.join(LINEAGES)}"
+        )
+    return table["lineage"].to_dict()
+
+
 def read_markers(path: str | Path) -> dict[str, list[str]]:
     """Positive markers per cell type (:func:`marker_table`)."""
     return marker_table(path)["markers"].to_dict()

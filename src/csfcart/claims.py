@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from csfcart.measure import T_CELL_TYPES
 from csfcart.registry import CLAIMS, Claim, Readout, families
 from csfcart.stats import (
     fixed_sequence,
@@ -56,6 +55,7 @@ class Measurements:
     car: pd.DataFrame  # sample -> meta + car_fraction
     ig: pd.DataFrame  # sample -> meta + asc_ig_per_1000_umis
     programs: pd.DataFrame  # long: sample, group, program, score
+    lineages: dict[str, str]  # cell type -> lineage (the marker table's): the claims' groups
     communication: pd.DataFrame | None = None  # sample -> meta + b_microglia, microglia_inflammatory
     conditions: pd.Series | None = None  # sample -> condition (unpaired designs, e.g. MS / control)
     reference_condition: str = "control"
@@ -168,7 +168,7 @@ def depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
     """Cells of the readout's types among all cells of the sample (count model); beside it the
     same among cells other than CAR-T cells, so that a fall that is only dilution by arriving
     CAR-T cells shows."""
-    num, den = _types(m.counts, r.cell_types)
+    num, den = _types(m.counts, r.types(m.lineages))
     car = m.counts["CAR_T"] if "CAR_T" in m.counts else None
     return _count_model(m.counts, num, den, r, m, baseline, sensitivity_n=den - car if car is not None else None)
 
@@ -312,7 +312,7 @@ def liana_axis_note(m: Measurements, baseline: str) -> str:
 def naive_odds(r: Readout, m: Measurements, baseline: str) -> Measured:
     counts = m.counts
     naive = counts.reindex(columns=["naive_B"], fill_value=0).sum(axis=1)
-    memory = counts.reindex(columns=[t for t in r.cell_types if t != "naive_B"], fill_value=0).sum(axis=1)
+    memory = counts.reindex(columns=[t for t in r.types(m.lineages) if t != "naive_B"], fill_value=0).sum(axis=1)
     # odds of naive among B cells, continuity-corrected by half a cell
     return _paired(counts, np.log2((naive + 0.5) / (memory + 0.5)), r, m, baseline)
 
@@ -322,7 +322,7 @@ def condition_fraction(r: Readout, m: Measurements, baseline: str) -> Measured:
     if m.conditions is None or not len(m.conditions):
         return Measured(note="no 'condition' column in the sample sheet")
     counts = m.counts[m.counts["compartment"] == r.compartment]
-    num, den = _types(counts, r.cell_types)
+    num, den = _types(counts, r.types(m.lineages))
     per = pd.DataFrame({"num": num, "den": den, "patient_id": counts["patient_id"]})
     per["condition"] = m.conditions.reindex(per.index).astype(str)
     donors = per.groupby(["patient_id", "condition"])[["num", "den"]].sum().reset_index("condition")
@@ -498,7 +498,6 @@ __all__ = [
     "CLAIMS",
     "COLUMNS",
     "MEASURES",
-    "T_CELL_TYPES",
     "Measurements",
     "applicable_claims",
     "claim_patients",

@@ -12,6 +12,8 @@ vanished is counted apart (``lost_in_patients``), as a consequence of that loss.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,8 +25,9 @@ from csfcart.logs import step
 from csfcart.stats import grouped_paired_summary
 
 #: the B side of the B / microglia-like axis (C7): B cells and antibody-secreting cells
-B_LINEAGE = [*registry.B_LINEAGE, *registry.ASC]
-MICROGLIA = registry.MICROGLIA
+#: the lineages on each side of the B / microglia-like axis (claim C7): antibody-secreting cells too
+B_SIDE = (*registry.B_LINEAGE, *registry.ASC)
+MICROGLIA_SIDE = registry.MICROGLIA
 INFLAMMATORY_LIGANDS = [
     "IL1B",
     "TNF",
@@ -186,11 +189,11 @@ def paired_interactions(
     return per_patient, summary.sort_values("p_value")
 
 
-def b_microglia_axis(table: pd.DataFrame) -> pd.Series:
-    """Rows between B-lineage and microglia-like cells, either direction (claim C7)."""
-    return (table["source"].isin(B_LINEAGE) & (table["target"] == MICROGLIA)) | (
-        (table["source"] == MICROGLIA) & table["target"].isin(B_LINEAGE)
-    )
+def b_microglia_axis(table: pd.DataFrame, lineage_of: Mapping[str, str]) -> pd.Series:
+    """Rows between B-lineage and microglia-like cells, either direction (claim C7); the types
+    of each side are those ``lineage_of`` (type -> lineage) puts there."""
+    b, mg = registry.types_of(B_SIDE, lineage_of), registry.types_of(MICROGLIA_SIDE, lineage_of)
+    return (table["source"].isin(b) & table["target"].isin(mg)) | (table["source"].isin(mg) & table["target"].isin(b))
 
 
 AXES = {
@@ -199,7 +202,13 @@ AXES = {
 }
 
 
-def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame, present: pd.DataFrame | None = None) -> pd.DataFrame:
+def axis_scores(
+    scores: pd.DataFrame,
+    meta: pd.DataFrame,
+    present: pd.DataFrame | None = None,
+    *,
+    lineage_of: Mapping[str, str],
+) -> pd.DataFrame:
     """Per sample, from that sample's own scores alone: mean lrscore of the B-lineage <->
     microglia-like interactions LIANA's filter passes there (both directions) and of the
     microglia-like cells' inflammatory signalling, with a 95% t-interval over the
@@ -208,17 +217,20 @@ def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame, present: pd.DataFrame 
     ``b_microglia`` is 0 when the B-lineage side is absent (a measure of B-cell loss as much
     as of signalling); ``b_microglia_absent`` marks those samples, where ``present`` (see
     :func:`present_types`) says no B-lineage type passed the minimum cell count. Both
-    readouts are NaN in a sample without scored microglia-like cells.
+    readouts are NaN in a sample without scored microglia-like cells. ``lineage_of`` (type ->
+    lineage, the marker table's) says which types are B-lineage and microglia-like.
     """
     from scipy import stats
+
+    mg = registry.types_of(MICROGLIA_SIDE, lineage_of)
 
     s = scores
     if "expressed" in s:
         s = s[s["expressed"].astype(bool)]
     out = meta.copy()
     for name, mask in (
-        ("b_microglia", b_microglia_axis(s)),
-        ("microglia_inflammatory", (s["source"] == MICROGLIA) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)),
+        ("b_microglia", b_microglia_axis(s, lineage_of)),
+        ("microglia_inflammatory", s["source"].isin(mg) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)),
     ):
         g = s[mask].groupby("sample_id")["lrscore"].agg(["mean", "std", "count"]).reindex(meta.index)
         n = g["count"].fillna(0).to_numpy()
@@ -231,11 +243,12 @@ def axis_scores(scores: pd.DataFrame, meta: pd.DataFrame, present: pd.DataFrame 
         out[f"{name}_n"] = n.astype(int)
     # without microglia-like cells both readouts are undefined (not zero): their B-cell
     # partners may vanish, the microglia-like side must be there to be measured
-    has_mg = s.loc[(s["source"] == MICROGLIA) | (s["target"] == MICROGLIA), "sample_id"].unique()
+    has_mg = s.loc[s["source"].isin(mg) | s["target"].isin(mg), "sample_id"].unique()
     cols = [c for c in out.columns if c.startswith(tuple(AXES))]
     out.loc[~out.index.isin(has_mg), cols] = np.nan
     if present is not None:
-        with_b = set(present.loc[present["cell_type"].isin(B_LINEAGE), "sample_id"].astype(str))
+        b = registry.types_of(B_SIDE, lineage_of)
+        with_b = set(present.loc[present["cell_type"].isin(b), "sample_id"].astype(str))
         out["b_microglia_absent"] = ~out.index.astype(str).isin(with_b)
     return out
 
@@ -291,7 +304,12 @@ def plot_top_changes(
     csf = summary[summary["compartment"] == "CSF"] if len(summary) else summary
     tested = csf.dropna(subset=["estimate"]) if "estimate" in csf else csf
     top = tested.nsmallest(n, "p_value") if len(tested) else tested
-    lost = csf[csf["lost_in_patients"] > 0].nlargest(n, "lost_in_patients") if "lost_in_patients" in csf else csf[:0]
+    # an empty table (one visit per donor: nothing paired) reads back with untyped columns
+    lost = (
+        csf[csf["lost_in_patients"] > 0].nlargest(n, "lost_in_patients")
+        if "lost_in_patients" in csf and len(csf)
+        else csf[:0]
+    )
     ncols = 2 if len(lost) else 1
     height = 0.32 * max(len(top), len(lost), 1) + 1.8
     fig, axes = plt.subplots(1, ncols, figsize=(8 * ncols, height), layout="constrained", squeeze=False)

@@ -78,6 +78,7 @@ def communication_recovery(
     compartment: str = "CSF",
     top: int = 10,
     alpha: float,
+    lineage_of: dict[str, str],
     min_change: float = 0.5,
 ) -> pd.DataFrame:
     """The ``top`` most changed interactions of the analysis beside the truth.
@@ -90,7 +91,7 @@ def communication_recovery(
     receptor expression the simulator moved by at least ``min_change`` (log2, half the
     summed change of ligand in the sender and receiver in the receiver; a change of cell
     numbers alone is not planted), and ``b_microglia_axis`` those between B-lineage and
-    microglia-like cells (claim C7). ``attrs['spearman']`` holds the rank correlation of
+    microglia-like cells (claim C7; ``lineage_of``: type -> lineage, the marker table's). ``attrs['spearman']`` holds the rank correlation of
     measured and true change over all interactions found in both.
     """
     from csfcart.communication import KEY, b_microglia_axis
@@ -104,7 +105,7 @@ def communication_recovery(
     out = ranked[[*KEY, "estimate", "ci_low", "ci_high", "p_adjusted"]].merge(truth, on=KEY, how="left")
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     out["planted"] = out["true_change"].abs() >= min_change
-    out["b_microglia_axis"] = b_microglia_axis(out)
+    out["b_microglia_axis"] = b_microglia_axis(out, lineage_of)
     both = m[[*KEY, "estimate"]].merge(truth, on=KEY)
     out.attrs["spearman"] = (
         float(both["estimate"].corr(both["true_change"], method="spearman")) if len(both) > 2 else np.nan

@@ -6,17 +6,16 @@ patient, time point and compartment, so that the paired statistics can pair them
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
 from csfcart.pseudobulk import META, program_scores, pseudobulk
-from csfcart.registry import ASC, MYELOID, T_CELLS
+from csfcart.registry import ASC, POOLS, T_CELLS, types_of
 
-T_CELL_TYPES = list(T_CELLS)
-ASC_TYPES = list(ASC)
-MYELOID_TYPES = list(MYELOID)
 IG_GENES = ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM", "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"]
 
 
@@ -31,7 +30,7 @@ def cell_counts(obs: pd.DataFrame) -> pd.DataFrame:
     return sample_meta(obs).join(counts).fillna(0)
 
 
-def car_fractions(obs: pd.DataFrame) -> pd.DataFrame:
+def car_fractions(obs: pd.DataFrame, lineage_of: Mapping[str, str]) -> pd.DataFrame:
     """Per sample: T cells, CAR+ T cells and their fraction (the CAR-T readout).
 
     CAR reads of the ambient soup make some droplets CAR+ whatever cell they hold, the more
@@ -40,10 +39,11 @@ def car_fractions(obs: pd.DataFrame) -> pd.DataFrame:
     cells' mean UMIs, is the T cells' expected background (``car_background``; without
     ``total_counts`` in ``obs``, the non-T cells' CAR+ share). ``car_fraction`` is the T
     cells' CAR+ fraction corrected for it, ``(raw - background) / (1 - background)`` (at
-    least 0), and ``car_fraction_raw`` the uncorrected share.
+    least 0), and ``car_fraction_raw`` the uncorrected share. T cells are the types that
+    ``lineage_of`` (type -> lineage, the marker table's) puts in the T lineage.
     """
     types = obs[CELL_TYPE].astype(str)
-    is_t = types.isin(T_CELL_TYPES).to_numpy()
+    is_t = types.isin(types_of(T_CELLS, lineage_of)).to_numpy()
     other = ~is_t & ~types.isin(["low_confidence", "doublet", "unassigned"]).to_numpy()
     table = sample_meta(obs)
     sample = obs["sample_id"].astype(str)
@@ -62,12 +62,13 @@ def car_fractions(obs: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
+def asc_immunoglobulin(adata: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.DataFrame:
     """Per sample: immunoglobulin UMIs carried by antibody-secreting cells per 1,000 UMIs.
 
     Ig transcripts of the ambient soup land in every droplet; counting only those inside
     cells annotated as antibody-secreting, relative to the sample's total UMIs, keeps the
-    soup of other cells out of the readout.
+    soup of other cells out of the readout. Antibody-secreting cells are the types that
+    ``lineage_of`` puts in the plasma lineage.
     """
     genes = [g for g in IG_GENES if g in adata.var_names]
     counts = adata.layers[COUNTS]
@@ -77,7 +78,7 @@ def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
         if genes
         else np.zeros(adata.n_obs)
     )
-    is_asc = adata.obs[CELL_TYPE].astype(str).isin(ASC_TYPES).to_numpy()
+    is_asc = adata.obs[CELL_TYPE].astype(str).isin(types_of(ASC, lineage_of)).to_numpy()
     frame = pd.DataFrame(
         {
             "sample_id": adata.obs["sample_id"].astype(str).to_numpy(),
@@ -97,29 +98,49 @@ def asc_immunoglobulin(adata: ad.AnnData) -> pd.DataFrame:
 
 
 def programs_per_sample(
-    adata: ad.AnnData, programs: dict[str, list[str]], *, min_cells: int, pb: ad.AnnData | None = None
+    adata: ad.AnnData,
+    programs: dict[str, list[str]],
+    *,
+    lineage_of: Mapping[str, str],
+    min_cells: int,
+    pb: ad.AnnData | None = None,
 ) -> pd.DataFrame:
-    """Program scores (log2 CPM of the program's summed counts) per sample and cell type, and per sample
-    for all myeloid cells pooled (group ``myeloid``). ``pb``: the cell-type pseudobulk of
-    ``adata`` when already built."""
+    """Program scores (log2 CPM of the program's summed counts) per sample and cell type, and per
+    sample for the cells of each pooled group (:data:`csfcart.registry.POOLS`: ``myeloid``, all
+    myeloid and microglia-like cells; ``microglia-like``), whose types ``lineage_of`` (type ->
+    lineage) gives. ``pb``: the cell-type pseudobulk of ``adata`` when already built."""
     by_type = program_scores(pb if pb is not None else pseudobulk(adata), programs, min_cells=min_cells)
-    lineage = np.where(adata.obs[CELL_TYPE].astype(str).isin(MYELOID_TYPES), "myeloid", "other")
+    types = adata.obs[CELL_TYPE].astype(str)
     pooled = ad.AnnData(
         X=None,
         obs=adata.obs[META].copy(),
         layers={COUNTS: adata.layers[COUNTS]},
         var=pd.DataFrame(index=adata.var_names),
     )
-    pooled.obs["lineage"] = lineage
-    by_lineage = program_scores(pseudobulk(pooled, groups="lineage"), programs, groups="lineage", min_cells=min_cells)
-    return pd.concat([by_type, by_lineage[by_lineage["group"] == "myeloid"]], ignore_index=True)
+    out = [by_type]
+    for pool, lineages in POOLS.items():
+        pooled.obs["pool"] = np.where(types.isin(types_of(lineages, lineage_of)), pool, "other")
+        scores = program_scores(pseudobulk(pooled, groups="pool"), programs, groups="pool", min_cells=min_cells)
+        out.append(scores[scores["group"] == pool])
+    return pd.concat(out, ignore_index=True)
 
 
 LR_COLUMNS = [*META, "sender", "receiver", "ligand", "receptor", "sender_cells", "receiver_cells", "ligand_lcpm",
               "receptor_lcpm", "ligand_detected", "receptor_detected"]  # fmt: skip
 
 
-def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int, pb: ad.AnnData | None = None) -> pd.DataFrame:
+def partner_types(partners, lineage_of: Mapping[str, str]) -> list[str]:
+    """The cell types of one side of an interaction axis: each name a lineage of the marker
+    table (``lineage_of``: type -> lineage; all its types) or a type."""
+    lineages = set(lineage_of.values())
+    return list(
+        dict.fromkeys(t for name in partners for t in (types_of((name,), lineage_of) if name in lineages else [name]))
+    )
+
+
+def lr_expression(
+    adata: ad.AnnData, axes: dict, *, lineage_of: Mapping[str, str], min_cells: int, pb: ad.AnnData | None = None
+) -> pd.DataFrame:
     """Per sample, ligand-receptor pair and sender-receiver pair of each axis of ``axes``
     (config ``interactions``: ``partners`` [group A, group B] and ``pairs`` [ligand,
     receptor]; both directions): the ligand's log2 CPM in the sender's pseudobulk, the
@@ -138,7 +159,7 @@ def lr_expression(adata: ad.AnnData, axes: dict, *, min_cells: int, pb: ad.AnnDa
     key = adata.obs["sample_id"].astype(str) + "|" + adata.obs[CELL_TYPE].astype(str)
     rows = []
     for name, axis in axes.items():
-        group_a, group_b = (list(g) for g in axis["partners"])
+        group_a, group_b = (partner_types(g, lineage_of) for g in axis["partners"])
         pairs = [(lig, rec) for lig, rec in axis["pairs"] if lig in pb.var_names and rec in pb.var_names]
         genes = sorted({g for pair in pairs for g in pair})
         if not pairs:

@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 
-from csfcart.annotate import annotate_step
+from csfcart.annotate import annotate_step, lineage_of
 from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
 from csfcart.communication import axis_scores, score_sample
 from csfcart.config import default_config as defaults
@@ -133,14 +133,19 @@ def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad
 def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[str, Any], *, communication: bool):
     programs = yaml.safe_load(Path(config["analysis"]["programs"]).read_text())
     pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
+    lineages = lineage_of(config["annotation"]["markers"])
     m = Measurements(
         counts=cell_counts(adata.obs),
-        car=car_fractions(adata.obs),
-        ig=asc_immunoglobulin(adata),
-        programs=programs_per_sample(adata, programs, min_cells=config["analysis"]["min_cells"], pb=pb),
+        car=car_fractions(adata.obs, lineages),
+        ig=asc_immunoglobulin(adata, lineages),
+        programs=programs_per_sample(
+            adata, programs, lineage_of=lineages, min_cells=config["analysis"]["min_cells"], pb=pb
+        ),
+        lineages=lineages,
         interactions=lr_expression(
             adata,
             yaml.safe_load(Path(config["analysis"]["interactions"]).read_text()),
+            lineage_of=lineages,
             min_cells=config["analysis"]["min_cells"],
             pb=pb,
         ),
@@ -159,7 +164,7 @@ def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[
             ignore_index=True,
         )
         meta = sample_meta(adata.obs)
-        m.communication = axis_scores(scores, meta[meta["compartment"] == "CSF"])
+        m.communication = axis_scores(scores, meta[meta["compartment"] == "CSF"], lineage_of=lineages)
     claims = claims_table(
         m, applicable_claims(m.counts, cohort.claims), baseline=cohort.baseline, alpha=config["analysis"]["alpha"]
     )

@@ -232,10 +232,14 @@ SOUP_PROBES = [
 
 
 def _genes(adata: ad.AnnData, names) -> np.ndarray:
-    """Column indices of ``names`` in ``adata`` (case-insensitive: human and mouse symbols)."""
-    upper = pd.Index(adata.var_names.str.upper())
-    idx = upper.get_indexer([n.upper() for n in names])
-    return idx[idx >= 0]
+    """Column indices of ``names`` in ``adata``: the exact symbol, else the first one equal
+    but for case (human and mouse symbols; real tables may hold both C1orf220 and C1ORF220)."""
+    var = adata.var_names
+    folded = pd.Series(np.arange(len(var)), index=var.str.upper())
+    folded = folded[~folded.index.duplicated()]
+    exact = var.get_indexer(list(names))
+    idx = [i if i >= 0 else int(folded.get(n.upper(), -1)) for i, n in zip(exact, names, strict=True)]
+    return np.asarray([i for i in idx if i >= 0], dtype=int)
 
 
 def _type_cells(counts: sp.csr_matrix, total: np.ndarray, genes: np.ndarray, markers: np.ndarray):

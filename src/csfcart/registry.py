@@ -21,6 +21,7 @@ verdict depends only on its own family, never on which other claims a run includ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -36,7 +37,8 @@ class Readout:
     scale: str  # percent (change of a rate), fraction (difference), log2 (difference of log2 values)
     compartment: str = "CSF"
     window: str = "post"  # post (all post-infusion visits, equally weighted), first, last, matched
-    cell_types: tuple[str, ...] = ()  # cells counted or scored
+    cell_types: tuple[str, ...] = ()  # cells counted or scored, by type name ...
+    lineages: tuple[str, ...] = ()  # ... and every type the run's marker table puts in these lineages
     quantity: str = ""  # axis label of the per-patient values
     labels: tuple[str, str] = ("baseline", "after")  # the two sides compared per patient
     needs: tuple[str, ...] = ()  # compartments this readout needs besides its own
@@ -46,6 +48,11 @@ class Readout:
     baseline_below: float | None = None  # the baseline value must stay below this (no signal before infusion)
     until_day: float | None = None  # only visits up to this many days after infusion count
     truth_scale: str = ""  # where the simulator's truth is on another scale than the estimate
+
+    def types(self, lineage_of: Mapping[str, str]) -> list[str]:
+        """The cell types this readout counts or scores, with ``lineage_of`` (type -> lineage,
+        the marker table's ``lineage`` column) resolving its lineages."""
+        return list(dict.fromkeys([*self.cell_types, *types_of(self.lineages, lineage_of)]))
 
     def visits(self, post: list[str], day_of) -> list[str]:
         """The post-infusion visits (in order) this readout uses; ``day_of(label)`` gives a
@@ -102,12 +109,22 @@ STUDIES = {
     "ms_vs_control": "Multiple sclerosis against control donors, cerebrospinal fluid (unpaired, donors as the unit)",
 }
 
-#: the cell-type groups the claims count and score (the analysis's only definition of them)
-T_CELLS = ("CD4_T", "CD8_T", "Treg", "CAR_T")
-B_LINEAGE = ("naive_B", "memory_B")
+#: the cell-type groups the claims count and score, as lineages of the marker table
+#: (``annotation.markers``, column ``lineage``): a run counts the types its own table puts in
+#: them, so that a user's types and labels enter the claims through their lineage
+T_CELLS = ("T",)
+B_LINEAGE = ("B",)
 ASC = ("plasma",)
-MYELOID = ("CD14_mono", "CD16_mono", "mDC", "border_macrophage", "microglia_like")
-MICROGLIA = "microglia_like"
+MYELOID = ("myeloid", "microglia-like")
+MICROGLIA = ("microglia-like",)
+#: pooled groups whose programs are scored over all their cells (a readout's ``group``)
+POOLS: dict[str, tuple[str, ...]] = {"myeloid": MYELOID, "microglia-like": MICROGLIA}
+
+
+def types_of(lineages: tuple[str, ...], lineage_of: Mapping[str, str]) -> list[str]:
+    """The types whose lineage (``lineage_of``: type -> lineage) is one of ``lineages``."""
+    return [t for t, lineage in lineage_of.items() if lineage in lineages]
+
 
 _REGISTRY: tuple[Claim, ...] = (
     Claim(
@@ -177,7 +194,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -50.0,
                 "percent",
-                cell_types=B_LINEAGE,
+                lineages=B_LINEAGE,
                 quantity="B-lineage fraction of CSF cells",
             ),
         ),
@@ -196,7 +213,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -50.0,
                 "percent",
-                cell_types=ASC,
+                lineages=ASC,
                 quantity="plasma-cell fraction of CSF cells",
             ),
         ),
@@ -216,7 +233,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -50.0,
                 "percent",
-                cell_types=ASC,
+                lineages=ASC,
                 quantity="ASC Ig UMIs per CSF UMI",
             ),
         ),
@@ -234,10 +251,10 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -0.3,
                 "log2",
-                cell_types=(MICROGLIA,),
+                lineages=MICROGLIA,
                 quantity="microglia activation (log2 CPM)",
                 program="microglia_activation",
-                group="microglia_like",
+                group="microglia-like",
             ),
         ),
     ),
@@ -254,10 +271,10 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -0.3,
                 "log2",
-                cell_types=(MICROGLIA,),
+                lineages=MICROGLIA,
                 quantity="microglia-like inflammatory signalling (log2 CPM)",
                 program="microglia_inflammatory_signalling",
-                group="microglia_like",
+                group="microglia-like",
             ),
             Readout(
                 "strength",
@@ -289,7 +306,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 -1,
                 -0.3,
                 "log2",
-                cell_types=MYELOID,
+                lineages=MYELOID,
                 quantity="cytokine program (log2 CPM)",
                 program="inflammatory_cytokines",
                 group="myeloid",
@@ -336,7 +353,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 "percent",
                 compartment="blood",
                 window="first",
-                cell_types=B_LINEAGE,
+                lineages=B_LINEAGE,
                 quantity="B-cell fraction of blood cells",
                 labels=("baseline", "first after"),
             ),
@@ -379,7 +396,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 "log2",
                 compartment="blood",
                 window="last",
-                cell_types=B_LINEAGE,
+                lineages=B_LINEAGE,
                 quantity="log2 odds naive among blood B",
                 labels=("baseline", "last"),
             ),
@@ -399,7 +416,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 +1,
                 0.0,
                 "log2",
-                cell_types=B_LINEAGE,
+                lineages=B_LINEAGE,
                 quantity="log2 B-cell fraction of CSF cells",
                 labels=("control", "MS"),
             ),
@@ -420,7 +437,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 +1,
                 0.0,
                 "log2",
-                cell_types=ASC,
+                lineages=ASC,
                 quantity="log2 plasma fraction of CSF cells",
                 labels=("control", "MS"),
             ),
@@ -460,6 +477,7 @@ __all__ = [
     "CLAIM_IDS",
     "MICROGLIA",
     "MYELOID",
+    "POOLS",
     "STUDIES",
     "T_CELLS",
     "Claim",
@@ -467,4 +485,5 @@ __all__ = [
     "families",
     "family",
     "measured_by",
+    "types_of",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -20,7 +21,7 @@ import scipy.sparse as sp
 
 from csfcart.simulate.cohort import load_cohort
 from csfcart.simulate.model import CohortModel
-from tests.conftest import ROOT, run_snakemake, write_config
+from tests.conftest import ROOT, run_snakemake, shipped_lineages, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -81,11 +82,13 @@ def write_mtx(folder, counts, cells, genes):
     return folder
 
 
-def _run(tmp_path, name, rows, extra=""):
+def _run(tmp_path, name, rows, extra="", config=None):
+    """Run the DAG and the report on a sheet of ``rows``, with an override config (or the
+    dataset file ``config``, which names the sheet ``samples.tsv`` itself)."""
     sheet = tmp_path / "samples.tsv"
     pd.DataFrame(rows).to_csv(sheet, sep="\t", index=False)
     inputs = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
-    config = write_config(
+    config = config or write_config(
         tmp_path,
         f"dataset: {name}\nsamples: {sheet}\nresults: {tmp_path / 'results'}\ncar_feature: CAR-BCMA\n"
         f"integration:\n  method: harmony\n{extra}",
@@ -269,3 +272,64 @@ def test_mouse_symbols(tmp_path, cohort):
     share = obs["cell_type"].astype(str).value_counts(normalize=True)
     assert share.get("CD4_T", 0) > 0.2 and share.get("low_confidence", 0) < 0.2, share
     assert set(claims["verdict"]) <= {"reproduced", "not_reproduced", "not_testable"}
+
+
+def test_real_counts_from_an_installed_package(tmp_path):
+    """Real counts as a user exports them: 559 immune cells of one donor (mostly monocytes and
+    macrophages) that CellTypist's wheel ships as a cells-by-genes CSV: integer UMIs written
+    through floating point, 32,786 symbols of which some differ only in case, no CAR
+    transcript. One sample: every claim says why it cannot be tested; the marker table, not
+    built on these cells, labels them by lineages their own marker genes confirm."""
+    import celltypist
+
+    source = Path(celltypist.__file__).parent / "data" / "samples" / "sample_cell_by_gene.csv"
+    shutil.copy(source, tmp_path / "donor.csv")
+    rows = [{"sample_id": "donor", "patient_id": "D1", "timepoint": "baseline", "compartment": "blood",
+             "path": "donor.csv"}]  # fmt: skip
+    out, claims = _run(tmp_path, "real_cells", rows)
+    assert (claims["verdict"] == "not_testable").all()
+    assert "rounded" in (out / "logs" / "ingest" / "donor.log").read_text()
+    qc = pd.read_csv(out / "qc" / "summary.tsv", sep="\t").iloc[0]
+    assert qc["status"] == "ok" and qc["cells_pass"] > 450, qc
+    adata = ad.read_h5ad(out / "annotated.h5ad")
+    lineage = adata.obs["cell_type"].astype(str).map(shipped_lineages()).to_numpy()
+    # each lineage's cells detect its own marker gene, and at least three times as often as the rest
+    for name, gene in (("T", "CD3D"), ("myeloid", "CD68"), ("NK", "GNLY"), ("B", "MS4A1")):
+        detected = np.asarray((adata[:, gene].layers["counts"] > 0).todense()).ravel()
+        mine, rest = detected[lineage == name].mean(), detected[lineage != name].mean()
+        assert (lineage == name).sum() >= 10 and mine >= 0.5 and mine >= 3 * rest, (name, gene, mine, rest)
+    assert (tmp_path / "donor.csv").read_bytes() == source.read_bytes()
+
+
+def test_unpaired_donors_from_a_dataset_file_kept_outside_the_workflow(tmp_path, cohort):
+    """Four donors seen once each (two before infusion, two after), run from a study config
+    that extends the lab's dataset file beside it, both outside config/datasets: no
+    within-patient change exists, so every claim says so, while DE compares the donors
+    unpaired; both files' settings apply."""
+    rows = []
+    donors = (("P01", "P01", "baseline"), ("P02", "P02", "baseline"), ("P03", "P03", "d14"), ("P04", "P01", "d14"))
+    for patient, drawn_from, timepoint in donors:
+        sample = f"{patient}_CSF_{timepoint}"
+        write_mtx(tmp_path / "data" / sample, *_draw(cohort, drawn_from, "CSF", timepoint))
+        rows.append({"sample_id": sample, "patient_id": patient, "timepoint": timepoint, "compartment": "CSF",
+                     "path": f"data/{sample}"})  # fmt: skip
+    # the lab's dataset file says where the data are and which claims its design addresses;
+    # the study's config extends it and adds the analysis settings
+    (tmp_path / "lab.yaml").write_text(
+        f"samples: {tmp_path / 'samples.tsv'}\ncar_feature: CAR-BCMA\nclaims: [C1, C3, C4, C7]\n"
+    )
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        f"dataset: unpaired\nextends: lab.yaml\nresults: {tmp_path / 'results'}\nintegration:\n  method: harmony\n"
+        "analysis:\n  de_cell_types: [CD4_T, CD14_mono]\n"
+    )
+    out, claims = _run(tmp_path, "unpaired", rows, config=study)
+    assert list(claims.index) == ["C1", "C3", "C4", "C7"] and (claims["verdict"] == "not_testable").all()
+    assert claims["reason"].str.startswith("0 patients with data").all()
+    # DE compares the donors instead (the design says so); a type too rare says why not
+    de = pd.read_csv(out / "de" / "summary.tsv", sep="\t").set_index("cell_type")
+    assert set(de.index) == {"CD4_T", "CD14_mono"} and de.loc["CD4_T", "tested"]
+    assert set(pd.read_csv(out / "de" / "CD4_T.tsv", sep="\t")["design"]) == {"~ timepoint"}
+    assert not de.loc["CD14_mono", "tested"] and len(de.loc["CD14_mono", "reason"])
+    composition = pd.read_csv(out / "composition" / "changes.tsv", sep="\t")
+    assert composition.empty

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,3 +99,11 @@ def test_removal_takes_a_gene_from_the_cells_that_do_not_express_it_only():
     removed = 1 - y.sum() / x.sum()
     assert 0.5 * rho < removed < 1.5 * rho
     assert (remove_ambient(x, rho, soup, clusters=clusters, seed=1) != y).nnz == 0  # seeded
+
+
+def test_gene_lookup_takes_the_exact_symbol_then_one_equal_but_for_case():
+    """Real tables hold symbols that differ only in case (C1orf220 and C1ORF220)."""
+    from csfcart.qc import _genes
+
+    a = ad.AnnData(np.zeros((2, 4), dtype=np.float32), var=pd.DataFrame(index=["C1orf220", "C1ORF220", "Cd3e", "LYZ"]))
+    assert _genes(a, ["C1ORF220", "c1orf220", "CD3E", "LYZ", "MISSING"]).tolist() == [1, 0, 2, 3]

@@ -10,6 +10,7 @@ import pytest
 
 from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
 from csfcart.stats import bh, paired_summary
+from tests.conftest import shipped_lineages
 
 TYPES = ["CD4_T", "CD8_T", "naive_B", "memory_B", "plasma", "CAR_T", "microglia_like", "CD14_mono"]
 
@@ -39,10 +40,11 @@ def _cohort(
             meta = {k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}
             ig.append({**meta, "asc_cells": row["plasma"], "asc_ig_umis": 5000.0 * row["plasma"], "total_umis": 5e6})
             level = 8.0 + 0.5 * p + (activation_change if post else 0.0) + rng.normal(0, 0.05)
-            programs.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "group": "microglia_like",
+            programs.append({**{k: row[k] for k in ("sample_id", "patient_id", "timepoint", "compartment")}, "group": "microglia-like",
                              "program": "microglia_activation", "score": level})  # fmt: skip
     idx = lambda rows: pd.DataFrame(rows).set_index("sample_id")  # noqa: E731
-    return Measurements(counts=idx(counts), car=idx(car), ig=idx(ig), programs=pd.DataFrame(programs))
+    return Measurements(counts=idx(counts), car=idx(car), ig=idx(ig), programs=pd.DataFrame(programs),
+                        lineages=shipped_lineages())  # fmt: skip
 
 
 def _verdicts(m, claims=("C1", "C3", "C4", "C5", "C6")):
@@ -88,7 +90,7 @@ def test_a_missing_cell_type_is_not_testable():
 def test_a_claim_without_its_measurements_is_reported_not_dropped():
     t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2), ("C7",))
     assert t.loc["C7", "verdict"] == "not_testable"
-    assert "microglia_like cells" in t.loc["C7", "reason"] and "at least 2 needed" in t.loc["C7", "reason"]
+    assert "microglia-like cells" in t.loc["C7", "reason"] and "at least 2 needed" in t.loc["C7", "reason"]
 
 
 def _with_signalling(m, change, strength_change=None, b_post_present=True):
@@ -98,7 +100,7 @@ def _with_signalling(m, change, strength_change=None, b_post_present=True):
     for sid, row in m.counts.iterrows():
         post = row["timepoint"] != "baseline"
         meta = {"sample_id": sid, **{k: row[k] for k in ("patient_id", "timepoint", "compartment")}}
-        rows.append({**meta, "group": "microglia_like", "program": "microglia_inflammatory_signalling",
+        rows.append({**meta, "group": "microglia-like", "program": "microglia_inflammatory_signalling",
                      "score": 9.0 + (change if post else 0.0) + rng.normal(0, 0.05)})  # fmt: skip
         if strength_change is None or (post and not b_post_present):
             continue
@@ -198,7 +200,8 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
         conditions[sid] = "MS" if ms else "control"
     counts = pd.DataFrame(rows).set_index("sample_id")
     empty = counts[["patient_id", "timepoint", "compartment"]].iloc[:0]
-    m = Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), conditions=pd.Series(conditions))
+    m = Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), conditions=pd.Series(conditions),
+                     lineages=shipped_lineages())  # fmt: skip
     t = claims_table(m, ["M1", "M2"], baseline="baseline", alpha=0.05).set_index("claim_id")
     assert t.loc["M1", "verdict"] == "reproduced" and t.loc["M1", "n_patients"] == 6
     assert t.loc["M1", "ci_low"] < t.loc["M1", "estimate"] < t.loc["M1", "ci_high"]
@@ -210,7 +213,7 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
     )
     # without a condition column the claims say so
     t = claims_table(
-        Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame()),
+        Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), lineages=shipped_lineages()),
         ["M1"],
         baseline="baseline",
         alpha=0.05,

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from csfcart.communication import axis_scores, paired_interactions
+from tests.conftest import shipped_lineages
 
 B_MG = {"source": "naive_B", "target": "microglia_like", "ligand_complex": "TNFSF13B", "receptor_complex": "TNFRSF13C"}
 T_T = {"source": "CD4_T", "target": "CD8_T", "ligand_complex": "CD40LG", "receptor_complex": "CD40"}
@@ -66,7 +67,7 @@ def test_interactions_are_chosen_at_any_visit_not_at_baseline_alone():
 
 def test_axis_score_is_zero_without_b_cells_and_undefined_without_microglia():
     rows = [(B_MG, "P1_baseline", 0.6), (MG_T, "P1_baseline", 0.4), (MG_T, "P1_m3", 0.3)]
-    axis = axis_scores(_scores(rows), _meta(("P1", "P2")))
+    axis = axis_scores(_scores(rows), _meta(("P1", "P2")), lineage_of=shipped_lineages())
     assert axis.loc["P1_baseline", "b_microglia"] == pytest.approx(0.6)
     assert axis.loc["P1_m3", "b_microglia"] == 0.0  # B cells gone, microglia-like cells scored
     assert axis.loc["P1_m3", "microglia_inflammatory"] == pytest.approx(0.3)
@@ -79,7 +80,7 @@ def test_axis_scores_carry_an_interval_and_mark_visits_without_b_cells():
     rows += [(MG_T, "P1_m3", 0.3), (mg_t2, "P1_m3", 0.5), (MG_T, "P1_baseline", 0.4)]
     meta = _meta(("P1",))
     present = pd.concat([_present(meta.index, ["microglia_like", "CD4_T"]), _present(["P1_baseline"], ["naive_B"])])
-    axis = axis_scores(_scores(rows), meta, present)
+    axis = axis_scores(_scores(rows), meta, present, lineage_of=shipped_lineages())
     base = axis.loc["P1_baseline"]
     assert base["b_microglia"] == pytest.approx(0.5)
     assert base["b_microglia_low"] < 0.5 < base["b_microglia_high"]
@@ -141,9 +142,11 @@ def test_ligand_receptor_expression_of_a_sample_depends_on_that_sample_alone():
     cohort = load_cohort(ROOT / "config" / "datasets" / "csf_ligand_only.yaml").with_changes(n_patients=1, n_genes=1500)
     adata = oracle_anndata(CohortModel(cohort))
     axes = yaml.safe_load((ROOT / "config" / "interactions.yaml").read_text())
-    together = lr_expression(adata, axes, min_cells=5)
+    together = lr_expression(adata, axes, lineage_of=shipped_lineages(), min_cells=5)
     sample = together["sample_id"].iloc[0]
-    alone = lr_expression(adata[(adata.obs["sample_id"] == sample).to_numpy()].copy(), axes, min_cells=5)
+    alone = lr_expression(
+        adata[(adata.obs["sample_id"] == sample).to_numpy()].copy(), axes, lineage_of=shipped_lineages(), min_cells=5
+    )
     mine = together[together["sample_id"] == sample].reset_index(drop=True)
     pd.testing.assert_frame_equal(mine, alone.reset_index(drop=True), check_dtype=False, check_categorical=False)
     # a pair of cell types is listed only where both have enough cells: absent is missing, never 0
@@ -155,8 +158,10 @@ def test_ligand_receptor_expression_of_a_sample_depends_on_that_sample_alone():
 def test_a_samples_axis_score_does_not_depend_on_the_other_patients():
     rows = [(B_MG, "P1_baseline", 0.6), (MG_T, "P1_baseline", 0.4), (B_MG, "P2_baseline", 0.2), (MG_T, "P2_m3", 0.3)]
     rows += [({**B_MG, "ligand_complex": "MIF", "receptor_complex": "CD74"}, "P2_baseline", 0.9)]
-    together = axis_scores(_scores(rows), _meta(("P1", "P2")))
-    alone = axis_scores(_scores([r for r in rows if r[1].startswith("P2")]), _meta(("P2",)))
+    together = axis_scores(_scores(rows), _meta(("P1", "P2")), lineage_of=shipped_lineages())
+    alone = axis_scores(
+        _scores([r for r in rows if r[1].startswith("P2")]), _meta(("P2",)), lineage_of=shipped_lineages()
+    )
     assert together.loc["P2_baseline", "b_microglia"] == alone.loc["P2_baseline", "b_microglia"] == pytest.approx(0.55)
 
 
@@ -167,6 +172,19 @@ def test_top_changes_draw_an_unpaired_table_too():
                              "p_value": 0.01, "n_patients": 4, "baseline_score": 0.2, "post_score": 0.5}])  # fmt: skip
     fig = plot_top_changes(summary, legend=("control", "MS"))
     assert "4 donors" in " ".join(t.get_text() for t in fig.axes[0].texts)
+
+
+def test_top_changes_draw_a_table_with_nothing_paired(tmp_path):
+    """Donors seen once each and no condition column: the table is empty, and so is the figure."""
+    from csfcart.communication import plot_top_changes
+
+    rows = [({**B_MG, "expressed": True}, "P1_baseline", 0.6), ({**B_MG, "expressed": True}, "P2_m3", 0.5)]
+    meta = _meta(("P1", "P2")).loc[["P1_baseline", "P2_m3"]]
+    _, summary = paired_interactions(_scores(rows), meta, baseline="baseline")
+    path = tmp_path / "interactions.tsv"
+    summary.to_csv(path, sep="\t", index=False)
+    fig = plot_top_changes(pd.read_csv(path, sep="\t"))
+    assert len(fig.axes) == 1
 
 
 def test_interaction_tensor_zero_where_present_missing_where_absent():

@@ -12,6 +12,7 @@ from csfcart import qc
 from csfcart.annotate import mixed_clusters, read_markers, resolve_clusters
 from csfcart.errors import InputError
 from csfcart.qc import mad_outlier, qc_metrics, settings_for
+from tests.conftest import ROOT
 
 
 def test_mad_outlier_flags_tails_only():
@@ -68,21 +69,29 @@ def test_shipped_marker_table_covers_the_simulated_types():
     assert set(markers) == set(CELL_TYPES)
 
 
-def test_marker_table_lineages_agree_with_the_claims_groups_and_unknown_ones_are_refused(tmp_path):
+def test_the_claims_groups_come_from_the_marker_tables_lineages(tmp_path):
+    """A run counts the types its own marker table puts in a lineage; the simulator's truth
+    resolves the same lineages with its own map, which agrees with the shipped table."""
     from csfcart import registry
-    from csfcart.annotate import marker_table
-    from tests.conftest import ROOT
+    from csfcart.annotate import lineage_of
+    from csfcart.simulate.biology import CLAIM_LINEAGE
 
-    lineage = marker_table(ROOT / "config" / "markers.tsv")["lineage"]
-    assert set(registry.T_CELLS) == set(lineage.index[lineage == "T"])
-    assert set(registry.B_LINEAGE) == set(lineage.index[lineage == "B"])
-    assert set(registry.ASC) == set(lineage.index[lineage == "plasma"])
-    assert set(registry.MYELOID) == set(lineage.index[lineage.isin(["myeloid", "microglia-like"])])
-    assert {registry.MICROGLIA} == set(lineage.index[lineage == "microglia-like"])
+    shipped = lineage_of(ROOT / "config" / "markers.tsv")
+    assert shipped == {t: CLAIM_LINEAGE[t] for t in shipped}
+    c3 = registry.CLAIMS["C3"].primary
+    assert set(c3.types(shipped)) == {"naive_B", "memory_B"}
+    # a lab's own table with its own names: its B cells are C3's cells, its plasmablasts C4's
     path = tmp_path / "markers.tsv"
+    path.write_text("cell_type\tlineage\tmarkers\nT cells\tT\tCD3D\nB cells\tB\tMS4A1\nPlasmablasts\tplasma\tMZB1\n")
+    own = lineage_of(path)
+    assert c3.types(own) == ["B cells"] and registry.CLAIMS["C4"].primary.types(own) == ["Plasmablasts"]
+    assert registry.CLAIMS["C9"].primary.types(own) == ["CAR_T", "CD8_T"]  # named types stay named
     path.write_text("cell_type\tlineage\tmarkers\nT\tlymphoid\tCD3D\n")
     with pytest.raises(InputError, match=r"markers\.tsv: row T: lineage 'lymphoid' is not known"):
-        marker_table(path)
+        lineage_of(path)
+    path.write_text("cell_type\tmarkers\nT\tCD3D\n")
+    with pytest.raises(InputError, match=r"markers\.tsv: column 'lineage' missing.*Fix: add a column lineage"):
+        lineage_of(path)
 
 
 def test_a_negative_marker_counts_against_a_type():

@@ -10,6 +10,7 @@ import pytest
 from csfcart.integrate import graph_neighbours, mixing_metrics, nearest_neighbours
 from csfcart.summary import render_summary
 from csfcart.tables import render_table, write_table_html
+from tests.conftest import shipped_lineages
 
 
 def _embedded(page: str) -> dict:
@@ -124,13 +125,15 @@ def test_communication_recovery_ranks_significant_changes_by_size_against_the_tr
     truth = pd.concat(
         [pd.DataFrame(rows, columns=key).assign(true_change=[-0.65, -0.6, 0.0, 0.0]), filler], ignore_index=True
     )
-    table = communication_recovery(measured, truth, top=3, alpha=0.05)
+    table = communication_recovery(measured, truth, top=3, alpha=0.05, lineage_of=shipped_lineages())
     assert table["ligand_complex"].tolist() == ["TNFSF13B", "CD40LG", "IL2"]
     assert table["truth_rank"].tolist()[:2] == [1, 2]
     assert table["planted"].tolist() == [True, True, False]
     assert table["b_microglia_axis"].tolist() == [True, False, False]
     # the rank correlation of measured and true change: perfect when the analysis measures the truth
-    exact = communication_recovery(measured.assign(estimate=[-0.65, -0.6, 0.0, 0.0]), truth, alpha=0.05)
+    exact = communication_recovery(
+        measured.assign(estimate=[-0.65, -0.6, 0.0, 0.0]), truth, alpha=0.05, lineage_of=shipped_lineages()
+    )
     assert exact.attrs["spearman"] == pytest.approx(1.0)
     assert table.attrs["spearman"] < 0.5  # the non-significant -0.9 against a true 0 spoils it
 

@@ -10,6 +10,7 @@ except ImportError:
         "the csfcart package is not installed in the Python that runs snakemake. "
         f"Fix: make venv (then .venv/bin/snakemake), or pip install {workflow.basedir}"
     )
+from csfcart.annotate import lineage_of
 from csfcart.config import check_covariates, resolve_dataset, validate_config
 from csfcart.download import mtx_files
 from csfcart.integrity import verify
@@ -77,6 +78,8 @@ CLAIMS = (
     )
 )
 DE_CELL_TYPES = CONFIG["analysis"]["de_cell_types"]
+# cell type -> lineage (the marker table's): every cell-type group the claims use
+LINEAGE_OF = lineage_of(CONFIG["annotation"]["markers"])
 CSF_SAMPLES = list(SAMPLES.index[SAMPLES["compartment"] == "CSF"])
 # sample -> condition (MS / control ...) for unpaired claims, when the sheet has the column
 CONDITIONS = (

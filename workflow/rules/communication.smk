@@ -61,6 +61,7 @@ rule communication_diff:
         min_cells=CONFIG["analysis"]["min_cells"],
         conditions=CONDITIONS,
         reference_condition=CONFIG["reference_condition"],
+        lineages=LINEAGE_OF,
     script:
         "../scripts/communication_diff.py"
 
@@ -205,5 +206,6 @@ rule evaluate_communication:
         runtime=5,
     params:
         alpha=CONFIG["analysis"]["alpha"],
+        lineages=LINEAGE_OF,
     script:
         "../scripts/evaluate_communication.py"

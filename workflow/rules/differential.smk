@@ -73,6 +73,8 @@ rule car_t:
     resources:
         mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
         runtime=20,
+    params:
+        lineages=LINEAGE_OF,
     script:
         "../scripts/car_t.py"
 
@@ -137,6 +139,7 @@ rule programs:
         programs=CONFIG["analysis"]["programs"],
         interactions=CONFIG["analysis"]["interactions"],
         min_cells=CONFIG["analysis"]["min_cells"],
+        lineages=LINEAGE_OF,
     script:
         "../scripts/programs.py"
 
@@ -221,6 +224,7 @@ rule claims:
         alpha=CONFIG["analysis"]["alpha"],
         conditions=CONDITIONS,
         reference_condition=CONFIG["reference_condition"],
+        lineages=LINEAGE_OF,
     script:
         "../scripts/claims.py"
 

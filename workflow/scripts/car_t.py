@@ -7,5 +7,5 @@ from csfcart.measure import car_fractions
 
 setup(snakemake.log[0], snakemake.output)
 obs = ad.read_h5ad(snakemake.input[0], backed="r").obs
-table = car_fractions(obs)
+table = car_fractions(obs, snakemake.params.lineages)
 table.to_csv(snakemake.output.table, sep="\t")

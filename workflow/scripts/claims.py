@@ -20,6 +20,7 @@ m = Measurements(
     reference_condition=snakemake.params.reference_condition,
     days=dict(snakemake.params.days) or None,
     interactions=read(snakemake.input.lr),
+    lineages=dict(snakemake.params.lineages),
 )
 ids = applicable_claims(m.counts, snakemake.params.claims)
 claims = claims_table(

@@ -31,7 +31,7 @@ if summary.empty and snakemake.params.conditions:  # one visit per donor: condit
     title = f"Interactions by condition (unpaired, against {reference})"
 summary.to_csv(snakemake.output.interactions, sep="\t", index=False)
 write_table_html(summary, snakemake.output.page, title=title)
-axis = axis_scores(scores, meta, present)
+axis = axis_scores(scores, meta, present, lineage_of=snakemake.params.lineages)
 axis.to_csv(snakemake.output.axis, sep="\t")
 # the samples compared and the cell types present in each (plot_communication, plot_tensor)
 types = present.groupby("sample_id")["cell_type"].agg(lambda t: ",".join(sorted(map(str, t))))

@@ -8,7 +8,7 @@ from csfcart.logs import setup
 setup(snakemake.log[0], snakemake.output)
 measured = pd.read_csv(snakemake.input.measured, sep="\t")
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
-table = communication_recovery(measured, truth, alpha=snakemake.params.alpha)
+table = communication_recovery(measured, truth, alpha=snakemake.params.alpha, lineage_of=snakemake.params.lineages)
 print(
     f"top {len(table)} changed interactions: {int(table['planted'].sum())} planted (the truth moves "
     f"{table.attrs['n_planted']} of {table.attrs['n_truth']} interactions by >= {table.attrs['min_change']}), "

@@ -13,12 +13,13 @@ adata = ad.read_h5ad(snakemake.input[0])
 pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
 with open(snakemake.params.programs) as fh:
     programs = yaml.safe_load(fh)
-programs_per_sample(adata, programs, min_cells=snakemake.params.min_cells, pb=pb).to_csv(
+lineages = snakemake.params.lineages
+programs_per_sample(adata, programs, lineage_of=lineages, min_cells=snakemake.params.min_cells, pb=pb).to_csv(
     snakemake.output.programs, sep="\t", index=False
 )
-asc_immunoglobulin(adata).to_csv(snakemake.output.ig, sep="\t")
+asc_immunoglobulin(adata, lineages).to_csv(snakemake.output.ig, sep="\t")
 with open(snakemake.params.interactions) as fh:
     axes = yaml.safe_load(fh)
-lr_expression(adata, axes, min_cells=snakemake.params.min_cells, pb=pb).to_csv(
+lr_expression(adata, axes, lineage_of=lineages, min_cells=snakemake.params.min_cells, pb=pb).to_csv(
     snakemake.output.lr, sep="\t", index=False
 )

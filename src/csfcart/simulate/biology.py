@@ -228,6 +228,12 @@ B_LINEAGE = ["naive_B", "memory_B"]
 ASC = ["plasma"]
 #: B-lineage cells as partners of microglia-like cells (C7): antibody-secreting cells too.
 B_AXIS = ["naive_B", "memory_B", "plasma"]
+#: The simulated types in the lineages the claims name (the registry's groups), from the
+#: groups above: how the simulator's truth resolves a readout's lineages.
+CLAIM_LINEAGE: dict[str, str] = {
+    **dict.fromkeys(T_CELLS, "T"), "NK": "NK", **dict.fromkeys(B_LINEAGE, "B"), **dict.fromkeys(ASC, "plasma"),
+    **dict.fromkeys(MYELOID, "myeloid"), "microglia_like": "microglia-like", "pDC": "pDC",
+}  # fmt: skip
 
 #: Candidate B / microglia-like ligand-receptor pairs of SCIENCE.md (ligand, receptor).
 B_MICROGLIA_PAIRS: list[tuple[str, str]] = [

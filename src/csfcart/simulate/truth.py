@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from csfcart.registry import CLAIMS
+from csfcart.registry import CLAIMS, POOLS, types_of
 from csfcart.simulate.biology import (
     B_AXIS,
     B_MICROGLIA_PAIRS,
+    CLAIM_LINEAGE,
     MEDIAN_UMIS,
-    MYELOID,
     READOUTS,
     T_CELLS,
 )
@@ -151,8 +151,8 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
 
     def depletion(r, tps):
         """Percent change of the population-mean fraction (post visits weighted equally)."""
-        before = _share(e.composition(r.compartment, base), r.cell_types)
-        after = float(np.mean([_share(e.composition(r.compartment, tp), r.cell_types) for tp in tps]))
+        before = _share(e.composition(r.compartment, base), r.types(CLAIM_LINEAGE))
+        after = float(np.mean([_share(e.composition(r.compartment, tp), r.types(CLAIM_LINEAGE)) for tp in tps]))
         return 100 * (after / before - 1) if before else 0.0
 
     def ig_depletion(r, tps):
@@ -162,13 +162,15 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
             c = e.composition(r.compartment, tp)
             total = sum(c[t] * MEDIAN_UMIS[t] for t in c)
             prof = e.profiles(r.compartment, tp)
-            return 1000 * sum(c.get(t, 0.0) * MEDIAN_UMIS[t] * prof[t][ig].sum() for t in r.cell_types) / total
+            return (
+                1000 * sum(c.get(t, 0.0) * MEDIAN_UMIS[t] * prof[t][ig].sum() for t in r.types(CLAIM_LINEAGE)) / total
+            )
 
         before = per_1000(base)
         return 100 * (float(np.mean([per_1000(tp) for tp in tps])) / before - 1) if before else 0.0
 
     def program_change(r, tps):
-        group = list(MYELOID) if r.group == "myeloid" else [r.group]
+        group = types_of(POOLS[r.group], CLAIM_LINEAGE) if r.group in POOLS else [r.group]
         return float(np.mean([e.readout_change(r.compartment, tp, base, group, r.program) for tp in tps]))
 
     def exhaustion_did(r, tps):
@@ -189,7 +191,7 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
 
     def naive_odds(r, tps):
         def log_odds(c: dict[str, float]) -> float:
-            memory = sum(c.get(t, 0.0) for t in r.cell_types if t != "naive_B")
+            memory = sum(c.get(t, 0.0) for t in r.types(CLAIM_LINEAGE) if t != "naive_B")
             return float(np.log2(max(c.get("naive_B", 0.0), 1e-9) / max(memory, 1e-9)))
 
         return float(np.mean([e.mean_of(r.compartment, tp, log_odds) for tp in tps])) - e.mean_of(
