@@ -42,6 +42,7 @@ def main() -> int:
     parser.add_argument("--visits", nargs="+", help="post-infusion visits to compare with baseline (default: all)")
     parser.add_argument("--out", help="write the interaction table here (TSV)")
     parser.add_argument("--depth", type=int, help="thin every cell to at most this many UMIs before scoring")
+    parser.add_argument("--ambient", type=float, help="every sample's soup fraction (default: the dataset's draw)")
     parser.add_argument(
         "--seeds", type=int, nargs="+", help="simulation seeds to repeat the check with (default: the dataset's)"
     )
@@ -61,6 +62,8 @@ def main() -> int:
         )
         if seed is not None:
             cohort = cohort.with_changes(seed=seed)
+        if args.ambient is not None:
+            cohort = cohort.with_changes(ambient_fraction=(args.ambient, args.ambient))
         adata = oracle_anndata(CohortModel(cohort))
         keep = adata.obs["compartment"] == "CSF"
         if args.visits:
@@ -78,6 +81,8 @@ def main() -> int:
             ignore_index=True,
         )
         meta = sample_meta(adata.obs)
+        means = pd.Series({s: float(adata[(adata.obs["sample_id"] == s).to_numpy()].X.mean()) for s in meta.index})
+        print(f"mean log-normalised expression per sample: {means.min():.4f} to {means.max():.4f}")
         _, summary = paired_interactions(
             scores, meta, baseline=cohort.baseline, present=present_types(adata.obs, min_cells=args.min_cells)
         )

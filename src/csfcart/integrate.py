@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad.AnnData] | None = None) -> ad.AnnData:
-    """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse
-    (soup-corrected where QC removed it; the counts as read stay in the QC files).
+    """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse in
+    ``layers['counts']`` only (soup-corrected where QC removed it; the counts as read stay in
+    the QC files); ``X`` is left empty for :func:`normalise`.
 
     Samples are read from ``paths`` one at a time, or taken from ``parts`` (in memory).
     """
@@ -32,8 +33,9 @@ def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad
             parts.append(a)
     if not parts:
         raise ValueError("no sample passed QC: see qc/summary.tsv")
+    for a in parts:
+        a.X = None  # the counts are stored once
     merged = ad.concat(parts, join="outer", merge="same", fill_value=0)
-    merged.X = sp.csr_matrix(merged.layers[COUNTS], dtype=np.float32)
     for key in ("sample_id", "patient_id", "timepoint", "compartment", "batch", "condition"):
         if key in merged.obs:
             merged.obs[key] = pd.Categorical(merged.obs[key].astype(str))

@@ -442,7 +442,7 @@ def run_qc(
         out.layers[COUNTS], _ = clear_foreign_genes(corrected, out)
         out.layers[UNCORRECTED] = before
         summary["ambient_removed"] = round(1.0 - float(out.layers[COUNTS].sum()) / max(float(before.sum()), 1.0), 4)
-    out.X = sp.csr_matrix(out.layers[COUNTS])
+    out.X = None  # the counts are stored once, in layers["counts"]
     return out, cells, summary
 
 
