@@ -24,7 +24,6 @@ from csfcart.keys import CELL_TYPE
 from csfcart.logs import step
 from csfcart.stats import grouped_paired_summary
 
-#: the B side of the B / microglia-like axis (C7): B cells and antibody-secreting cells
 #: the lineages on each side of the B / microglia-like axis (claim C7): antibody-secreting cells too
 B_SIDE = (*registry.B_LINEAGE, *registry.ASC)
 MICROGLIA_SIDE = registry.MICROGLIA

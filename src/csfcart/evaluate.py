@@ -91,8 +91,9 @@ def communication_recovery(
     receptor expression the simulator moved by at least ``min_change`` (log2, half the
     summed change of ligand in the sender and receiver in the receiver; a change of cell
     numbers alone is not planted), and ``b_microglia_axis`` those between B-lineage and
-    microglia-like cells (claim C7; ``lineage_of``: type -> lineage, the marker table's). ``attrs['spearman']`` holds the rank correlation of
-    measured and true change over all interactions found in both.
+    microglia-like cells (claim C7; ``lineage_of``: type -> lineage, the marker table's).
+    ``attrs['spearman']`` holds the rank correlation of measured and true change over all
+    interactions found in both.
     """
     from csfcart.communication import KEY, b_microglia_axis
 

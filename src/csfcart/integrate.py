@@ -29,12 +29,11 @@ def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad
     for path in paths:
         a = ad.read_h5ad(path)
         a.layers.pop(UNCORRECTED, None)  # kept in the QC files only
+        a.X = None  # the counts are stored once, in layers["counts"] (QC files of older runs held X too)
         if a.n_obs and str(a.obs["sample_id"].iloc[0]) in keep:
             parts.append(a)
     if not parts:
         raise ValueError("no sample passed QC: see qc/summary.tsv")
-    for a in parts:
-        a.X = None  # the counts are stored once
     merged = ad.concat(parts, join="outer", merge="same", fill_value=0)
     for key in ("sample_id", "patient_id", "timepoint", "compartment", "batch", "condition"):
         if key in merged.obs:

@@ -133,9 +133,8 @@ def partner_types(partners, lineage_of: Mapping[str, str]) -> list[str]:
     """The cell types of one side of an interaction axis: each name a lineage of the marker
     table (``lineage_of``: type -> lineage; all its types) or a type."""
     lineages = set(lineage_of.values())
-    return list(
-        dict.fromkeys(t for name in partners for t in (types_of((name,), lineage_of) if name in lineages else [name]))
-    )
+    types = [t for name in partners for t in (types_of((name,), lineage_of) if name in lineages else [name])]
+    return list(dict.fromkeys(types))
 
 
 def lr_expression(

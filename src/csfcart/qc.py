@@ -366,10 +366,11 @@ FOREIGN = [
 
 def clear_foreign_genes(counts: sp.csr_matrix, adata: ad.AnnData) -> tuple[sp.csr_matrix, int]:
     """Counts with the :data:`FOREIGN` genes set to 0 in the cells of the type that cannot
-    express them (picked as for the ambient estimate, :func:`_type_cells`). Subtracting the soup's expectation leaves its noise behind,
-    which is large where the soup is rich (immunoglobulins at baseline) and falls with it
-    after treatment, so it would read as a fall in T cells; cleared at every visit alike, it
-    cannot. Returns the counts and the number of counts cleared."""
+    express them (picked as for the ambient estimate, :func:`_type_cells`). Subtracting the
+    soup's expectation leaves its noise behind, which is large where the soup is rich
+    (immunoglobulins at baseline) and falls with it after treatment, so it would read as a
+    fall in T cells; cleared at every visit alike, it cannot. Returns the counts and the
+    number of counts cleared."""
     x = sp.csr_matrix(counts, copy=True)
     total = np.asarray(x.sum(axis=1)).ravel()
     cleared = 0
