@@ -3,6 +3,7 @@ written after them, for a rebuild."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,3 +62,18 @@ def test_a_script_records_its_outputs_only_when_it_succeeds(tmp_path):
         subprocess.run([sys.executable, "-c", code, outcome], cwd=tmp_path, check=False)
         records = list((tmp_path / ".snakemake" / "csfcart-checksums").glob("*.json"))
         assert len(records) == (0 if outcome == "fail" else 1), outcome
+
+
+def test_a_script_runs_on_the_threads_its_rule_was_granted(tmp_path):
+    # jobs run side by side: a one-thread job whose OpenMP/BLAS pools take every core slows
+    # its neighbours several-fold (QC's doublet classifier did)
+    code = (
+        "import json, numpy, sklearn.ensemble; from threadpoolctl import threadpool_info; "
+        "from csfcart.logs import setup; "
+        f"setup({str(tmp_path / 'job.log')!r}, threads=1); "
+        "from sklearn.cluster import KMeans; "
+        "print(json.dumps([p['num_threads'] for p in threadpool_info()]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True)
+    pools = json.loads(done.stdout.strip().splitlines()[-1])
+    assert pools and all(n == 1 for n in pools), pools

@@ -7,7 +7,7 @@ from csfcart.annotate import annotate_step
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 adata = ad.read_h5ad(snakemake.input.h5ad)
 table = annotate_step(
     adata,

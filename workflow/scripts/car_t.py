@@ -5,7 +5,7 @@ import anndata as ad
 from csfcart.logs import setup
 from csfcart.measure import car_fractions
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 obs = ad.read_h5ad(snakemake.input[0], backed="r").obs
 table = car_fractions(obs, snakemake.params.lineages)
 table.to_csv(snakemake.output.table, sep="\t")

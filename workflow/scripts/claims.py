@@ -6,7 +6,7 @@ from csfcart.claims import Measurements, applicable_claims, claim_patients, clai
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 read = lambda path, **kw: pd.read_csv(path, sep="\t", **kw)  # noqa: E731
 m = Measurements(
     counts=read(snakemake.input.counts, index_col=0),

@@ -3,7 +3,7 @@
 from csfcart.communication import score_samples
 from csfcart.logs import setup
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 score_samples(
     snakemake.input[0],
     dict(zip(snakemake.params.samples, snakemake.output, strict=True)),

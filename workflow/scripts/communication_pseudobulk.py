@@ -7,7 +7,7 @@ from csfcart.communication import pseudobulk_interactions
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 obs = ad.read_h5ad(snakemake.input.annotated, backed="r")
 csf = obs[(obs.obs["compartment"].astype(str) == "CSF").to_numpy()].to_memory()
 de = pd.read_csv(snakemake.input.de, sep="\t")

@@ -10,7 +10,7 @@ from csfcart.logs import setup
 from csfcart.measure import sample_meta
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 obs = ad.read_h5ad(snakemake.input.annotated, backed="r").obs
 meta = sample_meta(obs)
 present = present_types(obs, min_cells=snakemake.params.min_cells)

@@ -7,7 +7,7 @@ from csfcart.integrate import compare_methods
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.integration
 adata = ad.read_h5ad(snakemake.input[0])

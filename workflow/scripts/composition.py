@@ -12,7 +12,7 @@ from csfcart.logs import setup
 from csfcart.measure import cell_counts
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 obs = ad.read_h5ad(snakemake.input[0], backed="r").obs
 counts = cell_counts(obs)
 counts.to_csv(snakemake.output.counts, sep="\t")

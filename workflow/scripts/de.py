@@ -6,7 +6,7 @@ from csfcart.de import run_cell_type
 from csfcart.logs import setup
 from csfcart.timepoints import order_timepoints
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 pb = ad.read_h5ad(snakemake.input[0])
 cell_type = snakemake.wildcards.cell_type
 results, status = run_cell_type(

@@ -5,7 +5,7 @@ import pandas as pd
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 status = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input.status], ignore_index=True)
 status.to_csv(snakemake.output.status, sep="\t", index=False)
 write_table_html(status, snakemake.output.status_page, title="Pseudobulk contrasts tested")

@@ -6,7 +6,7 @@ import pandas as pd
 from csfcart.evaluate import annotation_scores, qc_scores
 from csfcart.logs import setup
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
 adata = ad.read_h5ad(snakemake.input.annotated, backed="r")
 ari, per_type = annotation_scores(adata, truth)

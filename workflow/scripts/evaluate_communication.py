@@ -5,7 +5,7 @@ import pandas as pd
 from csfcart.evaluate import communication_recovery
 from csfcart.logs import setup
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 measured = pd.read_csv(snakemake.input.measured, sep="\t")
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
 table = communication_recovery(measured, truth, alpha=snakemake.params.alpha, lineage_of=snakemake.params.lineages)

@@ -10,7 +10,7 @@ import torch
 from csfcart.integrate import integrate_step
 from csfcart.logs import setup
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 torch.set_num_threads(snakemake.threads)
 settings = snakemake.params.integration
 adata = ad.read_h5ad(snakemake.input[0])

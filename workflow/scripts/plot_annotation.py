@@ -7,7 +7,7 @@ from csfcart.annotate import read_markers
 from csfcart.logs import setup
 from csfcart.plotting import plot_marker_dotplot, plot_umaps
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 adata = ad.read_h5ad(snakemake.input[0])
 for fig, path in (
     (plot_umaps(adata), snakemake.output.umap),

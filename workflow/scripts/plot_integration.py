@@ -20,7 +20,7 @@ from csfcart.logs import setup
 from csfcart.plotting import plot_integration
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 start = time.perf_counter()
 with h5py.File(snakemake.input.h5ad, "r") as f:
     integration = read_elem(f["uns/integration"])

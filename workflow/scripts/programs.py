@@ -8,7 +8,7 @@ from csfcart.logs import setup
 from csfcart.measure import asc_immunoglobulin, lr_expression, programs_per_sample
 from csfcart.pseudobulk import pseudobulk
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 adata = ad.read_h5ad(snakemake.input[0])
 pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
 with open(snakemake.params.programs) as fh:

@@ -5,7 +5,7 @@ import pandas as pd
 from csfcart.logs import setup
 from csfcart.provenance import write_provenance
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 write_provenance(
     snakemake.params.config,
     pd.DataFrame(snakemake.params.samples),

@@ -6,7 +6,7 @@ import pandas as pd
 from csfcart.logs import setup
 from csfcart.qc import run_qc
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 adata = ad.read_h5ad(snakemake.input[0])
 kept, cells, summary = run_qc(
     adata, snakemake.params.qc, seed=snakemake.params.seed, car_feature=snakemake.params.car_feature

@@ -6,7 +6,7 @@ from csfcart.errors import InputError
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 table = pd.concat([pd.read_csv(p, sep="\t") for p in snakemake.input], ignore_index=True)
 excluded = table[table["status"] != "ok"]
 if len(excluded) and snakemake.params.on_too_few_cells == "fail":

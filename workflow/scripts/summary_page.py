@@ -3,7 +3,7 @@
 from csfcart.logs import setup
 from csfcart.summary import write_summary
 
-setup(snakemake.log[0], snakemake.output)
+setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 write_summary(
     snakemake.input.claims,
     snakemake.input.forest,
