@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score, f1_score, precision_score, recall_score
@@ -14,8 +13,8 @@ def _key(df: pd.DataFrame) -> pd.Index:
     return pd.Index(df["sample_id"].astype(str) + ":" + df["barcode"].astype(str))
 
 
-def annotation_scores(adata: ad.AnnData, truth: pd.DataFrame, *, min_cells: int = 50) -> tuple[float, pd.DataFrame]:
-    """ARI over annotated singlets and F1 per true type with at least ``min_cells`` cells.
+def annotation_scores(cells: pd.DataFrame, truth: pd.DataFrame, *, min_cells: int = 50) -> tuple[float, pd.DataFrame]:
+    """ARI over the annotated singlets of ``cells`` (the annotated ``obs``) and F1 per true type with at least ``min_cells`` cells.
 
     ARI only asks whether cells are grouped as the truth groups them: a correctly bounded
     cluster given the wrong name keeps it at 1. The labels are therefore also scored by
@@ -23,7 +22,7 @@ def annotation_scores(adata: ad.AnnData, truth: pd.DataFrame, *, min_cells: int 
     (``low_confidence`` counts as wrong), and F1 compares names too.
     """
     truth = truth.set_axis(_key(truth))
-    obs = adata.obs.join(truth[["cell_type"]].rename(columns={"cell_type": "true_type"}), how="left")
+    obs = cells.join(truth[["cell_type"]].rename(columns={"cell_type": "true_type"}), how="left")
     singlets = obs[obs["true_type"].notna() & (obs["true_type"] != "doublet")]
     pred, true = singlets[CELL_TYPE].astype(str), singlets["true_type"].astype(str)
     ari = float(adjusted_rand_score(true, pred))

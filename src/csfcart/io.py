@@ -389,3 +389,46 @@ def read_sample_rows(path: str | Path, sample_id: str, *, obs_columns: tuple[str
         x = sparse_dataset(f["X"])[rows] if len(rows) else sp.csr_matrix((0, len(var)), dtype=np.float32)
     keep = [c for c in ("sample_id", *obs_columns) if c in obs]
     return ad.AnnData(X=sp.csr_matrix(x), obs=obs.iloc[rows][keep].copy(), var=var[[]].copy())
+
+
+def read_obs(path: str | Path) -> pd.DataFrame:
+    """The cell table (``obs``) of an .h5ad alone: no matrix, embedding or graph is read
+    (``backed='r'`` would load every layer, ``obsm`` and ``obsp`` first)."""
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        return read_elem(f["obs"])
+
+
+def read_cells(path: str | Path, *, matrix: str = "X", rows: np.ndarray | None = None) -> ad.AnnData:
+    """``obs``, ``var`` and one matrix of an .h5ad (``X`` or a layer: ``layers/counts``), for
+    the cells ``rows`` (a boolean mask or indices; all when None).
+
+    A rule that needs the counts of the annotated object reads them without the normalised
+    ``X``, the embeddings and the neighbour graph: at a million cells each of those costs
+    gigabytes. The matrix is placed where it was: ``X``, or the layer of that name (``X``
+    then empty).
+    """
+    import h5py
+    from anndata.io import read_elem, sparse_dataset
+
+    with h5py.File(path, "r") as f:
+        if matrix not in f:
+            raise KeyError(f"{path}: no '{matrix}' in the file (its layers: {', '.join(f.get('layers', {}))})")
+        obs, var = read_elem(f["obs"]), read_elem(f["var"])
+        if rows is None:
+            x = read_elem(f[matrix])
+        else:
+            index = np.asarray(rows)
+            index = np.flatnonzero(index) if index.dtype == bool else np.sort(index)
+            obs = obs.iloc[index].copy()
+            if not len(index):
+                x = sp.csr_matrix((0, len(var)), dtype=np.float32)
+            elif isinstance(f[matrix], h5py.Dataset):  # dense
+                x = f[matrix][index]
+            else:
+                x = sp.csr_matrix(sparse_dataset(f[matrix])[index])
+    if matrix == "X":
+        return ad.AnnData(X=x, obs=obs, var=var)
+    return ad.AnnData(X=None, obs=obs, var=var, layers={matrix.split("/", 1)[1]: x})

@@ -12,6 +12,24 @@ from csfcart.keys import CELL_TYPE, COUNTS
 META = ["sample_id", "patient_id", "timepoint", "compartment"]
 
 
+def _columns(obs: pd.DataFrame, groups: str) -> list[str]:
+    """The sample's metadata, the columns constant within each sample (condition, batch, the
+    sheet's covariates), and ``groups``: the ``obs`` of a pseudobulk."""
+    per_sample = obs.groupby("sample_id", observed=True)
+    extra = [c for c in obs.columns if c not in (*META, groups) and not pd.api.types.is_numeric_dtype(obs[c])
+             and per_sample[c].nunique(dropna=False).max() <= 1]  # fmt: skip
+    return [*META, *extra, groups]
+
+
+def _summed(counts, obs: pd.DataFrame, var_names, cols: list[str], groups: str) -> ad.AnnData:
+    import decoupler as dc
+
+    src = ad.AnnData(X=counts, obs=obs[cols].astype(str), var=pd.DataFrame(index=var_names))
+    pb = dc.pp.pseudobulk(src, sample_col="sample_id", groups_col=groups, mode="sum", empty=False)
+    pb.X = sp.csr_matrix(pb.X) if not sp.issparse(pb.X) else pb.X
+    return pb
+
+
 def pseudobulk(adata: ad.AnnData, *, groups: str = CELL_TYPE) -> ad.AnnData:
     """Raw counts summed per sample and ``groups`` (decoupler's pseudobulk).
 
@@ -19,19 +37,56 @@ def pseudobulk(adata: ad.AnnData, *, groups: str = CELL_TYPE) -> ad.AnnData:
     sample: condition, batch, the sheet's covariates), the group, ``psbulk_cells`` and
     ``psbulk_counts``.
     """
-    import decoupler as dc
+    return _summed(adata.layers[COUNTS], adata.obs, adata.var_names, _columns(adata.obs, groups), groups)
 
-    # sample-level columns (condition, the sheet's covariates): constant within each sample
-    per_sample = adata.obs.groupby("sample_id", observed=True)
-    extra = [c for c in adata.obs.columns if c not in (*META, groups) and not pd.api.types.is_numeric_dtype(adata.obs[c])
-             and per_sample[c].nunique(dropna=False).max() <= 1]  # fmt: skip
-    cols = [*META, *extra, groups]
-    src = ad.AnnData(X=adata.layers[COUNTS], obs=adata.obs[cols].copy(), var=pd.DataFrame(index=adata.var_names))
-    for col in cols:
-        src.obs[col] = src.obs[col].astype(str)
-    pb = dc.pp.pseudobulk(src, sample_col="sample_id", groups_col=groups, mode="sum", empty=False)
-    pb.X = sp.csr_matrix(pb.X) if not sp.issparse(pb.X) else pb.X
-    return pb
+
+def pseudobulk_file(path: str, *, groups: str = CELL_TYPE) -> ad.AnnData:
+    """:func:`pseudobulk` of an annotated .h5ad, summed sample by sample from its counts.
+
+    Only one sample's rows of ``layers['counts']`` are in memory at a time (not the whole
+    cohort's counts, nor the normalised ``X``, embeddings and graph), so the peak memory is set
+    by the largest sample, not by the cohort. The result equals :func:`pseudobulk` of the
+    whole object, rows in the same order (group, then sample).
+    """
+    import h5py
+    from anndata.io import read_elem, sparse_dataset
+
+    with h5py.File(path, "r") as f:
+        if f"layers/{COUNTS}" not in f:
+            raise KeyError(f"{path}: no layers/{COUNTS} (the raw counts the pseudobulk sums)")
+        obs, var = read_elem(f["obs"]), read_elem(f["var"])
+        cols = _columns(obs, groups)
+        counts = sparse_dataset(f[f"layers/{COUNTS}"])
+        parts = [
+            _summed(sp.csr_matrix(counts[rows]), obs.iloc[rows], var.index, cols, groups)
+            for rows in obs.groupby("sample_id", observed=True).indices.values()
+        ]
+        parts.append(_absent(parts, obs, cols, groups, var.index))
+    # decoupler's grid: every sample with every group seen in the cohort, absent ones as zeros,
+    # ordered by group, then sample
+    pb = ad.concat(parts, merge="same")
+    names = [
+        f"{s}_{g}" for g in sorted(set(obs[groups].astype(str))) for s in sorted(set(obs["sample_id"].astype(str)))
+    ]
+    return pb[names].copy()
+
+
+def _absent(parts: list[ad.AnnData], obs: pd.DataFrame, cols: list[str], groups: str, var_names) -> ad.AnnData:
+    """Zero rows for the pairs of sample and group with no cells (``psbulk_cells`` 0)."""
+    meta = obs[cols].astype(str).drop_duplicates("sample_id").set_index("sample_id", drop=False)
+    seen = {name for part in parts for name in part.obs_names}
+    rows = [
+        {**meta.loc[s].to_dict(), groups: g}
+        for g in sorted(set(obs[groups].astype(str)))
+        for s in meta.index
+        if f"{s}_{g}" not in seen
+    ]
+    frame = pd.DataFrame(rows, columns=cols)
+    frame.index = (frame["sample_id"] + "_" + frame[groups]).to_numpy()
+    frame["psbulk_cells"] = 0.0
+    frame["psbulk_counts"] = 0.0
+    zeros = sp.csr_matrix((len(frame), len(var_names)), dtype=np.float32)
+    return ad.AnnData(X=zeros, obs=frame, var=pd.DataFrame(index=var_names), layers={"psbulk_props": zeros.copy()})
 
 
 def log_cpm(counts: np.ndarray, *, pseudocount: float = 0.5) -> np.ndarray:

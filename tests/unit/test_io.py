@@ -181,3 +181,66 @@ def test_own_labels_travel_from_an_h5ad_obs_column(tmp_path):
     write_mtx(tmp_path / "m", counts, barcodes(80))
     with pytest.raises(InputError, match=r"carries no labels\. Fix: give every sample as \.h5ad"):
         read_sample(tmp_path / "m", "10x_mtx", ROW, labels="author_type")
+
+
+def _annotated(tmp_path):
+    """A small annotated object on disk: 3 samples, a type absent from one, a covariate,
+    normalised X beside the counts, an embedding and a graph."""
+    rng = np.random.default_rng(4)
+    n = 90
+    counts = sp.csr_matrix(rng.poisson(0.8, (n, len(GENES))).astype(np.float32))
+    sample = np.repeat(["P1_CSF_baseline", "P1_CSF_d14", "P2_CSF_baseline"], 30)
+    types = np.where(np.arange(n) % 3 == 0, "B", np.where(np.arange(n) % 3 == 1, "T", "mono"))
+    types[(sample == "P1_CSF_d14") & (types == "B")] = "T"  # B cells gone after infusion
+    obs = pd.DataFrame(
+        {
+            "sample_id": sample,
+            "patient_id": [s[:2] for s in sample],
+            "timepoint": [s.rsplit("_", 1)[1] for s in sample],
+            "compartment": "CSF",
+            "chemistry": np.where(sample == "P2_CSF_baseline", "v2", "v3"),
+            "cell_type": pd.Categorical(types),
+            "total_counts": np.asarray(counts.sum(axis=1)).ravel(),
+        },
+        index=[f"c{i}" for i in range(n)],
+    )
+    adata = ad.AnnData(X=counts.copy(), obs=obs, var=pd.DataFrame(index=GENES), layers={"counts": counts})
+    adata.X.data = np.log1p(adata.X.data)
+    adata.obsm["X_umap"] = rng.normal(size=(n, 2))
+    adata.obsp["connectivities"] = sp.random(n, n, density=0.1, format="csr", random_state=1)
+    path = tmp_path / "annotated.h5ad"
+    adata.write_h5ad(path)
+    return adata, path
+
+
+def test_rules_read_the_cells_and_counts_they_need_without_the_rest(tmp_path):
+    from csfcart.io import read_cells, read_obs
+
+    adata, path = _annotated(tmp_path)
+    pd.testing.assert_frame_equal(read_obs(path), adata.obs)
+    counts = read_cells(path, matrix="layers/counts")
+    assert counts.X is None and not counts.obsm and not counts.obsp
+    assert (counts.layers["counts"] != adata.layers["counts"]).nnz == 0
+    d14 = (adata.obs["sample_id"] == "P1_CSF_d14").to_numpy()
+    some = read_cells(path, rows=d14)
+    assert some.obs_names.tolist() == adata.obs_names[d14].tolist()
+    assert np.allclose(some.X.toarray(), adata.X[d14].toarray())
+    with pytest.raises(KeyError, match="layers/spliced"):
+        read_cells(path, matrix="layers/spliced")
+
+
+def test_pseudobulk_summed_sample_by_sample_equals_the_whole_object(tmp_path):
+    from csfcart.pseudobulk import pseudobulk, pseudobulk_file
+
+    adata, path = _annotated(tmp_path)
+    whole, streamed = pseudobulk(adata), pseudobulk_file(str(path))
+    assert streamed.obs_names.tolist() == whole.obs_names.tolist()
+    pd.testing.assert_frame_equal(streamed.obs.astype(str), whole.obs.astype(str))
+    assert np.array_equal(streamed.X.toarray(), whole.X.toarray())
+    assert "chemistry" in streamed.obs  # a sample-level covariate travels to the DE design
+    gone = streamed.obs.loc["P1_CSF_d14_B"]
+    assert gone["psbulk_cells"] == 0 and streamed["P1_CSF_d14_B"].X.sum() == 0
+    # the sums are the counts of each sample's cells of each type, computed here directly
+    cells = adata.obs.index[(adata.obs["sample_id"] == "P2_CSF_baseline") & (adata.obs["cell_type"] == "mono")]
+    assert np.array_equal(streamed["P2_CSF_baseline_mono"].X.toarray().ravel(),
+                          np.asarray(adata[cells].layers["counts"].sum(axis=0)).ravel())  # fmt: skip

@@ -53,6 +53,8 @@ rule plot_annotation:
         ),
     log:
         f"{OUT}/logs/plot_annotation.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_annotation.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -75,6 +77,8 @@ rule evaluate_annotation:
         qc=f"{OUT}/evaluation/qc.tsv",
     log:
         f"{OUT}/logs/evaluate_annotation.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_annotation.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

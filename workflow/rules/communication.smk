@@ -50,6 +50,8 @@ rule communication_diff:
         ),
     log:
         f"{OUT}/logs/communication_diff.log",
+    benchmark:
+        f"{OUT}/benchmarks/communication_diff.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -93,6 +95,8 @@ rule plot_communication:
         ),
     log:
         f"{OUT}/logs/plot_communication.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_communication.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -152,6 +156,8 @@ rule plot_tensor:
         ),
     log:
         f"{OUT}/logs/plot_tensor.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_tensor.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -198,6 +204,8 @@ rule evaluate_communication:
         f"{OUT}/evaluation/communication.tsv",
     log:
         f"{OUT}/logs/evaluate_communication.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_communication.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

@@ -16,6 +16,8 @@ rule composition:
         ),
     log:
         f"{OUT}/logs/composition.log",
+    benchmark:
+        f"{OUT}/benchmarks/composition.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -48,6 +50,8 @@ rule plot_composition:
         ),
     log:
         f"{OUT}/logs/plot_composition.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_composition.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -67,6 +71,8 @@ rule car_t:
         table=f"{OUT}/car_t/fractions.tsv",
     log:
         f"{OUT}/logs/car_t.log",
+    benchmark:
+        f"{OUT}/benchmarks/car_t.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -91,6 +97,8 @@ rule plot_car_t:
         ),
     log:
         f"{OUT}/logs/plot_car_t.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_car_t.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -110,6 +118,8 @@ rule pseudobulk:
         f"{OUT}/pseudobulk/cell_types.h5ad",
     log:
         f"{OUT}/logs/pseudobulk.log",
+    benchmark:
+        f"{OUT}/benchmarks/pseudobulk.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -129,6 +139,8 @@ rule programs:
         lr=f"{OUT}/scores/lr_expression.tsv",
     log:
         f"{OUT}/logs/programs.log",
+    benchmark:
+        f"{OUT}/benchmarks/programs.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -185,6 +197,8 @@ rule plot_de:
         ),
     log:
         f"{OUT}/logs/plot_de/{{cell_type}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_de/{{cell_type}}.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -211,6 +225,8 @@ rule claims:
         patients=f"{OUT}/claims_patients.tsv",
     log:
         f"{OUT}/logs/claims.log",
+    benchmark:
+        f"{OUT}/benchmarks/claims.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -248,6 +264,8 @@ rule plot_claims:
         ),
     log:
         f"{OUT}/logs/plot_claims.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_claims.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -268,6 +286,8 @@ rule score_claims:
         f"{OUT}/evaluation/claims.tsv",
     log:
         f"{OUT}/logs/score_claims.log",
+    benchmark:
+        f"{OUT}/benchmarks/score_claims.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -288,6 +308,8 @@ rule summary_page:
         f"{OUT}/summary.html",
     log:
         f"{OUT}/logs/summary_page.log",
+    benchmark:
+        f"{OUT}/benchmarks/summary_page.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -321,6 +343,8 @@ rule de_summary:
         ),
     log:
         f"{OUT}/logs/de_summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/de_summary.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -343,6 +367,8 @@ rule plot_de_summary:
         ),
     log:
         f"{OUT}/logs/plot_de_summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_de_summary.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

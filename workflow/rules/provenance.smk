@@ -16,6 +16,8 @@ rule provenance:
         ),
     log:
         f"{OUT}/logs/provenance.log",
+    benchmark:
+        f"{OUT}/benchmarks/provenance.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

@@ -40,6 +40,8 @@ rule plot_qc:
         ),
     log:
         f"{OUT}/logs/plot_qc/{{sample}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_qc/{{sample}}.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -66,6 +68,8 @@ rule qc_summary:
         ),
     log:
         f"{OUT}/logs/qc_summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/qc_summary.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -91,6 +95,8 @@ rule plot_qc_summary:
         ),
     log:
         f"{OUT}/logs/plot_qc_summary.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_qc_summary.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

@@ -47,6 +47,8 @@ rule plot_simulation:
         summary=f"{OUT}/simulated/figures/summary_by_cell_type.tsv",
     log:
         f"{OUT}/logs/plot_simulation.log",
+    benchmark:
+        f"{OUT}/benchmarks/plot_simulation.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

@@ -1,6 +1,5 @@
 """Adapter of rule communication_diff: paired change per interaction, axis scores (plot_communication draws them)."""
 
-import anndata as ad
 import pandas as pd
 
 from csfcart.communication import (
@@ -10,12 +9,13 @@ from csfcart.communication import (
     paired_pairs,
     present_types,
 )
+from csfcart.io import read_obs
 from csfcart.logs import setup
 from csfcart.measure import sample_meta
 from csfcart.tables import write_table_html
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
-obs = ad.read_h5ad(snakemake.input.annotated, backed="r").obs
+obs = read_obs(snakemake.input.annotated)
 meta = sample_meta(obs)
 present = present_types(obs, min_cells=snakemake.params.min_cells)
 scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)

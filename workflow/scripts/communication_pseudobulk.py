@@ -1,15 +1,15 @@
 """Adapter of rule communication_pseudobulk: LIANA's multi-sample route on the pseudobulk DE."""
 
-import anndata as ad
 import pandas as pd
 
 from csfcart.communication import pseudobulk_interactions
+from csfcart.io import read_cells, read_obs
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
-obs = ad.read_h5ad(snakemake.input.annotated, backed="r")
-csf = obs[(obs.obs["compartment"].astype(str) == "CSF").to_numpy()].to_memory()
+obs = read_obs(snakemake.input.annotated)
+csf = read_cells(snakemake.input.annotated, rows=(obs["compartment"].astype(str) == "CSF").to_numpy())
 de = pd.read_csv(snakemake.input.de, sep="\t")
 table = pseudobulk_interactions(csf, de)
 print(f"{len(table)} interactions over {table['contrast'].nunique()} contrast(s)")

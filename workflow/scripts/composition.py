@@ -1,19 +1,18 @@
 """Adapter of rule composition: cells per sample and type, paired changes (plot_composition draws them)."""
 
-import anndata as ad
-
 from csfcart.composition import (
     composition_summary,
     condition_summary,
     long_fractions,
     paired_changes,
 )
+from csfcart.io import read_obs
 from csfcart.logs import setup
 from csfcart.measure import cell_counts
 from csfcart.tables import write_table_html
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
-obs = ad.read_h5ad(snakemake.input[0], backed="r").obs
+obs = read_obs(snakemake.input[0])
 counts = cell_counts(obs)
 counts.to_csv(snakemake.output.counts, sep="\t")
 long = long_fractions(counts)

@@ -1,15 +1,14 @@
 """Adapter of rule evaluate_annotation: annotation and QC scored against the truth."""
 
-import anndata as ad
 import pandas as pd
 
 from csfcart.evaluate import annotation_scores, qc_scores
+from csfcart.io import read_obs
 from csfcart.logs import setup
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
-adata = ad.read_h5ad(snakemake.input.annotated, backed="r")
-ari, per_type = annotation_scores(adata, truth)
+ari, per_type = annotation_scores(read_obs(snakemake.input.annotated), truth)
 per_type.insert(0, "accuracy", round(per_type.attrs["accuracy"], 4))
 per_type.insert(0, "ari", round(ari, 4))
 per_type.to_csv(snakemake.output.annotation, sep="\t", index=False)

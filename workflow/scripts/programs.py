@@ -1,16 +1,16 @@
 """Adapter of rule programs: program scores per sample and cell type; Ig of ASCs;
 ligand-receptor expression of the configured axes."""
 
-import anndata as ad
 import yaml
 
+from csfcart.io import read_cells
 from csfcart.logs import setup
 from csfcart.measure import asc_immunoglobulin, lr_expression, programs_per_sample
-from csfcart.pseudobulk import pseudobulk
+from csfcart.pseudobulk import pseudobulk_file
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
-adata = ad.read_h5ad(snakemake.input[0])
-pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
+adata = read_cells(snakemake.input[0], matrix="layers/counts")
+pb = pseudobulk_file(snakemake.input[0])  # per sample and cell type, shared by programs and ligand-receptor expression
 with open(snakemake.params.programs) as fh:
     programs = yaml.safe_load(fh)
 lineages = snakemake.params.lineages

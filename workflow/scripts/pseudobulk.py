@@ -1,10 +1,7 @@
-"""Adapter of rule pseudobulk: counts summed per sample and cell type."""
-
-import anndata as ad
+"""Adapter of rule pseudobulk: counts summed per sample and cell type, sample by sample."""
 
 from csfcart.logs import setup
-from csfcart.pseudobulk import pseudobulk
+from csfcart.pseudobulk import pseudobulk_file
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
-pb = pseudobulk(ad.read_h5ad(snakemake.input[0]))
-pb.write_h5ad(snakemake.output[0])
+pseudobulk_file(snakemake.input[0]).write_h5ad(snakemake.output[0])
