@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,64 @@ def other_runs(state: str | Path, pid: int) -> list[int]:
 def end_run(state: str | Path, pid: int) -> None:
     """Forget the record :func:`clear_stale_locks` made for ``pid`` (the run ended)."""
     (Path(state) / "csfcart-runs" / str(pid)).unlink(missing_ok=True)
+
+
+# Peak memory of the rules that hold the whole cohort: a floor (libraries, per-sample work) and
+# bytes per stored count (nonzero of the counts matrix), fitted to the peak RSS in Snakemake's
+# benchmark files by scripts/benchmark_scale.py (2 cores, 16,000 to 100,000 cells of the default
+# cohort, about 625 nonzeros per cell). Memory follows the nonzeros, cells x genes detected, so
+# data with more genes detected per cell asks for more. The request is HEADROOM times the model
+# (at least the rule's own floor), and more on each retry.
+MEMORY_MODEL: dict[str, tuple[float, float]] = {
+    "merge": (150, 20.0),
+    "integrate": (1050, 28.0),
+    "annotate": (700, 20.0),
+    "plot_integration": (250, 2.0),
+    "compare_integration": (1050, 28.0),
+    "plot_annotation": (700, 20.0),
+    "pseudobulk": (400, 7.0),
+    "programs": (500, 20.0),
+    "communication_pseudobulk": (500, 14.0),
+    "composition": (300, 2.0),
+    "car_t": (300, 2.0),
+    "evaluate_annotation": (300, 2.0),
+}
+HEADROOM = 1.5
+NONZEROS_PER_CELL = 625  # a dry run's guess, before any file is read (the default cohort's density)
+
+
+def h5ad_nonzeros(path: str | Path) -> int:
+    """Stored counts of an .h5ad (nonzeros of ``layers['counts']``, else of ``X``), read from
+    the file's metadata: no matrix is loaded."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        for key in ("layers/counts", "X"):
+            if key in f:
+                element = f[key]
+                return int(element["data"].shape[0] if isinstance(element, h5py.Group) else element.size)
+    return 0
+
+
+def expected_cells(config: dict[str, Any]) -> int:
+    """Cells a synthetic cohort will have: each sample's median size (``cells.median``) times
+    the lognormal's mean over its median; 0 for real data (known once the files are read)."""
+    if "simulation" not in config:
+        return 0
+    cohort = parse_cohort(config["simulation"], name=config["dataset"], where=f"config (dataset {config['dataset']})")
+    per_compartment = {
+        c.name: min(c.cells_max, c.cells_median * math.exp(c.cells_sdlog**2 / 2)) for c in cohort.compartments.values()
+    }
+    return int(sum(per_compartment[s["compartment"]] for s in cohort.samples()))
+
+
+def job_memory_mb(rule: str, inputs, *, expected_cells: int, floor_mb: int, attempt: int = 1) -> int:
+    """Memory (MB) to request for a whole-cohort ``rule`` (:data:`MEMORY_MODEL`): from the
+    stored counts of its .h5ad inputs where they exist (a job about to run; merge's per-sample
+    files add up), else from ``expected_cells`` (a dry run; :func:`expected_cells`). Never below
+    ``floor_mb``; ``attempt`` times that on a retry."""
+    base, per_count = MEMORY_MODEL[rule]
+    h5ads = [p for p in map(str, inputs) if p.endswith(".h5ad") and Path(p).exists()]
+    counts = sum(h5ad_nonzeros(p) for p in h5ads) if h5ads else expected_cells * NONZEROS_PER_CELL
+    need = HEADROOM * (base + per_count * counts / 1e6)
+    return int(max(floor_mb, math.ceil(need / 100) * 100)) * attempt

@@ -244,3 +244,16 @@ def test_pseudobulk_summed_sample_by_sample_equals_the_whole_object(tmp_path):
     cells = adata.obs.index[(adata.obs["sample_id"] == "P2_CSF_baseline") & (adata.obs["cell_type"] == "mono")]
     assert np.array_equal(streamed["P2_CSF_baseline_mono"].X.toarray().ravel(),
                           np.asarray(adata[cells].layers["counts"].sum(axis=0)).ravel())  # fmt: skip
+
+
+def test_memory_requests_follow_the_counts_stored_in_the_inputs(tmp_path):
+    from csfcart.workflow import MEMORY_MODEL, h5ad_nonzeros, job_memory_mb
+
+    adata, path = _annotated(tmp_path)
+    assert h5ad_nonzeros(path) == adata.layers["counts"].nnz
+    base, per_count = MEMORY_MODEL["integrate"]
+    planned = job_memory_mb("integrate", [str(tmp_path / "absent.h5ad")], expected_cells=2_000_000, floor_mb=0)
+    assert planned >= 1.5 * (base + per_count * 2_000_000 * 625 / 1e6)  # a dry run: the config's cells
+    small = job_memory_mb("integrate", [str(path)], expected_cells=2_000_000, floor_mb=0)
+    assert small < planned and small == job_memory_mb("integrate", [str(path)], expected_cells=0, floor_mb=0)
+    assert job_memory_mb("integrate", [str(path)], expected_cells=0, floor_mb=8000, attempt=2) == 16000

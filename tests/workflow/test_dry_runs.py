@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from csfcart.workflow import MEMORY_MODEL
 from tests.conftest import ROOT, run_snakemake
 
 DATASETS = sorted(p.name for p in (ROOT / "config" / "datasets").glob("*.yaml"))
@@ -65,3 +67,23 @@ def test_a_missing_parent_is_named_with_the_fix(tmp_path):
     assert proc.returncode != 0
     assert "key 'extends': 'nowhere.yaml' not found" in proc.stdout + proc.stderr
     assert "Fix:" in proc.stdout + proc.stderr
+
+
+def _requested_mb(stdout: str, rule: str) -> int:
+    block = stdout.split(f"rule {rule}:", 1)[1]
+    return int(re.search(r"mem_mb=(\d+)", block).group(1))
+
+
+def test_cohort_rules_ask_memory_by_the_cohort_size_in_a_dry_run(tmp_path):
+    # a million-cell cohort (112 patients of the default design) before any file exists:
+    # SLURM requests follow the cells the config will make, not the default floors
+    big = tmp_path / "csf_bcma_cart_1m.yaml"
+    big.write_text(f"dataset: csf_bcma_cart_1m\nextends: {ROOT}/config/datasets/csf_bcma_cart.yaml\n"
+                   f"results: {tmp_path}\nsimulation:\n  n_patients: 112\n")  # fmt: skip
+    small = run_snakemake("-n", "--config", f"results={tmp_path}")
+    large = run_snakemake("-n", "--configfile", str(big))
+    assert small.returncode == 0 and large.returncode == 0, large.stderr[-3000:]
+    for rule, floor in (("merge", 4000), ("integrate", 8000), ("annotate", 6000), ("programs", 4000)):
+        assert _requested_mb(small.stdout, rule) == floor  # 45,000 cells: the floor suffices
+        # about 1,000,000 cells x 625 counts per cell in the default cohort
+        assert 1.5 * 0.6e9 * MEMORY_MODEL[rule][1] / 1e6 < _requested_mb(large.stdout, rule) < 40_000, rule

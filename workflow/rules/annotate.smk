@@ -23,7 +23,7 @@ rule annotate:
         "../../envs/csfcart.yaml"
     threads: 4
     resources:
-        mem_mb=lambda wc, input, attempt: max(6000, 6 * input.size_mb) * attempt,
+        mem_mb=memory("annotate", 6000),
         runtime=60,
     params:
         clustering=CONFIG["clustering"],
@@ -59,7 +59,7 @@ rule plot_annotation:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 4 * input.size_mb) * attempt,
+        mem_mb=memory("plot_annotation", 4000),
         runtime=20,
     params:
         markers=CONFIG["annotation"]["markers"],
@@ -83,7 +83,7 @@ rule evaluate_annotation:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory("evaluate_annotation", 4000),
         runtime=10,
     script:
         "../scripts/evaluate_annotation.py"
@@ -115,7 +115,7 @@ rule plot_integration:
         "../../envs/csfcart.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 4 * input.size_mb) * attempt,
+        mem_mb=memory("plot_integration", 4000),
         runtime=30,
     script:
         "../scripts/plot_integration.py"
@@ -140,7 +140,7 @@ rule compare_integration:
         "../../envs/csfcart.yaml"
     threads: 4
     resources:
-        mem_mb=lambda wc, input, attempt: max(8000, 8 * input.size_mb) * attempt,
+        mem_mb=memory("compare_integration", 8000),
         runtime=240,
     params:
         integration=CONFIG["integration"],

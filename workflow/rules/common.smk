@@ -20,6 +20,8 @@ from csfcart.workflow import (
     clear_stale_locks,
     download_dir,
     end_run,
+    expected_cells,
+    job_memory_mb,
     locate_tables,
     other_runs,
     sample_table,
@@ -90,6 +92,8 @@ CONDITIONS = (
 # time-point label -> days since infusion, where the sheet has a `day` column
 DAYS = label_days(SAMPLES)
 DOWNLOAD = CONFIG["download"] if "download" in CONFIG else None
+# cells of a synthetic cohort before it exists: the memory a dry run shows for the cohort rules
+EXPECTED_CELLS = expected_cells(CONFIG)
 # the report's first page (workflow/report/workflow.rst) reads this from the config
 config["_report"] = study_summary(CONFIG, SAMPLES, CLAIMS)
 
@@ -106,6 +110,17 @@ def ingest_input(wildcards):
     if DOWNLOAD:
         return {"unpacked": f"{download_dir(CONFIG)}/raw.done"}
     return {"data": SAMPLES.loc[wildcards.sample, "path"]}
+
+
+def memory(name, floor_mb):
+    """mem_mb of a whole-cohort rule: from the counts stored in its inputs (csfcart.workflow)."""
+    return lambda wc, input, attempt: job_memory_mb(
+        name,
+        input,
+        expected_cells=EXPECTED_CELLS,
+        floor_mb=floor_mb,
+        attempt=attempt,
+    )
 
 
 def all_targets():

@@ -190,7 +190,7 @@ rule communication_pseudobulk:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
+        mem_mb=memory("communication_pseudobulk", 4000),
         runtime=30,
     script:
         "../scripts/communication_pseudobulk.py"

@@ -22,7 +22,7 @@ rule composition:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
+        mem_mb=memory("composition", 4000),
         runtime=20,
     params:
         baseline=BASELINE,
@@ -77,7 +77,7 @@ rule car_t:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
+        mem_mb=memory("car_t", 4000),
         runtime=20,
     params:
         lineages=LINEAGE_OF,
@@ -124,7 +124,7 @@ rule pseudobulk:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
+        mem_mb=memory("pseudobulk", 4000),
         runtime=20,
     script:
         "../scripts/pseudobulk.py"
@@ -145,7 +145,7 @@ rule programs:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
+        mem_mb=memory("programs", 4000),
         runtime=20,
     params:
         programs=CONFIG["analysis"]["programs"],

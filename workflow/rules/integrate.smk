@@ -17,7 +17,7 @@ rule merge:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 6 * input.size_mb) * attempt,
+        mem_mb=memory("merge", 4000),
         runtime=30,
     script:
         "../scripts/merge.py"
@@ -37,7 +37,7 @@ rule integrate:
         "../../envs/csfcart.yaml"
     threads: 4
     resources:
-        mem_mb=lambda wc, input, attempt: max(8000, 8 * input.size_mb) * attempt,
+        mem_mb=memory("integrate", 8000),
         runtime=240,
     params:
         integration=CONFIG["integration"],
