@@ -209,17 +209,18 @@ def end_run(state: str | Path, pid: int) -> None:
 
 # Peak memory of the rules that hold the whole cohort: a floor (libraries, per-sample work) and
 # bytes per stored count (nonzero of the counts matrix), fitted to the peak RSS in Snakemake's
-# benchmark files by scripts/benchmark_scale.py (2 cores, 16,000 to 100,000 cells of the default
-# cohort, about 625 nonzeros per cell). Memory follows the nonzeros, cells x genes detected, so
-# data with more genes detected per cell asks for more. The request is HEADROOM times the model
+# benchmark files by scripts/benchmark_scale.py (2 cores, the default cohort grown to 16,000-
+# 100,000 cells, about 620 nonzeros per cell: 26 million at 41,815 cells, 61 million at 98,988).
+# Memory follows the nonzeros (cells x genes detected), so data with more genes detected per
+# cell asks for more. The request is HEADROOM times the model
 # (at least the rule's own floor), and more on each retry.
 MEMORY_MODEL: dict[str, tuple[float, float]] = {
-    "merge": (150, 20.0),
-    "integrate": (1050, 28.0),
-    "annotate": (700, 20.0),
+    "merge": (180, 17.0),
+    "integrate": (1150, 26.0),
+    "annotate": (520, 29.0),
     "plot_integration": (250, 2.0),
-    "compare_integration": (1050, 28.0),
-    "plot_annotation": (700, 20.0),
+    "compare_integration": (1150, 26.0),
+    "plot_annotation": (520, 29.0),
     "pseudobulk": (400, 7.0),
     "programs": (500, 20.0),
     "communication_pseudobulk": (500, 14.0),
