@@ -12,6 +12,7 @@ vanished is counted apart (``lost_in_patients``), as a consequence of that loss.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import anndata as ad
@@ -134,6 +135,58 @@ def present_types(obs: pd.DataFrame, *, min_cells: int) -> pd.DataFrame:
     return n.rename("cells").reset_index().rename(columns={CELL_TYPE: "cell_type"})
 
 
+def read_scores(paths: list[str]) -> pd.DataFrame:
+    """The per-sample score tables of ``paths``, one table, its keys and ``sample_id``
+    categorical with shared, sorted categories.
+
+    A cohort of hundreds of CSF samples scores tens of millions of interactions: as strings
+    their keys would cost about 70 bytes each, as category codes 1-4 bytes.
+    """
+    from pandas.api.types import union_categoricals
+
+    columns = [*KEY, "sample_id"]
+    frames = []
+    for path in paths:
+        f = pd.read_parquet(path)
+        frames.append(f.astype(dict.fromkeys([c for c in columns if c in f], "category")))
+    if not frames:
+        return pd.DataFrame(columns=[*KEY, "lrscore", "expressed", "sample_id"])
+    out = {}
+    for c in frames[0].columns:
+        if c in columns:
+            out[c] = union_categoricals([f[c] for f in frames], sort_categories=True)
+        else:
+            out[c] = np.concatenate([f[c].to_numpy() for f in frames])
+    return pd.DataFrame(out)
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of ``values`` and the labels they index (categories, or the sorted
+    distinct strings)."""
+    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype(str).astype("category")
+    return cat.cat.codes.to_numpy().astype(np.int64), cat.cat.categories.astype(str)
+
+
+def _interaction_codes(s: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """One integer per interaction (``KEY``) of each row of ``s``, and the label table that
+    turns an integer back into its four names (``labels.iloc[code]``)."""
+    codes, labels = zip(*(_codes(s[c]) for c in KEY), strict=True)
+    sizes = [max(len(x), 1) for x in labels]
+    if float(np.prod(np.array(sizes, dtype=float))) >= 2.0**62:
+        raise ValueError("too many distinct cell types, ligands and receptors to index their interactions")
+    combined = np.zeros(len(s), dtype=np.int64)
+    for c, size in zip(codes, sizes, strict=True):
+        combined = combined * size + c
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    parts, rest = [], distinct
+    for size in reversed(sizes):
+        parts.append(rest % size)
+        rest = rest // size
+    columns = zip(KEY, reversed(parts), labels, strict=True)
+    names = pd.DataFrame({c: pd.Categorical.from_codes(part, categories=lab) for c, part, lab in columns})
+    return inverse.reshape(-1), names
+
+
 def paired_interactions(
     scores: pd.DataFrame, meta: pd.DataFrame, *, baseline: str, present: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -149,43 +202,91 @@ def paired_interactions(
     present at baseline and gone after only because a partner vanished (a consequence of
     that cell type's loss, not part of the estimate). ``present`` (sample_id, cell_type) says
     which types were scored per sample; without it, the types seen in ``scores``.
+
+    Each compartment's scores are held as an interactions x samples matrix, so memory grows
+    with the interactions and samples, not with their product as a table of strings.
     """
+    from csfcart.stats import summary_from_moments
     from csfcart.timepoints import is_pre_infusion
 
     by = [*KEY, "compartment"]
     if present is None:
         present = pd.concat(
-            [scores[["sample_id", "source"]].set_axis(["sample_id", "cell_type"], axis=1),
-             scores[["sample_id", "target"]].set_axis(["sample_id", "cell_type"], axis=1)]
+            [scores[["sample_id", "source"]].set_axis(["sample_id", "cell_type"], axis=1).astype(str),
+             scores[["sample_id", "target"]].set_axis(["sample_id", "cell_type"], axis=1).astype(str)]
         ).drop_duplicates()  # fmt: skip
     present = present[["sample_id", "cell_type"]].astype(str)
     samples = meta.reset_index()[["sample_id", "patient_id", "timepoint", "compartment"]].astype(str)
-    s = scores.merge(samples, on="sample_id")
-    expressed = s["expressed"].astype(bool) if "expressed" in s else pd.Series(True, index=s.index)
-    universe = s.loc[expressed, by].drop_duplicates()
-    grid = universe.merge(samples, on="compartment")
-    grid = grid.merge(s[[*KEY, "sample_id", "lrscore"]], on=[*KEY, "sample_id"], how="left")
-    have = set(zip(present["sample_id"], present["cell_type"], strict=True))
-    both = [(a, b) in have and (a, c) in have for a, b, c in zip(grid["sample_id"], grid["source"], grid["target"],
-                                                                   strict=True)]  # fmt: skip
-    grid["present"] = both
-    grid["lrscore"] = grid["lrscore"].where(~grid["present"] | grid["lrscore"].notna(), 0.0).where(grid["present"])
-    keys = [*by, "patient_id"]
-    base = grid[grid["timepoint"] == baseline].groupby(keys)["lrscore"].mean()
-    after = grid[(grid["timepoint"] != baseline) & ~grid["timepoint"].map(is_pre_infusion)]
-    post = after.groupby(keys).agg(post=("lrscore", "mean"), any_present=("present", "any"))
-    per_patient = post.join(base.rename("base"), how="inner").reset_index()
-    per_patient["lost"] = per_patient["base"].notna() & ~per_patient["any_present"]
-    per_patient["change"] = per_patient["post"] - per_patient["base"]
-    per_patient = per_patient.drop(columns="any_present")
-    summary = grouped_paired_summary(per_patient.dropna(subset=["change"]), "change", by, direction=-1)
-    extra = per_patient.groupby(by, sort=False).agg(
-        baseline_score=("base", "mean"), post_score=("post", "mean"), lost_in_patients=("lost", "sum")
-    )
-    summary = summary.merge(extra.reset_index(), on=by, how="right")
-    summary["n_patients"] = summary["n_patients"].fillna(0).astype(int)
-    summary["patients_consistent"] = summary["patients_consistent"].fillna(0).astype(int)
-    return per_patient, summary.sort_values("p_value")
+    sample_ids = scores["sample_id"].astype(str) if len(scores) else pd.Series([], dtype=str)
+    per_patient, moments = [], []
+    for compartment, here in samples.groupby("compartment", sort=True):
+        rows = np.flatnonzero(sample_ids.isin(set(here["sample_id"])).to_numpy())
+        s = scores.iloc[rows]
+        expressed = s["expressed"].astype(bool).to_numpy() if "expressed" in s else np.ones(len(s), dtype=bool)
+        codes, names = _interaction_codes(s)
+        kept = np.unique(codes[expressed])
+        if not len(kept):
+            continue
+        names = names.iloc[kept].reset_index(drop=True)
+        row = np.searchsorted(kept, codes)
+        ok = (row < len(kept)) & (kept[np.minimum(row, len(kept) - 1)] == codes)
+        order = pd.Index(here["sample_id"].to_numpy())
+        col = order.get_indexer(sample_ids.iloc[rows])
+        score = np.full((len(kept), len(order)), np.nan)
+        score[row[ok], col[ok]] = s["lrscore"].to_numpy(dtype=float)[ok]
+        # both partners present in a sample: scored, or 0 where not detected; else missing
+        types = pd.Index(sorted(set(names["source"].astype(str)) | set(names["target"].astype(str))))
+        has = np.zeros((len(types), len(order)), dtype=bool)
+        p = present[present["sample_id"].isin(order) & present["cell_type"].isin(types)]
+        has[types.get_indexer(p["cell_type"]), order.get_indexer(p["sample_id"])] = True
+        both = has[types.get_indexer(names["source"].astype(str))] & has[types.get_indexer(names["target"].astype(str))]
+        score = np.where(both, np.where(np.isnan(score), 0.0, score), np.nan)
+        is_base = (here["timepoint"] == baseline).to_numpy()
+        is_post = ~is_base & ~here["timepoint"].map(is_pre_infusion).to_numpy(dtype=bool)
+        patients = sorted(set(here.loc[is_base, "patient_id"]) & set(here.loc[is_post, "patient_id"]))
+        if not patients:
+            continue
+        base = np.empty((len(kept), len(patients)))
+        post = np.empty_like(base)
+        any_present = np.empty(base.shape, dtype=bool)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing rows: NaN
+            for k, patient in enumerate(patients):
+                mine = (here["patient_id"] == patient).to_numpy()
+                base[:, k] = np.nanmean(score[:, mine & is_base], axis=1)
+                post[:, k] = np.nanmean(score[:, mine & is_post], axis=1)
+                any_present[:, k] = both[:, mine & is_post].any(axis=1)
+        del score, both
+        change = post - base
+        lost = ~np.isnan(base) & ~any_present
+        measured = ~np.isnan(change)
+        n = measured.sum(axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # fewer than two patients: no sd
+            mean = np.nanmean(change, axis=1)
+            sd = np.nanstd(change, axis=1, ddof=1)
+            keys = names.assign(compartment=pd.Categorical([compartment] * len(names)))
+            moments.append(keys.assign(
+                n=n, mean=mean, sd=sd, consistent=(np.sign(change) == -1).sum(axis=1),
+                baseline_score=np.nanmean(base, axis=1), post_score=np.nanmean(post, axis=1),
+                lost_in_patients=lost.sum(axis=1),
+            ))  # fmt: skip
+        long = keys.iloc[np.repeat(np.arange(len(names)), len(patients))].reset_index(drop=True)
+        per_patient.append(long.assign(
+            patient_id=pd.Categorical(np.tile(patients, len(names))), post=post.ravel(), base=base.ravel(),
+            lost=lost.ravel(), change=change.ravel(),
+        ))  # fmt: skip
+    columns = [*by, "n_patients", "estimate", "patients_consistent", "ci_low", "ci_high", "p_value", "p_adjusted",
+               "baseline_score", "post_score", "lost_in_patients"]  # fmt: skip
+    if not moments:
+        empty = pd.DataFrame(columns=[*by, "patient_id", "post", "base", "lost", "change"])
+        return empty, pd.DataFrame(columns=columns)
+    m = pd.concat(moments, ignore_index=True)
+    summary = pd.concat([m[by].astype(str), summary_from_moments(m["n"], m["mean"], m["sd"], m["consistent"])], axis=1)
+    summary = summary.join(m[["baseline_score", "post_score", "lost_in_patients"]])
+    summary.loc[summary["n_patients"] == 0, "patients_consistent"] = 0
+    summary = summary.sort_values(["p_value", *by], kind="stable").reset_index(drop=True)
+    return pd.concat(per_patient, ignore_index=True), summary[columns]
 
 
 def b_microglia_axis(table: pd.DataFrame, lineage_of: Mapping[str, str]) -> pd.Series:
@@ -231,7 +332,8 @@ def axis_scores(
         ("b_microglia", b_microglia_axis(s, lineage_of)),
         ("microglia_inflammatory", s["source"].isin(mg) & s["ligand_complex"].isin(INFLAMMATORY_LIGANDS)),
     ):
-        g = s[mask].groupby("sample_id")["lrscore"].agg(["mean", "std", "count"]).reindex(meta.index)
+        g = s[mask].groupby(s.loc[mask, "sample_id"].astype(str))["lrscore"].agg(["mean", "std", "count"])
+        g = g.reindex(meta.index)
         n = g["count"].fillna(0).to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * g["std"].to_numpy() / np.sqrt(n)
@@ -242,7 +344,7 @@ def axis_scores(
         out[f"{name}_n"] = n.astype(int)
     # without microglia-like cells both readouts are undefined (not zero): their B-cell
     # partners may vanish, the microglia-like side must be there to be measured
-    has_mg = s.loc[s["source"].isin(mg) | s["target"].isin(mg), "sample_id"].unique()
+    has_mg = s.loc[s["source"].isin(mg) | s["target"].isin(mg), "sample_id"].astype(str).unique()
     cols = [c for c in out.columns if c.startswith(tuple(AXES))]
     out.loc[~out.index.isin(has_mg), cols] = np.nan
     if present is not None:
@@ -441,9 +543,15 @@ def condition_interactions(
     full["lrscore"] = full["lrscore"].fillna(0.0)
     full["condition"] = full["sample_id"].map(conditions)
     donors = (
-        full.dropna(subset=["condition"]).groupby([*KEY, "compartment", "condition", "patient_id"])["lrscore"].mean()
+        full.dropna(subset=["condition"])
+        .groupby([*KEY, "compartment", "condition", "patient_id"], observed=True)["lrscore"]
+        .mean()
     )
-    g = donors.groupby(level=[*KEY, "compartment", "condition"]).agg(["mean", "var", "count"]).unstack("condition")
+    g = (
+        donors.groupby(level=[*KEY, "compartment", "condition"], observed=True)
+        .agg(["mean", "var", "count"])
+        .unstack("condition")
+    )
     frames = []
     for cond in sorted(set(full["condition"].dropna()) - {reference}):
         if (cond not in g["mean"].columns) or (reference not in g["mean"].columns):
@@ -471,11 +579,11 @@ def paired_pairs(per_patient: pd.DataFrame) -> pd.DataFrame:
     per_patient = per_patient.dropna(subset=["change"])
     if per_patient.empty:
         return pd.DataFrame(columns=[*by, "n_interactions", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted"])
-    pp = per_patient.groupby([*by, "patient_id"], as_index=False).agg(
+    pp = per_patient.groupby([*by, "patient_id"], as_index=False, observed=True).agg(
         change=("change", "mean"), n_interactions=("change", "size")
     )
     summary = grouped_paired_summary(pp, "change", by, direction=-1)
-    n = pp.groupby(by, as_index=False)["n_interactions"].max()
+    n = pp.groupby(by, as_index=False, observed=True)["n_interactions"].max()
     return summary.merge(n, on=by).sort_values("p_value")
 
 
@@ -492,12 +600,19 @@ def interaction_tensor(
     labels). Returns the tensor and the names along each of its four modes.
     """
     s = scores[scores["sample_id"].isin(samples)]
-    lr = s["ligand_complex"] + "^" + s["receptor_complex"]
-    expressed = s["expressed"].astype(bool) if "expressed" in s else pd.Series(True, index=s.index)
-    universe = lr[expressed].unique()
-    keep = lr.isin(universe)
-    per_sample = s[keep].assign(lr=lr[keep]).groupby(["lr", "sample_id"])["lrscore"].mean().unstack()
-    per_sample = per_sample.reindex(columns=samples).fillna(0.0)
+    lig, lig_names = _codes(s["ligand_complex"])
+    rec, rec_names = _codes(s["receptor_complex"])
+    distinct, pair = np.unique(lig * max(len(rec_names), 1) + rec, return_inverse=True)
+    pair = pair.reshape(-1)
+    pair_names = lig_names[distinct // max(len(rec_names), 1)] + "^" + rec_names[distinct % max(len(rec_names), 1)]
+    expressed = s["expressed"].astype(bool).to_numpy() if "expressed" in s else np.ones(len(s), dtype=bool)
+    keep = np.isin(pair, np.unique(pair[expressed]))
+    per_sample = (
+        pd.DataFrame({"lr": pair[keep], "sample_id": s["sample_id"].array[keep], "lrscore": s["lrscore"].to_numpy()[keep]})
+        .groupby(["lr", "sample_id"], observed=True)["lrscore"].mean().unstack()
+    )  # fmt: skip
+    per_sample.index = pair_names[per_sample.index]
+    per_sample = per_sample.sort_index().reindex(columns=samples).fillna(0.0)
     chosen = pd.Index(sorted(per_sample.var(axis=1).nlargest(n_interactions).index))
     types = pd.Index(sorted(present.loc[present["sample_id"].isin(samples), "cell_type"].unique()))
     order = pd.Index(samples)
@@ -506,9 +621,10 @@ def interaction_tensor(
         here = types.get_indexer(present.loc[present["sample_id"] == sample, "cell_type"])
         here = here[here >= 0]
         tensor[i][np.ix_(np.arange(len(chosen)), here, here)] = 0.0
-    rows = s[lr.isin(chosen)]
-    i, j = order.get_indexer(rows["sample_id"]), chosen.get_indexer(lr[rows.index])
-    a, b = types.get_indexer(rows["source"]), types.get_indexer(rows["target"])
+    mask = np.isin(pair, pair_names.get_indexer(chosen))
+    rows = s[mask]
+    i, j = order.get_indexer(rows["sample_id"].astype(str)), chosen.get_indexer(pair_names[pair[mask]])
+    a, b = types.get_indexer(rows["source"].astype(str)), types.get_indexer(rows["target"].astype(str))
     ok = (a >= 0) & (b >= 0) & ~np.isnan(tensor[i, j, np.maximum(a, 0), np.maximum(b, 0)])
     tensor[i[ok], j[ok], a[ok], b[ok]] = rows["lrscore"].to_numpy()[ok]
     return tensor, [list(order), list(chosen), list(types), list(types)]

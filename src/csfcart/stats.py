@@ -75,13 +75,20 @@ def grouped_paired_summary(df: pd.DataFrame, value: str, by: list[str], *, direc
     tables with many groups, such as every ligand-receptor interaction); BH over groups."""
     d = df.dropna(subset=[value]).assign(_consistent=lambda x: (np.sign(x[value]) == direction) if direction else False)
     g = d.groupby(by, observed=True, sort=False)
-    out = (
-        g[value].agg(["count", "mean", "std"]).rename(columns={"count": "n_patients", "mean": "estimate", "std": "sd"})
+    out = g[value].agg(["count", "mean", "std"]).reset_index()
+    summary = summary_from_moments(
+        out["count"].to_numpy(), out["mean"].to_numpy(), out["std"].to_numpy(), g["_consistent"].sum().to_numpy()
     )
-    out["patients_consistent"] = g["_consistent"].sum().astype(int)
-    out = out.reset_index()
-    n = out["n_patients"].to_numpy(dtype=float)
-    mean, sd = out["estimate"].to_numpy(), out["sd"].to_numpy()
+    return pd.concat([out[by], summary], axis=1)
+
+
+def summary_from_moments(n, mean, sd, consistent) -> pd.DataFrame:
+    """Per group, from the count, mean and standard deviation (ddof 1) of its per-patient
+    values: ``n_patients``, ``estimate``, ``patients_consistent``, the 95% t CI and two-sided
+    p of :func:`paired_summary`, and BH over the groups (those with fewer than two patients
+    have no CI or p and take no part in BH)."""
+    n = np.asarray(n, dtype=float)
+    mean, sd = np.asarray(mean, dtype=float), np.asarray(sd, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = sd / np.sqrt(n)
         half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * se
@@ -90,11 +97,13 @@ def grouped_paired_summary(df: pd.DataFrame, value: str, by: list[str], *, direc
     p = np.where(degenerate, np.where(mean != 0, 0.0, 1.0), p)
     half = np.where(degenerate, 0.0, half)
     few = n < 2
+    out = pd.DataFrame({"n_patients": n.astype(int), "estimate": mean,
+                        "patients_consistent": np.asarray(consistent).astype(int)})  # fmt: skip
     out["ci_low"] = np.where(few, np.nan, mean - half)
     out["ci_high"] = np.where(few, np.nan, mean + half)
     out["p_value"] = np.where(few, np.nan, p)
     out["p_adjusted"] = bh(out["p_value"])
-    return out.drop(columns="sd")
+    return out
 
 
 def welch(mean1, var1, n1, mean0, var0, n0):

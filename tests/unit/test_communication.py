@@ -228,3 +228,92 @@ def test_tensor_decomposition_finds_the_factor_that_falls():
     flat = changes.loc[changes.index.str.startswith("C")].iloc[0]
     assert drop["ci_high"] < 0 and drop["patients_consistent"] == 5
     assert abs(flat["estimate"]) < abs(drop["estimate"]) / 3
+
+
+def _random_cohort(seed=0, patients=5):
+    """Scores of a few interactions in baseline, m1 and m3 samples, each cell type present or
+    absent at random, and interactions scored or undetected at random."""
+    rng = np.random.default_rng(seed)
+    types = ["naive_B", "microglia_like", "CD4_T", "CD8_T"]
+    meta = pd.DataFrame(
+        [(f"P{p}_{t}", f"P{p}", t) for p in range(patients) for t in ("baseline", "m1", "m3")],
+        columns=["sample_id", "patient_id", "timepoint"],
+    ).set_index("sample_id")
+    meta["compartment"] = "CSF"
+    present = pd.DataFrame(
+        [(s, t) for s in meta.index for t in types if rng.random() < 0.8], columns=["sample_id", "cell_type"]
+    )
+    have = set(zip(present["sample_id"], present["cell_type"], strict=True))
+    keys = [dict(zip(("source", "target"), (a, b), strict=True)) | {"ligand_complex": lig, "receptor_complex": "R1"}
+            for a in types for b in types for lig in ("L1", "L2")]  # fmt: skip
+    rows = [
+        {**k, "lrscore": float(rng.uniform(0.1, 0.9)), "expressed": bool(rng.random() < 0.7), "sample_id": s}
+        for s in meta.index
+        for k in keys
+        if (s, k["source"]) in have and (s, k["target"]) in have and rng.random() < 0.7
+    ]
+    return pd.DataFrame(rows), meta, present, have
+
+
+def test_paired_change_follows_its_definition_interaction_by_interaction():
+    """Each interaction's per-patient change recomputed by hand: 0 where both partners are
+    there and it was not scored, missing where a partner is absent, post-infusion visits
+    averaged, minus baseline."""
+    scores, meta, present, have = _random_cohort()
+    per_patient, summary = paired_interactions(scores, meta, baseline="baseline", present=present)
+    universe = scores.loc[scores["expressed"], ["source", "target", "ligand_complex", "receptor_complex"]]
+    universe = universe.drop_duplicates()
+    assert len(summary) == len(universe)
+    lookup = scores.set_index(["sample_id", "source", "target", "ligand_complex", "receptor_complex"])["lrscore"]
+    checked = 0
+    for key in universe.itertuples(index=False):
+        changes = []
+        for patient in sorted(set(meta["patient_id"])):
+
+            def score(sample, key=key):
+                if (sample, key.source) not in have or (sample, key.target) not in have:
+                    return np.nan
+                return float(lookup.get((sample, *key), 0.0))
+
+            base = score(f"{patient}_baseline")
+            post = np.nanmean([score(f"{patient}_m1"), score(f"{patient}_m3")]) if any(
+                (f"{patient}_{t}", key.source) in have and (f"{patient}_{t}", key.target) in have for t in ("m1", "m3")
+            ) else np.nan  # fmt: skip
+            changes.append(post - base)
+        changes = np.array(changes)
+        row = summary[(summary["source"] == key.source) & (summary["target"] == key.target)
+                      & (summary["ligand_complex"] == key.ligand_complex)].iloc[0]  # fmt: skip
+        assert row["n_patients"] == np.isfinite(changes).sum()
+        if np.isfinite(changes).any():
+            assert row["estimate"] == pytest.approx(np.nanmean(changes))
+            checked += 1
+        mine = per_patient[(per_patient["source"] == key.source) & (per_patient["target"] == key.target)
+                           & (per_patient["ligand_complex"] == key.ligand_complex)]  # fmt: skip
+        np.testing.assert_allclose(mine.sort_values("patient_id")["change"].to_numpy(dtype=float), changes)
+    assert checked > 10
+
+
+def test_scores_read_as_categories_give_the_same_tables(tmp_path):
+    from csfcart.communication import interaction_tensor, paired_pairs, read_scores
+
+    scores, meta, present, _ = _random_cohort(seed=1)
+    paths = []
+    for sample, part in scores.groupby("sample_id"):
+        paths.append(str(tmp_path / f"{sample}.parquet"))
+        part.to_parquet(paths[-1], index=False)
+    read = read_scores(paths)
+    assert isinstance(read["source"].dtype, pd.CategoricalDtype) and isinstance(read["sample_id"].dtype,
+                                                                                pd.CategoricalDtype)  # fmt: skip
+    assert read["source"].cat.categories.is_monotonic_increasing
+    plain_pp, plain = paired_interactions(scores, meta, baseline="baseline", present=present)
+    cat_pp, cat = paired_interactions(read, meta, baseline="baseline", present=present)
+    pd.testing.assert_frame_equal(plain, cat)
+    pd.testing.assert_frame_equal(paired_pairs(plain_pp), paired_pairs(cat_pp), check_categorical=False,
+                                  check_dtype=False)  # fmt: skip
+    samples = sorted(meta.index)
+    a, names_a = interaction_tensor(scores, samples, present, n_interactions=5)
+    b, names_b = interaction_tensor(read, samples, present, n_interactions=5)
+    assert names_a == names_b
+    np.testing.assert_array_equal(a, b)
+    axis_plain = axis_scores(scores, meta, present, lineage_of=shipped_lineages())
+    pd.testing.assert_frame_equal(axis_plain, axis_scores(read, meta, present, lineage_of=shipped_lineages()))

@@ -1,13 +1,12 @@
 """Adapter of rule communication_diff: paired change per interaction, axis scores (plot_communication draws them)."""
 
-import pandas as pd
-
 from csfcart.communication import (
     axis_scores,
     condition_interactions,
     paired_interactions,
     paired_pairs,
     present_types,
+    read_scores,
 )
 from csfcart.io import read_obs
 from csfcart.logs import setup
@@ -18,8 +17,8 @@ setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 obs = read_obs(snakemake.input.annotated)
 meta = sample_meta(obs)
 present = present_types(obs, min_cells=snakemake.params.min_cells)
-scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
-meta = meta.loc[meta.index.isin(set(scores["sample_id"])) | (meta["compartment"] == "CSF")]
+scores = read_scores(snakemake.input.scores)
+meta = meta.loc[meta.index.isin(set(scores["sample_id"].unique())) | (meta["compartment"] == "CSF")]
 per_patient, summary = paired_interactions(scores, meta, baseline=snakemake.params.baseline, present=present)
 pairs = paired_pairs(per_patient)
 pairs.to_csv(snakemake.output.pairs, sep="\t", index=False)

@@ -2,9 +2,7 @@
 
 import logging
 
-import pandas as pd
-
-from csfcart.communication import decompose_tensor, factor_changes, interaction_tensor, present_types
+from csfcart.communication import decompose_tensor, factor_changes, interaction_tensor, present_types, read_scores
 from csfcart.io import read_obs
 from csfcart.logs import setup
 from csfcart.measure import sample_meta
@@ -14,8 +12,8 @@ setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 obs = read_obs(snakemake.input.annotated)
 meta = sample_meta(obs)
 present = present_types(obs, min_cells=snakemake.params.min_cells)
-scores = pd.concat([pd.read_parquet(p) for p in snakemake.input.scores], ignore_index=True)
-samples = sorted(set(scores["sample_id"]) & set(meta.index[meta["compartment"] == "CSF"]))
+scores = read_scores(snakemake.input.scores)
+samples = sorted(set(scores["sample_id"].unique()) & set(meta.index[meta["compartment"] == "CSF"]))
 tensor, names = interaction_tensor(scores, samples, present, n_interactions=snakemake.params.interactions)
 logging.info("tensor: %s samples x %s interactions x %s x %s cell types", *tensor.shape)
 loadings = decompose_tensor(tensor, names, rank=snakemake.params.rank, seed=snakemake.params.seed)
