@@ -161,30 +161,73 @@ def read_scores(paths: list[str]) -> pd.DataFrame:
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes of ``values`` and the labels they index (categories, or the sorted
-    distinct strings)."""
+    """Integer codes of ``values`` (-1 where missing) and the labels they index (categories,
+    or the sorted distinct strings)."""
     cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype(str).astype("category")
-    return cat.cat.codes.to_numpy().astype(np.int64), cat.cat.categories.astype(str)
+    return cat.cat.codes.to_numpy(), cat.cat.categories.astype(str)
 
 
-def _interaction_codes(s: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-    """One integer per interaction (``KEY``) of each row of ``s``, and the label table that
-    turns an integer back into its four names (``labels.iloc[code]``)."""
-    codes, labels = zip(*(_codes(s[c]) for c in KEY), strict=True)
-    sizes = [max(len(x), 1) for x in labels]
-    if float(np.prod(np.array(sizes, dtype=float))) >= 2.0**62:
-        raise ValueError("too many distinct cell types, ligands and receptors to index their interactions")
-    combined = np.zeros(len(s), dtype=np.int64)
-    for c, size in zip(codes, sizes, strict=True):
-        combined = combined * size + c
-    distinct, inverse = np.unique(combined, return_inverse=True)
-    parts, rest = [], distinct
-    for size in reversed(sizes):
-        parts.append(rest % size)
-        rest = rest // size
-    columns = zip(KEY, reversed(parts), labels, strict=True)
-    names = pd.DataFrame({c: pd.Categorical.from_codes(part, categories=lab) for c, part, lab in columns})
-    return inverse.reshape(-1), names
+class _Rows:
+    """A score table as integer codes, worked through in chunks of rows.
+
+    A cohort of hundreds of CSF samples scores tens of millions of interactions: arrays of
+    8-byte keys over all of them at once would cost gigabytes, over a chunk some megabytes.
+    """
+
+    chunk = 2_000_000
+
+    def __init__(self, scores: pd.DataFrame):
+        self.n = len(scores)
+        self.codes, self.labels = (list(x) for x in zip(*(_codes(scores[c]) for c in KEY), strict=True))
+        self.sizes = [max(len(x), 1) for x in self.labels]
+        if float(np.prod(np.array(self.sizes, dtype=float))) >= 2.0**62:
+            raise ValueError("too many distinct cell types, ligands and receptors to index their interactions")
+        self.sample, self.sample_names = _codes(scores["sample_id"])
+        self.score = scores["lrscore"].to_numpy()
+        self.expressed = scores["expressed"].to_numpy(dtype=bool) if "expressed" in scores else None
+
+    def slices(self):
+        for start in range(0, self.n, self.chunk):
+            yield slice(start, min(start + self.chunk, self.n))
+
+    def key(self, rows: slice, parts: tuple[int, ...] = (0, 1, 2, 3)) -> np.ndarray:
+        """One int64 per row naming its interaction (or the combination of ``parts`` of KEY)."""
+        out = self.codes[parts[0]][rows].astype(np.int64)
+        for k in parts[1:]:
+            out *= self.sizes[k]
+            out += self.codes[k][rows]
+        return out
+
+    def column(self, rows: slice, order: pd.Index) -> np.ndarray:
+        """Position of each row's sample in ``order``; -1 for samples not there."""
+        where = np.append(order.get_indexer(self.sample_names), -1).astype(np.int32)
+        return where[self.sample[rows]]  # a missing sample (code -1) reads the -1 appended
+
+    def is_expressed(self, rows: slice) -> np.ndarray:
+        return np.ones(rows.stop - rows.start, dtype=bool) if self.expressed is None else self.expressed[rows]
+
+    def distinct(self, order: pd.Index, parts: tuple[int, ...] = (0, 1, 2, 3)) -> np.ndarray:
+        """Sorted keys that LIANA's filter passes in at least one sample of ``order``."""
+        found = [np.unique(self.key(r, parts)[(self.column(r, order) >= 0) & self.is_expressed(r)])
+                 for r in self.slices()]  # fmt: skip
+        return np.unique(np.concatenate(found)) if found else np.array([], dtype=np.int64)
+
+    def locate(self, rows: slice, keys: np.ndarray, order: pd.Index, parts=(0, 1, 2, 3)):
+        """For the rows in ``rows``: those whose key is in ``keys`` (sorted) and whose sample
+        is in ``order`` (a mask), and for those their key's and sample's positions."""
+        key, col = self.key(rows, parts), self.column(rows, order)
+        at = np.minimum(np.searchsorted(keys, key), max(len(keys) - 1, 0))
+        ok = (col >= 0) & (keys[at] == key) if len(keys) else np.zeros(len(key), dtype=bool)
+        return ok, at[ok], col[ok]
+
+    def names(self, keys: np.ndarray) -> pd.DataFrame:
+        """The four names of each interaction key."""
+        parts, rest = [], keys
+        for size in reversed(self.sizes):
+            parts.append(rest % size)
+            rest = rest // size
+        columns = zip(KEY, reversed(parts), self.labels, strict=True)
+        return pd.DataFrame({c: pd.Categorical.from_codes(part, categories=lab) for c, part, lab in columns})
 
 
 def paired_interactions(
@@ -217,23 +260,19 @@ def paired_interactions(
         ).drop_duplicates()  # fmt: skip
     present = present[["sample_id", "cell_type"]].astype(str)
     samples = meta.reset_index()[["sample_id", "patient_id", "timepoint", "compartment"]].astype(str)
-    sample_ids = scores["sample_id"].astype(str) if len(scores) else pd.Series([], dtype=str)
+    rows = _Rows(scores)
     per_patient, moments = [], []
     for compartment, here in samples.groupby("compartment", sort=True):
-        rows = np.flatnonzero(sample_ids.isin(set(here["sample_id"])).to_numpy())
-        s = scores.iloc[rows]
-        expressed = s["expressed"].astype(bool).to_numpy() if "expressed" in s else np.ones(len(s), dtype=bool)
-        codes, names = _interaction_codes(s)
-        kept = np.unique(codes[expressed])
+        order = pd.Index(here["sample_id"].to_numpy())
+        kept = rows.distinct(order)
         if not len(kept):
             continue
-        names = names.iloc[kept].reset_index(drop=True)
-        row = np.searchsorted(kept, codes)
-        ok = (row < len(kept)) & (kept[np.minimum(row, len(kept) - 1)] == codes)
-        order = pd.Index(here["sample_id"].to_numpy())
-        col = order.get_indexer(sample_ids.iloc[rows])
-        score = np.full((len(kept), len(order)), np.nan)
-        score[row[ok], col[ok]] = s["lrscore"].to_numpy(dtype=float)[ok]
+        # the scores' own precision (LIANA writes float32): no rounding, no doubled memory
+        score = np.full((len(kept), len(order)), np.nan, dtype=np.result_type(rows.score.dtype, np.float32))
+        for r in rows.slices():
+            ok, at, col = rows.locate(r, kept, order)
+            score[at, col] = rows.score[r][ok]
+        names = rows.names(kept)
         # both partners present in a sample: scored, or 0 where not detected; else missing
         types = pd.Index(sorted(set(names["source"].astype(str)) | set(names["target"].astype(str))))
         has = np.zeros((len(types), len(order)), dtype=bool)
@@ -253,8 +292,8 @@ def paired_interactions(
             warnings.simplefilter("ignore", RuntimeWarning)  # all-missing rows: NaN
             for k, patient in enumerate(patients):
                 mine = (here["patient_id"] == patient).to_numpy()
-                base[:, k] = np.nanmean(score[:, mine & is_base], axis=1)
-                post[:, k] = np.nanmean(score[:, mine & is_post], axis=1)
+                base[:, k] = np.nanmean(score[:, mine & is_base], axis=1, dtype=np.float64)
+                post[:, k] = np.nanmean(score[:, mine & is_post], axis=1, dtype=np.float64)
                 any_present[:, k] = both[:, mine & is_post].any(axis=1)
         del score, both
         change = post - base
@@ -599,34 +638,39 @@ def interaction_tensor(
     LIANA's expression filter passes in at least one sample (chosen without the visits'
     labels). Returns the tensor and the names along each of its four modes.
     """
-    s = scores[scores["sample_id"].isin(samples)]
-    lig, lig_names = _codes(s["ligand_complex"])
-    rec, rec_names = _codes(s["receptor_complex"])
-    distinct, pair = np.unique(lig * max(len(rec_names), 1) + rec, return_inverse=True)
-    pair = pair.reshape(-1)
-    pair_names = lig_names[distinct // max(len(rec_names), 1)] + "^" + rec_names[distinct % max(len(rec_names), 1)]
-    expressed = s["expressed"].astype(bool).to_numpy() if "expressed" in s else np.ones(len(s), dtype=bool)
-    keep = np.isin(pair, np.unique(pair[expressed]))
-    per_sample = (
-        pd.DataFrame({"lr": pair[keep], "sample_id": s["sample_id"].array[keep], "lrscore": s["lrscore"].to_numpy()[keep]})
-        .groupby(["lr", "sample_id"], observed=True)["lrscore"].mean().unstack()
-    )  # fmt: skip
-    per_sample.index = pair_names[per_sample.index]
-    per_sample = per_sample.sort_index().reindex(columns=samples).fillna(0.0)
+    rows = _Rows(scores)
+    order = pd.Index(samples)
+    lr = (2, 3)  # ligand and receptor: the tensor's interaction mode
+    pairs = rows.distinct(order, lr)
+    sums = np.zeros(len(pairs) * len(order))
+    counts = np.zeros(len(pairs) * len(order))
+    for r in rows.slices():
+        ok, at, col = rows.locate(r, pairs, order, lr)
+        flat = at.astype(np.int64) * len(order) + col
+        sums += np.bincount(flat, weights=rows.score[r][ok], minlength=len(sums))
+        counts += np.bincount(flat, minlength=len(counts))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, sums / counts, 0.0).reshape(len(pairs), len(order))
+    rec = rows.sizes[3]
+    pair_names = rows.labels[2][pairs // rec] + "^" + rows.labels[3][pairs % rec]
+    per_sample = pd.DataFrame(mean, index=pair_names, columns=order).sort_index()
     chosen = pd.Index(sorted(per_sample.var(axis=1).nlargest(n_interactions).index))
     types = pd.Index(sorted(present.loc[present["sample_id"].isin(samples), "cell_type"].unique()))
-    order = pd.Index(samples)
     tensor = np.full((len(order), len(chosen), len(types), len(types)), np.nan, dtype=np.float32)
     for i, sample in enumerate(order):
         here = types.get_indexer(present.loc[present["sample_id"] == sample, "cell_type"])
         here = here[here >= 0]
         tensor[i][np.ix_(np.arange(len(chosen)), here, here)] = 0.0
-    mask = np.isin(pair, pair_names.get_indexer(chosen))
-    rows = s[mask]
-    i, j = order.get_indexer(rows["sample_id"].astype(str)), chosen.get_indexer(pair_names[pair[mask]])
-    a, b = types.get_indexer(rows["source"].astype(str)), types.get_indexer(rows["target"].astype(str))
-    ok = (a >= 0) & (b >= 0) & ~np.isnan(tensor[i, j, np.maximum(a, 0), np.maximum(b, 0)])
-    tensor[i[ok], j[ok], a[ok], b[ok]] = rows["lrscore"].to_numpy()[ok]
+    chosen_keys = pairs[pair_names.get_indexer(chosen)]
+    by_key = np.argsort(chosen_keys)
+    sender, receiver = types.get_indexer(rows.labels[0]), types.get_indexer(rows.labels[1])
+    for r in rows.slices():
+        ok, at, i = rows.locate(r, chosen_keys[by_key], order, lr)
+        j = by_key[at]
+        a, b = sender[rows.codes[0][r][ok]], receiver[rows.codes[1][r][ok]]
+        keep = (a >= 0) & (b >= 0)
+        keep[keep] = ~np.isnan(tensor[i[keep], j[keep], a[keep], b[keep]])
+        tensor[i[keep], j[keep], a[keep], b[keep]] = rows.score[r][ok][keep]
     return tensor, [list(order), list(chosen), list(types), list(types)]
 
 
