@@ -257,6 +257,35 @@ def expected_cells(config: dict[str, Any]) -> int:
     return int(sum(per_compartment[s["compartment"]] for s in cohort.samples()))
 
 
+# Rules over the per-sample LIANA tables (MB, MB per million scored interactions): fitted to
+# scripts/benchmark_communication.py, 3.8 to 84 million rows (15 to 336 CSF samples); they
+# grow with the samples scored, not with the cells.
+SCORES_MODEL: dict[str, tuple[float, float]] = {
+    "communication_diff": (700, 70.0),
+    "communication_tensor": (750, 38.0),
+}
+SCORES_PER_SAMPLE = 250_000  # a dry run's guess per CSF sample (the default cohort's mean)
+
+
+def parquet_rows(path: str | Path) -> int:
+    """Rows of a parquet file, from its footer: nothing else is read."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def scores_memory_mb(rule: str, inputs, *, floor_mb: int, attempt: int = 1) -> int:
+    """Memory (MB) to request for a rule over the per-sample score tables
+    (:data:`SCORES_MODEL`): from the rows the .parquet inputs hold where they exist, else
+    :data:`SCORES_PER_SAMPLE` per table (a dry run). Never below ``floor_mb``; ``attempt``
+    times that on a retry."""
+    base, per_million = SCORES_MODEL[rule]
+    tables = [str(p) for p in inputs if str(p).endswith(".parquet")]
+    rows = sum(parquet_rows(p) if Path(p).exists() else SCORES_PER_SAMPLE for p in tables)
+    need = HEADROOM * (base + per_million * rows / 1e6)
+    return int(max(floor_mb, math.ceil(need / 100) * 100)) * attempt
+
+
 def job_memory_mb(rule: str, inputs, *, expected_cells: int, floor_mb: int, attempt: int = 1) -> int:
     """Memory (MB) to request for a whole-cohort ``rule`` (:data:`MEMORY_MODEL`): from the
     stored counts of its .h5ad inputs where they exist (a job about to run; merge's per-sample

@@ -257,3 +257,22 @@ def test_memory_requests_follow_the_counts_stored_in_the_inputs(tmp_path):
     small = job_memory_mb("integrate", [str(path)], expected_cells=2_000_000, floor_mb=0)
     assert small < planned and small == job_memory_mb("integrate", [str(path)], expected_cells=0, floor_mb=0)
     assert job_memory_mb("integrate", [str(path)], expected_cells=0, floor_mb=8000, attempt=2) == 16000
+
+
+def test_interaction_table_rules_ask_memory_by_the_rows_scored(tmp_path):
+    from csfcart.workflow import SCORES_MODEL, SCORES_PER_SAMPLE, parquet_rows, scores_memory_mb
+
+    table = pd.DataFrame({"source": ["a"] * 1000, "lrscore": np.linspace(0, 1, 1000, dtype=np.float32)})
+    paths = [str(tmp_path / f"S{i}.parquet") for i in range(3)]
+    for p in paths:
+        table.to_parquet(p, index=False)
+    assert parquet_rows(paths[0]) == 1000
+    base, per_million = SCORES_MODEL["communication_diff"]
+    assert scores_memory_mb("communication_diff", paths, floor_mb=0) == int(
+        np.ceil(1.5 * (base + per_million * 3000 / 1e6) / 100) * 100
+    )
+    # a dry run of 336 CSF samples: no table exists yet, each counts as a typical sample
+    planned = [str(tmp_path / f"absent{i}.parquet") for i in range(336)]
+    need = scores_memory_mb("communication_diff", planned, floor_mb=4000)
+    assert need >= 1.5 * (base + per_million * 336 * SCORES_PER_SAMPLE / 1e6) > 8000
+    assert scores_memory_mb("communication_diff", paths, floor_mb=4000, attempt=2) == 8000

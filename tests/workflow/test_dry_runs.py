@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from csfcart.workflow import MEMORY_MODEL
+from csfcart.workflow import MEMORY_MODEL, SCORES_MODEL
 from tests.conftest import ROOT, run_snakemake
 
 DATASETS = sorted(p.name for p in (ROOT / "config" / "datasets").glob("*.yaml"))
@@ -87,3 +87,7 @@ def test_cohort_rules_ask_memory_by_the_cohort_size_in_a_dry_run(tmp_path):
         assert _requested_mb(small.stdout, rule) == floor  # 45,000 cells: the floor suffices
         # about 1,000,000 cells x 625 counts per cell in the default cohort
         assert 1.5 * 0.6e9 * MEMORY_MODEL[rule][1] / 1e6 < _requested_mb(large.stdout, rule) < 40_000, rule
+    # the interaction tables grow with the CSF samples scored (336 here), not the cells
+    for rule in ("communication_diff", "communication_tensor"):
+        assert _requested_mb(small.stdout, rule) == 4000
+        assert 1.5 * (336 * 0.2e6 * SCORES_MODEL[rule][1] / 1e6) < _requested_mb(large.stdout, rule) < 20_000, rule

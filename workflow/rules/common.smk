@@ -25,6 +25,7 @@ from csfcart.workflow import (
     locate_tables,
     other_runs,
     sample_table,
+    scores_memory_mb,
     study_summary,
     targets,
 )
@@ -120,6 +121,13 @@ def memory(name, floor_mb):
         expected_cells=EXPECTED_CELLS,
         floor_mb=floor_mb,
         attempt=attempt,
+    )
+
+
+def scores_memory(name, floor_mb):
+    """mem_mb of the jobs over the per-sample interaction tables, from the rows they hold."""
+    return lambda wc, input, attempt: scores_memory_mb(
+        name, input, floor_mb=floor_mb, attempt=attempt
     )
 
 

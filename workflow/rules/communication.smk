@@ -56,7 +56,7 @@ rule communication_diff:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=scores_memory("communication_diff", 4000),
         runtime=20,
     params:
         baseline=BASELINE,
@@ -130,7 +130,7 @@ rule communication_tensor:
         "../../envs/csfcart.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(4000, 2 * input.size_mb) * attempt,
+        mem_mb=scores_memory("communication_tensor", 4000),
         runtime=60,
     params:
         baseline=BASELINE,
