@@ -293,10 +293,15 @@ def test_real_counts_from_an_installed_package(tmp_path):
     assert qc["status"] == "ok" and qc["cells_pass"] > 450, qc
     adata = ad.read_h5ad(out / "annotated.h5ad")
     lineage = adata.obs["cell_type"].astype(str).map(shipped_lineages()).to_numpy()
-    # each lineage's cells detect its own marker gene, and at least three times as often as the rest
+    # most cells get a label; the rest are left unlabelled (low_confidence), not forced into one
+    unlabelled = float(pd.isna(lineage).mean())
+    assert unlabelled < 0.2, unlabelled
+    # each lineage's cells detect its own marker gene, and at least three times as often as the
+    # cells labelled with another lineage (an unlabelled cell claims no lineage)
     for name, gene in (("T", "CD3D"), ("myeloid", "CD68"), ("NK", "GNLY"), ("B", "MS4A1")):
         detected = np.asarray((adata[:, gene].layers["counts"] > 0).todense()).ravel()
-        mine, rest = detected[lineage == name].mean(), detected[lineage != name].mean()
+        other = pd.notna(lineage) & (lineage != name)
+        mine, rest = detected[lineage == name].mean(), detected[other].mean()
         assert (lineage == name).sum() >= 10 and mine >= 0.5 and mine >= 3 * rest, (name, gene, mine, rest)
     assert (tmp_path / "donor.csv").read_bytes() == source.read_bytes()
 
