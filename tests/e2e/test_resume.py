@@ -2,7 +2,7 @@
 resumes with the same command and ends with the results of an uninterrupted run.
 
 The run is killed three times: while a per-sample QC job runs, in the middle of integration
-and while the report is written; between, an intermediate is corrupted in place and a table
+and while the report is assembled; between, an intermediate is corrupted in place and a table
 cut short, and the next run must rebuild both rather than read them. The final claims table and every cell's annotated type
 must equal those of the session's uninterrupted run of the same config (tiny_run) exactly,
 which also shows that two runs of one config on one machine give the same claims.
@@ -84,10 +84,22 @@ def test_a_killed_run_resumes_to_the_uninterrupted_results(tiny_run, tmp_path):
     _finish(command, log)
     assert log.read_text().count("removed, it will be rebuilt") == 2
     assert pb.read_bytes() != bytes(data) and h5py.is_hdf5(pb)
-    # 5. the report, killed while it is written, then built again
-    report = out / "report.html"
-    begun = time.monotonic()
-    _kill_when(_command(override, "--report", str(report)), lambda: time.monotonic() - begun > 8, log)
+    # 5. the report, killed while it is assembled, then built again. The stylesheet is a named
+    # pipe: snakemake opens it after collecting every result, just before it renders, and waits
+    # there for a writer, so the kill lands inside report creation on any machine, however fast.
+    report, stylesheet = out / "report.html", tmp_path / "report.css"
+    os.mkfifo(stylesheet)
+    writer: list[int] = []
+
+    def assembling() -> bool:
+        try:  # succeeds only once snakemake holds the pipe open for reading
+            writer.append(os.open(stylesheet, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    _kill_when(_command(override, "--report", str(report), "--report-stylesheet", str(stylesheet)), assembling, log)
+    os.close(writer[0])
     assert not report.exists()  # a killed report leaves no partial file behind
     _finish(_command(override, "--report", str(report)), log)
     assert report.stat().st_size > 100_000 and report.read_text().rstrip().endswith("</html>")
