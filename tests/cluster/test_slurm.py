@@ -28,6 +28,9 @@ SLURM_ARGS = [
     "--default-resources", "slurm_partition=debug", "slurm_account=ci", "mem_mb=1500", "runtime=30",
     "--set-resources", "integrate:gpu=0",
     "--jobs", "4", "--max-threads", "2",
+    # the plugin first asks SLURM about a job 40 s after submitting it (sensible on a shared
+    # cluster); on this one-node cluster of seconds-long jobs that wait dominated the run
+    "--slurm-init-seconds-before-status-checks", "5",
 ]  # fmt: skip
 
 
