@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# worker processes of the test suite (pytest-xdist; tests/conftest.py says which tests share one)
+TEST_WORKERS ?= 2
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/default
 
 .PHONY: venv run test test-cluster cluster-deps browser-deps r-deps lint format config-docs clean
@@ -43,7 +45,7 @@ config-docs: venv
 	$(BIN)/python -c 'from csfcart.config import config_docs; open("config/README.md", "w").write(config_docs("config/schemas/config.schema.yaml"))'
 
 test: venv lint browser-deps r-deps
-	CSFCART_BROWSER_TESTS=1 CSFCART_R_TESTS=1 $(BIN)/python -m pytest -q
+	CSFCART_BROWSER_TESTS=1 CSFCART_R_TESTS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=25
 
 # Debian's Chromium, for the test that opens the report in a real headless browser.
 browser-deps:

@@ -21,6 +21,44 @@ def shipped_lineages() -> dict[str, str]:
     return lineage_of(ROOT / "config" / "markers.tsv")
 
 
+# ``make test`` runs the suite on two pytest-xdist workers. The tests of a module named here
+# run on one worker, one after another, so that an expensive fixture is made once: the
+# session's tiny run (tests/e2e/conftest.py) and the cohorts that unit modules simulate.
+# Every other test is scheduled on its own; larger groups start first.
+SHARED_WORKER = {
+    "tests/e2e/test_interop.py": "tiny_run",
+    "tests/e2e/test_report.py": "tiny_run",
+    "tests/e2e/test_resume.py": "tiny_run",
+    "tests/e2e/test_tiny_cohort.py": "tiny_run",
+    "tests/unit/test_ambient.py": "ambient",
+    "tests/unit/test_simulate.py": "simulate",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SHARED_WORKER.get(nodeid.split("::", 1)[0], nodeid)
+
+    return SharedWorker(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    stray = [
+        item.nodeid
+        for item in items
+        if "tiny_run" in item.fixturenames and SHARED_WORKER.get(item.nodeid.split("::", 1)[0]) != "tiny_run"
+    ]
+    if stray:
+        raise pytest.UsageError(
+            f"{stray[0]} reads the session's tiny run, but its module is not in SHARED_WORKER with "
+            "'tiny_run' (tests/conftest.py): add it there, or the run is made again on each worker"
+        )
+
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 GENES = ["CD3D", "CD3E", "CD4", "IL7R", "CD8A", "MS4A1", "CD79A", "LYZ", "CD14", "MT-CO1", "MT-ND1", "RPL13A",
          *[f"GENE{i}" for i in range(60)]]  # fmt: skip

@@ -148,43 +148,13 @@ def locate_tables(config: dict[str, Any], workflow_dir: str | Path) -> dict[str,
     return config
 
 
-def clear_stale_locks(state: str | Path, pid: int) -> list[str]:
-    """Let a run killed with SIGKILL resume with the same command.
-
-    Snakemake's locks (``.snakemake/locks``) record no process, so a run killed before it
-    could unlock leaves them behind and the next run stops with "Directory cannot be
-    locked". Each run of this workflow records its process id under
-    ``.snakemake/csfcart-runs/``; the locks are removed only when every recorded run has
-    ended. A run still alive keeps them, and Snakemake then refuses the second run, as it
-    should. Returns the lock files removed; records ``pid`` as the current run.
-    """
-    state = Path(state)
+def _run_records(state: Path, pid: int) -> tuple[dict[int, Path | None], list[Path]]:
+    """Other recorded runs of this workflow under ``state``: those alive (process id -> its
+    results folder, None when the record names none) and the folders of those that ended
+    without forgetting their record (killed). Records of ended runs are deleted."""
+    alive: dict[int, Path | None] = {}
+    dead: list[Path] = []
     runs = state / "csfcart-runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    alive = []
-    for record in runs.iterdir():
-        try:
-            other = int(record.name)
-            os.kill(other, 0)
-            alive.append(other)
-        except (ValueError, ProcessLookupError):
-            record.unlink(missing_ok=True)
-        except PermissionError:  # a live process of another user
-            alive.append(int(record.name))
-    removed = []
-    locks = state / "locks"
-    if not alive and locks.is_dir():
-        for lock in sorted(locks.glob("*.lock")):
-            lock.unlink(missing_ok=True)
-            removed.append(str(lock))
-    (runs / str(pid)).write_text("")
-    return removed
-
-
-def other_runs(state: str | Path, pid: int) -> list[int]:
-    """Process ids of other runs of this workflow in the same directory that are alive."""
-    runs = Path(state) / "csfcart-runs"
-    alive = []
     for record in runs.iterdir() if runs.is_dir() else []:
         try:
             other = int(record.name)
@@ -193,13 +163,68 @@ def other_runs(state: str | Path, pid: int) -> list[int]:
         if other == pid:
             continue
         try:
+            named = record.read_text().strip()
+        except OSError:
+            named = ""
+        out = Path(named) if named else None
+        try:
             os.kill(other, 0)
-            alive.append(other)
+            alive[other] = out
         except ProcessLookupError:
-            continue
+            if out is not None:
+                dead.append(out)
+            record.unlink(missing_ok=True)
         except PermissionError:  # a live process of another user
-            alive.append(other)
-    return alive
+            alive[other] = out
+    return alive, dead
+
+
+def _under(path: str, folders: list[Path]) -> bool:
+    p = Path(path).resolve()
+    return any(p == f or f in p.parents for f in folders)
+
+
+def clear_stale_locks(state: str | Path, pid: int, out: str | Path) -> list[str]:
+    """Let a run killed with SIGKILL resume with the same command.
+
+    Snakemake's locks (``.snakemake/locks``) record no process, so a run killed before it
+    could unlock leaves them behind and the next run stops with "Directory cannot be
+    locked". Each run of this workflow records its process id and its results folder
+    ``out`` under ``.snakemake/csfcart-runs/``. A lock file is removed when it names a file
+    in the folder of this run or of a run that ended without unlocking, and none in the
+    folder of a run still alive; with no other run alive every lock goes. A run alive in the
+    same folder keeps its locks, and Snakemake then refuses the second run, as it should;
+    runs of other results folders in the same directory go on undisturbed. Returns the lock
+    files removed; records ``pid`` as the current run.
+    """
+    state, out = Path(state), Path(out).resolve()
+    alive, dead = _run_records(state, pid)
+    removed = []
+    locks = state / "locks"
+    busy = [f for f in alive.values() if f is not None]
+    if locks.is_dir() and None not in alive.values():
+        for lock in sorted(locks.glob("*.lock")):
+            try:
+                named = [line.strip() for line in lock.read_text().splitlines() if line.strip()]
+            except OSError:
+                continue
+            ours = any(_under(n, [out, *dead]) for n in named)
+            if not alive or (ours and not any(_under(n, busy) for n in named)):
+                lock.unlink(missing_ok=True)
+                removed.append(str(lock))
+    (state / "csfcart-runs").mkdir(parents=True, exist_ok=True)
+    (state / "csfcart-runs" / str(pid)).write_text(f"{out}\n")
+    return removed
+
+
+def other_runs(state: str | Path, pid: int, out: str | Path | None = None) -> list[int]:
+    """Process ids of other runs of this workflow in the same directory that are alive; with
+    ``out``, only those writing that results folder (or whose record names no folder)."""
+    alive, _ = _run_records(Path(state), pid)
+    if out is None:
+        return sorted(alive)
+    out = Path(out).resolve()
+    return sorted(p for p, f in alive.items() if f is None or f == out)
 
 
 def end_run(state: str | Path, pid: int) -> None:

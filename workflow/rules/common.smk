@@ -31,9 +31,6 @@ from csfcart.workflow import (
 )
 
 BASE = Path(workflow.basedir)
-if workflow.is_main_process:  # a run killed with SIGKILL left its locks: resume anyway
-    for lock in clear_stale_locks(".snakemake", os.getpid()):
-        print(f"removed {lock}, left by a run that was killed", file=sys.stderr)
 
 
 onsuccess:
@@ -53,7 +50,10 @@ CONFIG = locate_tables(
     validate_config(CONFIG, BASE / "config" / "schemas" / "config.schema.yaml"), BASE
 )
 OUT = f"{CONFIG['results']}/{CONFIG['dataset']}"
-if workflow.is_main_process and not other_runs(".snakemake", os.getpid()):
+if workflow.is_main_process:  # a run killed with SIGKILL left its locks: resume anyway
+    for lock in clear_stale_locks(".snakemake", os.getpid(), OUT):
+        print(f"removed {lock}, left by a run that was killed", file=sys.stderr)
+if workflow.is_main_process and not other_runs(".snakemake", os.getpid(), OUT):
     # outputs damaged since they were written: removed with what came after, and rebuilt
     DRY = bool(getattr(workflow, "dryrun", False))
     for damaged in verify(root=OUT, remove=not DRY):
