@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -84,21 +85,21 @@ class SqueueWatch:
 
 @pytest.fixture(scope="module")
 def runs(slurm, tmp_path_factory):
+    """The same config run locally and through SLURM, side by side (the SLURM run spends most
+    of its time waiting on the scheduler)."""
     tmp = tmp_path_factory.mktemp("slurm")
-    results = {}
+    commands = {}
     for name, extra in (("local", ["-c2"]), ("slurm", SLURM_ARGS)):
         # two patients keep the ~40 jobs (5-6 s of SLURM start-up each) affordable
-        override = write_config(
-            tmp, f"results: {tmp / name}\nintegration:\n  method: harmony\nsimulation:\n  n_patients: 2\n"
-        )
         cfg = tmp / f"{name}.yaml"
-        override.rename(cfg)
-        with SqueueWatch() as watch:
-            proc = run_snakemake(
-                "--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(cfg), *extra, timeout=1500
-            )
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-        results[name] = tmp / name / "csf_bcma_cart_tiny"
+        cfg.write_text(f"results: {tmp / name}\nintegration:\n  method: harmony\nsimulation:\n  n_patients: 2\n")
+        commands[name] = ["--configfile", "config/datasets/csf_bcma_cart_tiny.yaml", str(cfg), *extra]
+    with SqueueWatch() as watch, ThreadPoolExecutor(2) as pool:
+        procs = {name: pool.submit(run_snakemake, *args, timeout=1500) for name, args in commands.items()}
+        for name, proc in procs.items():
+            done = proc.result()
+            assert done.returncode == 0, f"{name} run:\n" + (done.stdout + done.stderr)[-6000:]
+    results = {name: tmp / name / "csf_bcma_cart_tiny" for name in commands}
     results["squeue"] = watch.jobs  # the SLURM run's jobs (the local run submits none)
     return results
 
