@@ -21,6 +21,25 @@ def shipped_lineages() -> dict[str, str]:
     return lineage_of(ROOT / "config" / "markers.tsv")
 
 
+def pytest_configure(config):
+    """Outside the SLURM test, a ``scontrol`` that fails at once comes first on PATH.
+
+    Every Snakemake start imports the SLURM executor plugin, which runs ``scontrol show
+    config``; on a machine with SLURM's client but no controller running (as where the SLURM
+    test's packages are installed) that call waits about 9 s before it fails, and the suite
+    starts Snakemake about 70 times. The plugin takes the failure as SLURM not configured.
+    """
+    if os.environ.get("CSFCART_SLURM") == "1" or os.environ.get("CSFCART_NO_SLURM_STUB"):
+        return
+    import tempfile
+
+    stub = Path(tempfile.mkdtemp(prefix="csfcart-no-slurm-"))
+    (stub / "scontrol").write_text("#!/bin/sh\necho 'scontrol: no SLURM controller in this test' >&2\nexit 1\n")
+    (stub / "scontrol").chmod(0o755)
+    os.environ["CSFCART_NO_SLURM_STUB"] = str(stub)
+    os.environ["PATH"] = f"{stub}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 # ``make test`` runs the suite on two pytest-xdist workers. The tests of a module named here
 # run on one worker, one after another, so that an expensive fixture is made once: the
 # session's tiny run (tests/e2e/conftest.py) and the cohorts that unit modules simulate.
