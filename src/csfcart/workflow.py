@@ -179,9 +179,8 @@ def _run_records(state: Path, pid: int) -> tuple[dict[int, Path | None], list[Pa
     return alive, dead
 
 
-def _under(path: str, folders: list[Path]) -> bool:
-    p = Path(path).resolve()
-    return any(p == f or f in p.parents for f in folders)
+def _under(path: Path, folders: list[Path]) -> bool:
+    return any(path == f or f in path.parents for f in folders)
 
 
 def clear_stale_locks(state: str | Path, pid: int, out: str | Path) -> list[str]:
@@ -205,7 +204,7 @@ def clear_stale_locks(state: str | Path, pid: int, out: str | Path) -> list[str]
     if locks.is_dir() and None not in alive.values():
         for lock in sorted(locks.glob("*.lock")):
             try:
-                named = [line.strip() for line in lock.read_text().splitlines() if line.strip()]
+                named = [Path(line.strip()).resolve() for line in lock.read_text().splitlines() if line.strip()]
             except OSError:
                 continue
             ours = any(_under(n, [out, *dead]) for n in named)
