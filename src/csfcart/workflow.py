@@ -148,6 +148,67 @@ def locate_tables(config: dict[str, Any], workflow_dir: str | Path) -> dict[str,
     return config
 
 
+def keep_other_runs_locks() -> bool:
+    """Make a run's unlock remove only its own lock files.
+
+    Snakemake 9's file persistence deletes the whole ``.snakemake/locks`` folder when a run
+    ends, the lock files of other runs in the same directory included. Another run then
+    loses its protection, and one that is between start-up and locking stops with
+    ``FileNotFoundError: .snakemake/locks/0.input.lock``. Runs of two results folders
+    side by side in one directory (a demo beside a dataset, or the test suite's workers)
+    hit this. After this call a run removes the lock files it wrote and the folder only
+    when it is empty; it writes its lock files under fresh names, never over another
+    run's; ``snakemake --unlock`` still removes every lock. Returns False where Snakemake's
+    file persistence is not the one this was written for (nothing is changed then).
+    """
+    import contextlib
+    from itertools import count
+
+    try:
+        from snakemake.persistence.file import FilePersistence
+    except ImportError:
+        return False
+    if getattr(FilePersistence, "_csfcart_own_locks", False):
+        return True
+    if not all(hasattr(FilePersistence, m) for m in ("_write_locks", "_delete_locks", "cleanup_locks")):
+        return False
+
+    def _write_locks(self, lock_type, keys):
+        keys_list = list(keys)
+        if not keys_list:
+            return
+        os.makedirs(self._lockdir, exist_ok=True)
+        for i in count(0):
+            lockfile = os.path.join(self._lockdir, f"{i}.{lock_type}.lock")
+            try:
+                with open(lockfile, "x") as lock:
+                    print(*keys_list, sep="\n", file=lock)
+            except FileExistsError:
+                continue
+            self._lockfile[lock_type] = lockfile
+            return
+
+    def _delete_locks(self):
+        for lockfile in self._lockfile.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lockfile)
+        self._lockfile.clear()
+        with contextlib.suppress(OSError):  # not empty: another run holds its locks
+            os.rmdir(self._lockdir)
+
+    def cleanup_locks(self):  # snakemake --unlock: every lock, as Snakemake documents
+        import shutil
+
+        self._lockfile.clear()
+        shutil.rmtree(self._lockdir, ignore_errors=True)
+
+    FilePersistence._write_locks = _write_locks
+    FilePersistence._delete_locks = _delete_locks
+    FilePersistence.cleanup_locks = cleanup_locks
+    FilePersistence._csfcart_own_locks = True
+    return True
+
+
 def _run_records(state: Path, pid: int) -> tuple[dict[int, Path | None], list[Path]]:
     """Other recorded runs of this workflow under ``state``: those alive (process id -> its
     results folder, None when the record names none) and the folders of those that ended

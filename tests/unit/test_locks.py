@@ -72,3 +72,47 @@ def test_a_live_run_of_the_same_folder_keeps_its_locks(tmp_path):
     _lock(state, "0.output.lock", out / "merged.h5ad")
     assert clear_stale_locks(state, os.getpid(), out) == []
     assert other_runs(state, os.getpid(), out) == [os.getppid()]
+
+
+def _persistence(state):
+    from snakemake.persistence.file import FilePersistence
+
+    run = object.__new__(FilePersistence)  # only the lock state: no DAG needed
+    run._lockdir, run._lockfile = str(state / "locks"), {}
+    (state / "locks").mkdir(parents=True, exist_ok=True)
+    return run
+
+
+def test_a_run_that_ends_removes_only_its_own_locks(tmp_path):
+    """Snakemake alone removes the whole locks folder when a run ends, the locks of a run of
+    another folder in the same directory included; that run then stops at its start with
+    FileNotFoundError on .snakemake/locks/0.input.lock."""
+    from csfcart.workflow import keep_other_runs_locks
+
+    assert keep_other_runs_locks()
+    state = tmp_path / ".snakemake"
+    first, second = _persistence(state), _persistence(state)
+    first._write_locks("input", ["data/a"])
+    first._write_locks("output", ["results/a/claims.tsv"])
+    second._write_locks("input", ["data/b"])  # a fresh name, not over the first run's
+    assert sorted(p.name for p in (state / "locks").iterdir()) == ["0.input.lock", "0.output.lock", "1.input.lock"]
+    first._delete_locks()  # the first run ends
+    assert [p.name for p in (state / "locks").iterdir()] == ["1.input.lock"]
+    assert (state / "locks" / "1.input.lock").read_text() == "data/b\n"
+    second._delete_locks()
+    assert not (state / "locks").exists()  # the last run leaves no empty folder
+    third = _persistence(state)
+    (state / "locks").rmdir()  # another run ended between this run's start and its locking
+    third._write_locks("input", ["data/c"])
+    assert (state / "locks" / "0.input.lock").exists()
+
+
+def test_unlock_still_removes_every_lock(tmp_path):
+    from csfcart.workflow import keep_other_runs_locks
+
+    keep_other_runs_locks()
+    state = tmp_path / ".snakemake"
+    _lock(state, "0.input.lock", "results/x")
+    _lock(state, "3.output.lock", "results/y")
+    _persistence(state).cleanup_locks()  # snakemake --unlock
+    assert not (state / "locks").exists()

@@ -22,6 +22,7 @@ from csfcart.workflow import (
     end_run,
     expected_cells,
     job_memory_mb,
+    keep_other_runs_locks,
     locate_tables,
     other_runs,
     sample_table,
@@ -31,6 +32,8 @@ from csfcart.workflow import (
 )
 
 BASE = Path(workflow.basedir)
+# runs of other results folders in this directory keep their locks when this run ends
+keep_other_runs_locks()
 
 
 onsuccess:
