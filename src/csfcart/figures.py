@@ -8,6 +8,7 @@ scanpy's ``pl`` functions with ``show=False``); here each is saved to the rule's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -22,6 +23,11 @@ from csfcart.timepoints import order_timepoints
 
 def read(path, **kw):
     return pd.read_csv(path, sep="\t", **kw)
+
+
+def sample_of(path, suffix: str) -> str:
+    """The sample id of a per-sample file named ``<sample><suffix>``."""
+    return Path(path).name.removesuffix(suffix)
 
 
 def composition(i, w):
@@ -55,7 +61,7 @@ def tensor(i, w):
 
 
 FIGURES = {
-    "qc_sample": lambda i, w: [plot_qc(read(i.cells), w.sample)],
+    "qc_sample": lambda i, w: (plot_qc(read(p), sample_of(p, ".cells.tsv.gz")) for p in i.cells),
     "qc_summary": lambda i, w: [plot_summary(read(i.table))],
     "composition": composition,
     "car_t": lambda i, w: [plot_car_fraction(read(i.table, index_col=0))],
@@ -68,10 +74,13 @@ FIGURES = {
 
 
 def save_figures(figure: str, inputs, wildcards, outputs: Sequence[str], *, dpi: int = 110) -> None:
-    """Draw ``figure`` from the tables in ``inputs`` and save one PNG per path in ``outputs``."""
-    figures = FIGURES[figure](inputs, wildcards)
-    if len(figures) != len(outputs):
-        raise ValueError(f"figure '{figure}' draws {len(figures)} figures for {len(outputs)} outputs")
-    for fig, path in zip(figures, outputs, strict=True):
-        fig.savefig(path, dpi=dpi)
+    """Draw ``figure`` from the tables in ``inputs`` and save one PNG per path in ``outputs``
+    (each saved and closed before the next is drawn)."""
+    drawn = 0
+    for fig in FIGURES[figure](inputs, wildcards):
+        if drawn < len(outputs):
+            fig.savefig(outputs[drawn], dpi=dpi)
         plt.close(fig)
+        drawn += 1
+    if drawn != len(outputs):
+        raise ValueError(f"figure '{figure}' draws {drawn} figures for {len(outputs)} outputs")

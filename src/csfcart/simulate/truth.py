@@ -293,22 +293,40 @@ def interaction_truth(model, timepoints: list[str], *, compartment: str = "CSF")
     before = e.profiles(compartment, base)
     afters = [e.profiles(compartment, tp) for tp in post]
 
-    def per_pair(shares: np.ndarray, column: str) -> np.ndarray:
-        return np.array([np.mean(np.log2(shares[i])) for i in pairs[column]])
+    def padded(column: str) -> tuple[np.ndarray, np.ndarray]:
+        # subunit indices of each pair as a rectangle (padded with gene 0) and its mask
+        width = max(len(i) for i in pairs[column])
+        index = np.zeros((len(pairs), width), dtype=np.int64)
+        mask = np.zeros((len(pairs), width), dtype=bool)
+        for row, idx in enumerate(pairs[column]):
+            index[row, : len(idx)], mask[row, : len(idx)] = idx, True
+        return index, mask
 
-    def min_expressed(frac: np.ndarray, column: str) -> np.ndarray:
-        return np.array([frac[i].min() for i in pairs[column]])
+    def per_pair(shares: np.ndarray, side: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        index, mask = side  # mean log2 share of the subunits
+        return np.where(mask, np.log2(shares[index]), 0.0).sum(axis=1) / mask.sum(axis=1)
 
+    def min_expressed(frac: np.ndarray, side: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        index, mask = side
+        return np.where(mask, frac[index], np.inf).min(axis=1)
+
+    # each type's ligand and receptor side, once: before, after (post visits averaged), expressed
+    sides = {"l": padded("l_idx"), "r": padded("r_idx")}
+    side = {
+        (t, k): (
+            per_pair(before[t], sides[k]),
+            np.mean([per_pair(a[t], sides[k]) for a in afters], axis=0),
+            min_expressed(_expressed(model, before[t], t), sides[k]) >= EXPRESSED,
+        )
+        for t in types
+        for k in sides
+    }
     rows = []
     for sender in types:
-        l0 = per_pair(before[sender], "l_idx")
-        l1 = np.mean([per_pair(a[sender], "l_idx") for a in afters], axis=0)
-        lon = min_expressed(_expressed(model, before[sender], sender), "l_idx")
+        l0, l1, lon = side[(sender, "l")]
         for receiver in types:
-            r0 = per_pair(before[receiver], "r_idx")
-            r1 = np.mean([per_pair(a[receiver], "r_idx") for a in afters], axis=0)
-            ron = min_expressed(_expressed(model, before[receiver], receiver), "r_idx")
-            keep = (lon >= EXPRESSED) & (ron >= EXPRESSED)
+            r0, r1, ron = side[(receiver, "r")]
+            keep = lon & ron
             if keep.any():
                 rows.append(
                     pd.DataFrame(
