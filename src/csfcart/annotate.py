@@ -86,14 +86,28 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
     return marker_table(path)["markers"].to_dict()
 
 
+# Up to this many cells the neighbours are exact (scikit-learn, distances by BLAS): on the
+# default cohort's 41,809 cells x 20 dimensions about three times faster than pynndescent,
+# whose compilation dominates below some 100,000 cells; above it, pynndescent's approximate
+# neighbours (scanpy's default), whose cost grows near-linearly.
+EXACT_NEIGHBOURS = 100_000
+
+
 def cluster(
     adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: float, seed: int, umap: bool = True
 ) -> None:
     """Neighbours on the integrated embedding, Leiden clusters into ``obs['cluster']``, UMAP."""
     import scanpy as sc
 
-    with step(f"neighbours of {adata.n_obs} cells on {use_rep}"):
-        sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=min(n_neighbors, adata.n_obs - 1), random_state=seed)
+    exact = adata.n_obs <= EXACT_NEIGHBOURS
+    with step(f"{'exact' if exact else 'approximate'} neighbours of {adata.n_obs} cells on {use_rep}"):
+        sc.pp.neighbors(
+            adata,
+            use_rep=use_rep,
+            n_neighbors=min(n_neighbors, adata.n_obs - 1),
+            random_state=seed,
+            transformer="sklearn" if exact else None,
+        )
     with step(f"Leiden clustering at resolution {resolution}"):
         sc.tl.leiden(
             adata,
