@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +164,6 @@ def keep_other_runs_locks() -> bool:
     run's; ``snakemake --unlock`` still removes every lock. Returns False where Snakemake's
     file persistence is not the one this was written for (nothing is changed then).
     """
-    import contextlib
-    from itertools import count
-
     try:
         from snakemake.persistence.file import FilePersistence
     except ImportError:
@@ -197,8 +197,6 @@ def keep_other_runs_locks() -> bool:
             os.rmdir(self._lockdir)
 
     def cleanup_locks(self):  # snakemake --unlock: every lock, as Snakemake documents
-        import shutil
-
         self._lockfile.clear()
         shutil.rmtree(self._lockdir, ignore_errors=True)
 

@@ -311,21 +311,21 @@ def interaction_truth(model, timepoints: list[str], *, compartment: str = "CSF")
         return np.where(mask, frac[index], np.inf).min(axis=1)
 
     # each type's ligand and receptor side, once: before, after (post visits averaged), expressed
-    sides = {"l": padded("l_idx"), "r": padded("r_idx")}
-    side = {
+    layout = {"l": padded("l_idx"), "r": padded("r_idx")}
+    by_type = {
         (t, k): (
-            per_pair(before[t], sides[k]),
-            np.mean([per_pair(a[t], sides[k]) for a in afters], axis=0),
-            min_expressed(_expressed(model, before[t], t), sides[k]) >= EXPRESSED,
+            per_pair(before[t], layout[k]),
+            np.mean([per_pair(a[t], layout[k]) for a in afters], axis=0),
+            min_expressed(_expressed(model, before[t], t), layout[k]) >= EXPRESSED,
         )
         for t in types
-        for k in sides
+        for k in layout
     }
     rows = []
     for sender in types:
-        l0, l1, lon = side[(sender, "l")]
+        l0, l1, lon = by_type[(sender, "l")]
         for receiver in types:
-            r0, r1, ron = side[(receiver, "r")]
+            r0, r1, ron = by_type[(receiver, "r")]
             keep = lon & ron
             if keep.any():
                 rows.append(
