@@ -47,6 +47,30 @@ def test_same_seed_gives_identical_files(tiny, tmp_path):
     assert _digest(tiny) == _digest(again)
 
 
+def test_parallel_drawing_gives_the_same_files(tiny, tmp_path):
+    # the workflow draws samples in forked processes (rule simulate's threads)
+    again = simulate_cohort(load_cohort(DATASETS / "csf_bcma_cart_tiny.yaml"), tmp_path / "again", workers=2)
+    assert _digest(tiny) == _digest(again)
+
+
+def test_empty_droplets_hold_the_soup_at_their_drawn_depth(tiny):
+    """The raw matrix's extra barcodes are empty droplets: few UMIs each, distributed over
+    the genes like the sample's ambient soup (the cells' mean profile), not like one cell."""
+    import scipy.io
+
+    sheet = pd.read_csv(tiny / "samples.tsv", sep="\t")
+    path = tiny / sheet["path"].iloc[0]
+    cells = scipy.io.mmread(path / "filtered_feature_bc_matrix" / "matrix.mtx.gz").tocsc().T.tocsr()
+    raw = scipy.io.mmread(path / "raw_feature_bc_matrix" / "matrix.mtx.gz").tocsc().T.tocsr()
+    empty = raw[cells.shape[0] :]
+    per_droplet = np.asarray(empty.sum(axis=1)).ravel()
+    assert empty.shape[0] >= cells.shape[0] and per_droplet.min() >= 1
+    assert 10 < np.median(per_droplet) < 100 < np.median(np.asarray(cells.sum(axis=1)).ravel())
+    soup = np.asarray(empty.sum(axis=0)).ravel() / per_droplet.sum()
+    mix = np.asarray(cells.sum(axis=0)).ravel() / cells.sum()
+    assert np.corrcoef(np.log1p(soup * 1e5), np.log1p(mix * 1e5))[0, 1] > 0.9
+
+
 def test_other_seed_gives_other_data(tiny, tmp_path):
     cohort = load_cohort(DATASETS / "csf_bcma_cart_tiny.yaml")
     other = simulate_cohort(cohort.with_changes(seed=cohort.seed + 1), tmp_path / "other")

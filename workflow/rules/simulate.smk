@@ -15,9 +15,9 @@ rule simulate:
         f"{OUT}/benchmarks/simulate.tsv"
     conda:
         "../../envs/csfcart.yaml"
-    threads: 1
+    threads: 2  # samples drawn side by side (each from its own random stream)
     resources:
-        mem_mb=2000,
+        mem_mb=3000,
         runtime=20,
     params:
         simulation=CONFIG.get("simulation"),

@@ -8,4 +8,4 @@ from csfcart.simulate.write import simulate_cohort
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 cohort = parse_cohort(snakemake.params.simulation, name=snakemake.params.dataset, where="config")
-simulate_cohort(cohort, Path(snakemake.output.sheet).parent)
+simulate_cohort(cohort, Path(snakemake.output.sheet).parent, workers=snakemake.threads)

@@ -511,9 +511,13 @@ class CohortModel:
         rng = np.random.default_rng([self.cohort.seed, 5, index])
         n = EMPTY_PER_CELL * n_cells
         library = EMPTY_MEDIAN_UMIS * depth * np.exp(rng.normal(0.0, EMPTY_SDLOG, n))
-        blocks = [sp.csr_matrix(rng.poisson(np.outer(library[i : i + CHUNK], soup)).astype(np.int32))
-                  for i in range(0, n, CHUNK)]  # fmt: skip
-        x = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(soup)), dtype=np.int32)
+        # independent Poisson counts per gene, drawn as a Poisson total per droplet split
+        # over the genes by the soup (the same distribution; no dense droplets x genes draw)
+        totals = rng.poisson(library)
+        genes = rng.choice(len(soup), size=int(totals.sum()), p=soup)
+        droplets = np.repeat(np.arange(n), totals)
+        x = sp.csr_matrix((np.ones(genes.size, dtype=np.int32), (droplets, genes)), shape=(n, len(soup)))
+        x.sum_duplicates()
         barcodes = _barcodes(rng, n)
         keep = (np.asarray(x.sum(axis=1)).ravel() > 0) & np.array([b not in taken for b in barcodes], dtype=bool)
         return x[keep], [b for b, k in zip(barcodes, keep, strict=True) if k]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -54,7 +56,7 @@ def _feature_id(i: int) -> str:
     return f"SIMG{i:011d}"
 
 
-def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | None = None) -> Path:
+def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | None = None, workers: int = 1) -> Path:
     """Simulate ``cohort`` into ``outdir``.
 
     Writes ``outdir/counts/<sample_id>/`` (Cell Ranger layout, 10x v3 matrices), ``outdir/samples.tsv``,
@@ -71,30 +73,23 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
         Target directory; replaced if it exists.
     samples
         Only these sample ids (default: all). Used by tests and the benchmark.
+    workers
+        Processes that draw and write samples side by side. Each sample has its own random
+        stream, so the files are the same whatever the number.
     """
     outdir = Path(outdir)
     outdir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
     try:
         model = CohortModel(cohort)
-        rows, truths, params = [], [], []
-        for index, meta in enumerate(model.samples):
-            if samples is not None and meta["sample_id"] not in samples:
-                continue
-            draw = model.draw_sample(index)
-            rel = Path("counts") / meta["sample_id"]
-            write_10x_v3(tmp / rel / FILTERED, draw.counts, draw.barcodes, model.features)
-            raw = sp.vstack([draw.counts, draw.empty], format="csr")
-            write_10x_v3(tmp / rel / RAW, raw, draw.barcodes + draw.empty_barcodes, model.features)
-            rows.append({**meta, "path": str(rel), "format": "10x_mtx"})
-            truths.append(draw.truth)
-            params.append(draw.params)
-            del draw
+        wanted = [i for i, meta in enumerate(model.samples) if samples is None or meta["sample_id"] in samples]
+        done = _draw_all(model, wanted, tmp, workers)
+        rows = [row for row, _, _ in done]
         pd.DataFrame(rows).to_csv(tmp / "samples.tsv", sep="\t", index=False)
         (tmp / "truth").mkdir()
-        cells = pd.concat(truths, ignore_index=True)
+        cells = pd.concat([truth for _, truth, _ in done], ignore_index=True)
         (tmp / "truth" / "cells.tsv.gz").write_bytes(_gz_bytes(cells.to_csv(sep="\t", index=False).encode()))
-        pd.DataFrame(params).to_csv(tmp / "truth" / "samples.tsv", sep="\t", index=False)
+        pd.DataFrame([params for _, _, params in done]).to_csv(tmp / "truth" / "samples.tsv", sep="\t", index=False)
         interactions = pd.DataFrame(columns=INTERACTION_COLUMNS)
         if measured_by("lr_strength") & set(cohort.claims) and "CSF" in cohort.compartments:
             interactions = interaction_truth(model, cohort.compartments["CSF"].timepoints)
@@ -107,3 +102,35 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return outdir
+
+
+#: the model a forked drawing process works on (set in the parent before the fork)
+_MODEL: CohortModel | None = None
+
+
+def _draw_and_write(index: int, tmp: Path) -> tuple[dict, pd.DataFrame, dict]:
+    """Draw sample ``index``, write its filtered and raw matrices under ``tmp``; its sheet
+    row, per-cell truth and parameters."""
+    model = _MODEL
+    meta = model.samples[index]
+    draw = model.draw_sample(index)
+    rel = Path("counts") / meta["sample_id"]
+    write_10x_v3(tmp / rel / FILTERED, draw.counts, draw.barcodes, model.features)
+    raw = sp.vstack([draw.counts, draw.empty], format="csr")
+    write_10x_v3(tmp / rel / RAW, raw, draw.barcodes + draw.empty_barcodes, model.features)
+    return {**meta, "path": str(rel), "format": "10x_mtx"}, draw.truth, draw.params
+
+
+def _draw_all(model: CohortModel, indices: list[int], tmp: Path, workers: int) -> list[tuple[dict, pd.DataFrame, dict]]:
+    """:func:`_draw_and_write` for every index, in order; in ``workers`` forked processes
+    where the platform forks (elsewhere, and for one worker, in this process)."""
+    global _MODEL
+    _MODEL = model
+    try:
+        workers = min(workers, len(indices))
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return [_draw_and_write(i, tmp) for i in indices]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_draw_and_write, indices, [tmp] * len(indices)))
+    finally:
+        _MODEL = None
