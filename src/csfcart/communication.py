@@ -680,30 +680,83 @@ TENSOR_MODES = ["sample", "interaction", "sender", "receiver"]
 def decompose_tensor(
     tensor: np.ndarray, names: list[list[str]], *, rank: int, seed: int, n_iter_max: int = 100
 ) -> pd.DataFrame:
-    """Non-negative CP decomposition with Tensor-cell2cell (LIANA+'s multi-sample route),
-    missing entries masked. Returns the loadings, long: ``mode``, ``element``, ``factor``,
-    ``loading`` (each factor's loadings have unit norm within a mode)."""
-    import cell2cell as c2c
+    """Non-negative CP decomposition as Tensor-cell2cell computes it (LIANA+'s multi-sample
+    route), missing entries masked. Returns the loadings, long: ``mode``, ``element``,
+    ``factor``, ``loading`` (each factor's loadings have unit norm within a mode; factors
+    ordered by their weight, largest first).
 
+    Tensor-cell2cell's ``compute_tensor_factorization(tf_type="non_negative_cp",
+    init="random")`` calls tensorly's masked ``non_negative_parafac`` and normalises the
+    loadings; :func:`masked_non_negative_cp` runs the same iterations without forming the
+    Khatri-Rao products the slow way (a test holds the two to the same loadings), and this
+    function applies the same normalisation and ordering."""
     missing = np.isnan(tensor)
-    prebuilt = c2c.tensor.PreBuiltTensor(
-        tensor=np.nan_to_num(tensor),
-        order_names=names,
-        order_labels=["Contexts", "Ligand-Receptor Pairs", "Sender Cells", "Receiver Cells"],
-        mask=(~missing).astype(int),
-        loc_nans=missing.astype(int),
-    )
     rank = int(max(1, min(rank, tensor.shape[0])))
     with step(f"non-negative CP decomposition, rank {rank}, of a tensor of shape {tensor.shape}"):
-        prebuilt.compute_tensor_factorization(rank=rank, tf_type="non_negative_cp", init="random", random_state=seed,
-                                              n_iter_max=n_iter_max, tol=1e-7, verbose=False)  # fmt: skip
+        weights, factors = masked_non_negative_cp(np.nan_to_num(tensor), (~missing).astype(int), rank=rank,
+                                                  seed=seed, n_iter_max=n_iter_max, tol=1e-7)  # fmt: skip
+    norms = [np.linalg.norm(f, axis=0) for f in factors]
+    weights = weights * np.prod(norms, axis=0)
+    order = weights.argsort()[::-1]
     frames = []
-    for mode, label in zip(TENSOR_MODES, prebuilt.order_labels, strict=True):
-        f = prebuilt.factors[label].copy()
-        f.columns = [f"F{k + 1}" for k in range(f.shape[1])]
-        frames.append(f.rename_axis("element").reset_index().melt("element", var_name="factor", value_name="loading")
-                      .assign(mode=mode))  # fmt: skip
+    for mode, f, norm, elements in zip(TENSOR_MODES, factors, norms, names, strict=True):
+        unit = (f / np.where(norm == 0, 1.0, norm))[:, order]
+        frame = pd.DataFrame(unit, index=pd.Index(elements, name="element"), columns=[f"F{k + 1}" for k in range(rank)])
+        frames.append(frame.reset_index().melt("element", var_name="factor", value_name="loading").assign(mode=mode))
     return pd.concat(frames, ignore_index=True)[["mode", "element", "factor", "loading"]]
+
+
+def masked_non_negative_cp(
+    tensor: np.ndarray, mask: np.ndarray, *, rank: int, seed: int, n_iter_max: int = 100, tol: float = 1e-7
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """tensorly's ``non_negative_parafac`` (multiplicative updates; entries where ``mask`` is
+    0 imputed from the current model before each update; stops when the reconstruction
+    error changes by less than ``tol``), step for step, with tensorly's random
+    initialisation. Returns (weights, factors)."""
+    from tensorly.decomposition._cp import initialize_cp
+
+    eps = np.finfo(tensor.dtype).eps
+    weights, factors = initialize_cp(tensor, rank, init="random", non_negative=True, mask=mask, random_state=seed)
+    weights, factors = np.asarray(weights), [np.asarray(f) for f in factors]
+    keep = 1 - mask
+    ndim, shape = tensor.ndim, tensor.shape
+    errors = []
+    for iteration in range(n_iter_max):
+        for mode in range(ndim):
+            accum = np.ones((rank, rank))
+            for e in range(ndim):
+                if e != mode:
+                    accum = accum * (factors[e].T @ factors[e])
+            accum = weights[:, None] * accum * weights[None, :]
+            tensor = tensor * mask + _cp_full(weights, factors, shape) * keep
+            mttkrp = _unfold(tensor, mode) @ (_khatri_rao([f for e, f in enumerate(factors) if e != mode]) * weights)
+            numerator = np.clip(mttkrp, eps, None)
+            denominator = np.clip(factors[mode] @ accum, eps, None)
+            factors[mode] = factors[mode] * numerator / denominator
+        if tol:
+            low_rank = _cp_full(weights, factors, shape)
+            tensor = tensor * mask + low_rank * keep
+            errors.append(np.sqrt(np.sum((tensor - low_rank) ** 2)) / np.sqrt(np.sum(tensor**2)))
+            if iteration >= 1 and abs(errors[-2] - errors[-1]) < tol:
+                break
+    return weights, factors
+
+
+def _khatri_rao(factors: list[np.ndarray]) -> np.ndarray:
+    """Column-wise Kronecker product, rows in C order of the factors' indices (the first
+    factor's index varies slowest), as tensorly's ``unfold`` orders a tensor's columns."""
+    out = factors[0]
+    for f in factors[1:]:
+        out = (out[:, None, :] * f[None, :, :]).reshape(-1, out.shape[1])
+    return out
+
+
+def _unfold(tensor: np.ndarray, mode: int) -> np.ndarray:
+    return np.moveaxis(tensor, mode, 0).reshape(tensor.shape[mode], -1)
+
+
+def _cp_full(weights: np.ndarray, factors: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    return ((factors[0] * weights) @ _khatri_rao(factors[1:]).T).reshape(shape)
 
 
 def factor_changes(loadings: pd.DataFrame, meta: pd.DataFrame, *, baseline: str, top: int = 3) -> pd.DataFrame:
