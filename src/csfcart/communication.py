@@ -695,12 +695,13 @@ def decompose_tensor(
     with step(f"non-negative CP decomposition, rank {rank}, of a tensor of shape {tensor.shape}"):
         weights, factors = masked_non_negative_cp(np.nan_to_num(tensor), (~missing).astype(int), rank=rank,
                                                   seed=seed, n_iter_max=n_iter_max, tol=1e-7)  # fmt: skip
-    norms = [np.linalg.norm(f, axis=0) for f in factors]
-    weights = weights * np.prod(norms, axis=0)
-    order = weights.argsort()[::-1]
+    from tensorly.cp_tensor import cp_normalize
+
+    weights, factors = cp_normalize((weights, factors))  # unit-norm loadings, as cell2cell keeps them
+    order = np.asarray(weights).argsort()[::-1]
     frames = []
-    for mode, f, norm, elements in zip(TENSOR_MODES, factors, norms, names, strict=True):
-        unit = (f / np.where(norm == 0, 1.0, norm))[:, order]
+    for mode, f, elements in zip(TENSOR_MODES, factors, names, strict=True):
+        unit = np.asarray(f)[:, order]
         frame = pd.DataFrame(unit, index=pd.Index(elements, name="element"), columns=[f"F{k + 1}" for k in range(rank)])
         frames.append(frame.reset_index().melt("element", var_name="factor", value_name="loading").assign(mode=mode))
     return pd.concat(frames, ignore_index=True)[["mode", "element", "factor", "loading"]]
@@ -713,6 +714,7 @@ def masked_non_negative_cp(
     0 imputed from the current model before each update; stops when the reconstruction
     error changes by less than ``tol``), step for step, with tensorly's random
     initialisation. Returns (weights, factors)."""
+    from tensorly.base import unfold
     from tensorly.decomposition._cp import initialize_cp
 
     eps = np.finfo(tensor.dtype).eps
@@ -729,7 +731,7 @@ def masked_non_negative_cp(
                     accum = accum * (factors[e].T @ factors[e])
             accum = weights[:, None] * accum * weights[None, :]
             tensor = tensor * mask + _cp_full(weights, factors, shape) * keep
-            mttkrp = _unfold(tensor, mode) @ (_khatri_rao([f for e, f in enumerate(factors) if e != mode]) * weights)
+            mttkrp = unfold(tensor, mode) @ (_khatri_rao([f for e, f in enumerate(factors) if e != mode]) * weights)
             numerator = np.clip(mttkrp, eps, None)
             denominator = np.clip(factors[mode] @ accum, eps, None)
             factors[mode] = factors[mode] * numerator / denominator
@@ -749,10 +751,6 @@ def _khatri_rao(factors: list[np.ndarray]) -> np.ndarray:
     for f in factors[1:]:
         out = (out[:, None, :] * f[None, :, :]).reshape(-1, out.shape[1])
     return out
-
-
-def _unfold(tensor: np.ndarray, mode: int) -> np.ndarray:
-    return np.moveaxis(tensor, mode, 0).reshape(tensor.shape[mode], -1)
 
 
 def _cp_full(weights: np.ndarray, factors: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:

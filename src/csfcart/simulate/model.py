@@ -517,9 +517,8 @@ class CohortModel:
         genes = rng.choice(len(soup), size=int(totals.sum()), p=soup)
         droplets = np.repeat(np.arange(n), totals)
         x = sp.csr_matrix((np.ones(genes.size, dtype=np.int32), (droplets, genes)), shape=(n, len(soup)))
-        x.sum_duplicates()
         barcodes = _barcodes(rng, n)
-        keep = (np.asarray(x.sum(axis=1)).ravel() > 0) & np.array([b not in taken for b in barcodes], dtype=bool)
+        keep = (totals > 0) & np.array([b not in taken for b in barcodes], dtype=bool)
         return x[keep], [b for b, k in zip(barcodes, keep, strict=True) if k]
 
 
