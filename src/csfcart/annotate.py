@@ -15,6 +15,9 @@ cohort-wide resolution.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +124,55 @@ def cluster(
     if umap:
         with step("UMAP"):
             sc.tl.umap(adata, random_state=seed)
+
+
+#: the neighbour graph a forked UMAP process lays out (set in the parent before the fork)
+_LAYOUT: ad.AnnData | None = None
+
+
+def _umap_of_graph(seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    import scanpy as sc
+
+    sc.tl.umap(_LAYOUT, random_state=seed)
+    return _LAYOUT.obsm["X_umap"], _LAYOUT.uns["umap"]
+
+
+def umap_beside(adata: ad.AnnData, *, seed: int) -> Callable[[], None]:
+    """Start scanpy's UMAP of ``adata``'s neighbour graph in a forked process; returns the
+    call that waits for it and stores ``obsm['X_umap']`` and ``uns['umap']``.
+
+    UMAP runs on one core (a fixed random state makes it serial), as does the rest of the
+    annotation: side by side they take the longer of the two instead of the sum. The layout
+    is the one the same call gives in this process (same graph, same random state). Where
+    the platform cannot fork, it runs here, when the returned call is made."""
+    global _LAYOUT
+    params = adata.uns["neighbors"]
+    rep = params["params"].get("use_rep")
+    _LAYOUT = ad.AnnData(
+        obs=pd.DataFrame(index=adata.obs_names),
+        obsm={rep: adata.obsm[rep]} if rep else {},
+        obsp={k: adata.obsp[k] for k in (params["connectivities_key"], params["distances_key"])},
+        uns={"neighbors": params},
+    )
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return lambda: _store_umap(adata, _umap_of_graph(seed))
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    pending = pool.submit(_umap_of_graph, seed)
+
+    def wait() -> None:
+        with step("UMAP (computed beside the annotation)"):
+            try:
+                _store_umap(adata, pending.result())
+            finally:
+                pool.shutdown()
+
+    return wait
+
+
+def _store_umap(adata: ad.AnnData, result: tuple[np.ndarray, dict[str, Any]]) -> None:
+    global _LAYOUT
+    adata.obsm["X_umap"], adata.uns["umap"] = result
+    _LAYOUT = None
 
 
 def score_cell_types(
@@ -234,7 +286,8 @@ def annotate(
     (:func:`mixed_clusters`, ``mixed_cluster_fraction``; 0 turns this off) each cell takes
     its own best-scoring type instead of the cluster's.
     """
-    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=umap)
+    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=False)
+    finish_umap = umap_beside(adata, seed=seed) if umap else (lambda: None)
     with step(f"marker scores of {len(markers)} cell types"):
         scores = score_cell_types(adata, markers, seed=seed, negative=negative)
     table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
@@ -260,6 +313,7 @@ def annotate(
     table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
     with step("top genes per cluster"):
         table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
+    finish_umap()
     return table
 
 

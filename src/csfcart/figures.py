@@ -26,7 +26,7 @@ def read(path, **kw):
 
 
 def sample_of(path, suffix: str) -> str:
-    """The sample id of a per-sample file named ``<sample><suffix>``."""
+    """The sample id (or cell type) of a per-sample (per-cell-type) file named ``<sample><suffix>``."""
     return Path(path).name.removesuffix(suffix)
 
 
@@ -65,7 +65,9 @@ FIGURES = {
     "qc_summary": lambda i, w: [plot_summary(read(i.table))],
     "composition": composition,
     "car_t": lambda i, w: [plot_car_fraction(read(i.table, index_col=0))],
-    "de": lambda i, w: [plot_volcanoes(read(i.table), read(i.status), w.cell_type)],
+    "de": lambda i, w: (
+        plot_volcanoes(read(t), read(s), sample_of(t, ".tsv")) for t, s in zip(i.tables, i.status, strict=True)
+    ),
     "de_summary": lambda i, w: [plot_heatmap(read(i.results))],
     "claims": claims,
     "communication": communication,

@@ -159,6 +159,28 @@ def test_mitochondrial_fraction_of_human_and_mouse_symbols():
         assert adata.obs["pct_counts_ribo"].tolist() == [20.0, 0.0], genes
 
 
+def test_qc_metrics_equal_scanpys():
+    """The metrics are scanpy's calculate_qc_metrics (columns, dtypes, values), without importing it."""
+    import scanpy as sc
+
+    rng = np.random.default_rng(3)
+    dense = rng.poisson(0.6, (60, 40)).astype(np.float32)
+    dense[5] = 0  # a droplet without counts: its fractions are NaN, as scanpy's
+    counts = sp.csr_matrix(dense)
+    genes = [f"MT-{i}" for i in range(4)] + [f"RPL{i}" for i in range(6)] + [f"G{i}" for i in range(30)]
+    ours = ad.AnnData(X=counts.copy(), var=pd.DataFrame(index=genes), layers={"counts": counts.copy()})
+    theirs = ours.copy()
+    qc_metrics(ours)
+    theirs.var["mt"] = theirs.var_names.str.startswith(qc.MT_PREFIXES)
+    theirs.var["ribo"] = theirs.var_names.str.startswith(qc.RIBO_PREFIXES)
+    sc.pp.calculate_qc_metrics(
+        theirs, qc_vars=["mt", "ribo"], layer="counts", percent_top=None, log1p=True, inplace=True
+    )
+    pd.testing.assert_frame_equal(ours.obs, theirs.obs, check_exact=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(ours.var, theirs.var, check_exact=False, rtol=1e-6)
+    assert np.isnan(ours.obs["pct_counts_mt"].iloc[5])
+
+
 def _types_with_doublets(n=1200, genes=200, rate=0.05, seed=0, types=4):
     """Cells of ``types`` distinct profiles; a ``rate`` share are sums of two cells of different types."""
     rng = np.random.default_rng(seed)
@@ -223,6 +245,20 @@ def test_a_covariate_that_varies_within_patients_enters_the_de_design():
     assert reason == "" and set(res["design"]) == {"~ patient_id + chemistry + timepoint"}
 
 
+def test_de_tests_genes_with_ten_counts_in_a_groups_worth_of_samples():
+    """DESeq2's vignette pre-filter: >= 10 counts in at least as many samples as the smallest
+    group; a gene of one group passes, one carried by a single sample does not, whatever its sum."""
+    from csfcart.de import expressed_genes
+
+    groups = np.array(["baseline"] * 3 + ["d14"] * 4)
+    counts = np.zeros((7, 4), dtype=int)
+    counts[:3, 0] = 12  # one group only, every sample: kept
+    counts[0, 1] = 500  # one sample, large sum: left out (the old sum >= 10 filter kept it)
+    counts[:2, 2] = 40  # two samples: fewer than the smallest group (3)
+    counts[:, 3] = 10
+    assert expressed_genes(counts, groups).tolist() == [True, False, False, True]
+
+
 def test_own_labels_become_the_cell_types_and_marker_labels_stay_beside():
     import anndata as ad
     import pandas as pd
@@ -236,3 +272,22 @@ def test_own_labels_become_the_cell_types_and_marker_labels_stay_beside():
     assert list(adata.obs["cell_type"]) == ["naive_B", "naive_B", "CD4_T", "CAR_T", "Mono"]  # CAR+ T kept CAR_T
     assert list(adata.obs["cell_type_markers"]) == list(obs["cell_type"])
     assert int(agreement.set_index(["own_label", "marker_label"]).loc[("naive_B", "memory_B"), "cells"]) == 1
+
+
+def test_umap_beside_the_annotation_is_scanpys_layout():
+    """UMAP laid out in a forked process while the annotation goes on equals scanpy's own call."""
+    import scanpy as sc
+
+    from csfcart.annotate import umap_beside
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, (3, 8))
+    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(240)]))
+    adata.obsm["X_scVI"] = (centres[np.arange(240) % 3] + rng.normal(size=(240, 8))).astype(np.float32)
+    sc.pp.neighbors(adata, use_rep="X_scVI", n_neighbors=10, transformer="sklearn")
+    own = adata.copy()
+    finish = umap_beside(own, seed=3)
+    assert "X_umap" not in own.obsm
+    finish()
+    sc.tl.umap(adata, random_state=3)
+    np.testing.assert_array_equal(own.obsm["X_umap"], adata.obsm["X_umap"])

@@ -1,5 +1,6 @@
 # Cell-cell communication (LIANA+) of each CSF sample on its own cells (one job, the samples
-# shared among its threads), then the paired change per interaction.
+# shared among its threads), then the paired change per interaction. These two lie on the
+# longest chain to the claims: with `priority` they start first, and DE fills the other core.
 
 
 rule communication:
@@ -14,6 +15,7 @@ rule communication:
     conda:
         "../../envs/csfcart.yaml"
     threads: 4
+    priority: 10
     resources:
         mem_mb=lambda wc, input, threads, attempt: max(3000, 2 * input.size_mb)
         * threads
@@ -55,6 +57,7 @@ rule communication_diff:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=scores_memory("communication_diff", 4000),
         runtime=20,

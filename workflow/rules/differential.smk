@@ -144,6 +144,7 @@ rule programs:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=memory("programs", 4000),
         runtime=20,
@@ -185,20 +186,24 @@ rule de:
 
 rule plot_de:
     input:
-        table=rules.de.output.table,
-        status=rules.de.output.status,
+        tables=expand(f"{OUT}/de/{{cell_type}}.tsv", cell_type=DE_CELL_TYPES),
+        status=expand(f"{OUT}/de/{{cell_type}}.status.tsv", cell_type=DE_CELL_TYPES),
     output:
-        volcano=report(
-            f"{OUT}/de/{{cell_type}}.png",
-            caption="../report/volcano.rst",
-            category="6. Expression",
-            subcategory="Volcano plots",
-            labels={"cell type": "{cell_type}"},
-        ),
+        # one job draws every cell type's volcanoes: a job per cell type cost more to start than to draw
+        [
+            report(
+                f"{OUT}/de/{cell_type}.png",
+                caption="../report/volcano.rst",
+                category="6. Expression",
+                subcategory="Volcano plots",
+                labels={"cell type": cell_type},
+            )
+            for cell_type in DE_CELL_TYPES
+        ],
     log:
-        f"{OUT}/logs/plot_de/{{cell_type}}.log",
+        f"{OUT}/logs/plot_de.log",
     benchmark:
-        f"{OUT}/benchmarks/plot_de/{{cell_type}}.tsv"
+        f"{OUT}/benchmarks/plot_de.tsv"
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -230,6 +235,7 @@ rule claims:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=2000,
         runtime=10,
@@ -269,6 +275,7 @@ rule plot_claims:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=2000,
         runtime=10,
@@ -313,6 +320,7 @@ rule summary_page:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=1000,
         runtime=5,
