@@ -96,10 +96,9 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
 EXACT_NEIGHBOURS = 100_000
 
 
-def cluster(
-    adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: float, seed: int, umap: bool = True
-) -> None:
-    """Neighbours on the integrated embedding, Leiden clusters into ``obs['cluster']``, UMAP."""
+def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: float, seed: int) -> None:
+    """Neighbours on the integrated embedding and Leiden clusters into ``obs['cluster']``
+    (the UMAP of the graph: :func:`umap_beside`)."""
     import scanpy as sc
 
     exact = adata.n_obs <= EXACT_NEIGHBOURS
@@ -121,9 +120,6 @@ def cluster(
             directed=False,
             random_state=seed,
         )
-    if umap:
-        with step("UMAP"):
-            sc.tl.umap(adata, random_state=seed)
 
 
 #: the neighbour graph a forked UMAP process lays out (set in the parent before the fork)
@@ -286,7 +282,7 @@ def annotate(
     (:func:`mixed_clusters`, ``mixed_cluster_fraction``; 0 turns this off) each cell takes
     its own best-scoring type instead of the cluster's.
     """
-    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed, umap=False)
+    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
     finish_umap = umap_beside(adata, seed=seed) if umap else (lambda: None)
     with step(f"marker scores of {len(markers)} cell types"):
         scores = score_cell_types(adata, markers, seed=seed, negative=negative)

@@ -103,6 +103,11 @@ def run_contrast(
         both = paired.index[paired == 2]
         meta, counts = meta[meta["patient_id"].isin(both)], counts[meta["patient_id"].isin(both).to_numpy()]
     counts = counts.loc[:, expressed_genes(counts.to_numpy(), meta[factor].to_numpy())]
+    if counts.shape[1] < 2:
+        smallest = int(meta[factor].value_counts().min())
+        return pd.DataFrame(columns=RESULT_COLUMNS), (
+            f"{counts.shape[1]} genes with >= 10 counts in >= {smallest} samples (the smallest group); 2 needed"
+        )
     used = [c for c in covariates if meta[c].nunique() > 1
             and not (is_paired and (meta.groupby("patient_id")[c].nunique() <= 1).all())]  # fmt: skip
     design = " + ".join([*(["patient_id"] if is_paired else []), *used, factor])

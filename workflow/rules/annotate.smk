@@ -114,6 +114,7 @@ rule plot_integration:
     conda:
         "../../envs/csfcart.yaml"
     threads: 2
+    priority: 5
     resources:
         mem_mb=memory("plot_integration", 4000),
         runtime=30,

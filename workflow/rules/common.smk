@@ -1,4 +1,8 @@
 # Validation first, then the sample table and input functions (all logic in the package).
+#
+# Scheduling: after annotation, the compute rules that are long or start a long chain
+# (LIANA and the claims' inputs, pseudobulk and DE) carry `priority: 10`, the longest plot 5:
+# on a few cores they start first and the short plot jobs fill in around them.
 import os
 import sys
 from pathlib import Path

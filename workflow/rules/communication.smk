@@ -1,6 +1,5 @@
 # Cell-cell communication (LIANA+) of each CSF sample on its own cells (one job, the samples
-# shared among its threads), then the paired change per interaction. These two lie on the
-# longest chain to the claims: with `priority` they start first, and DE fills the other core.
+# shared among its threads), then the paired change per interaction.
 
 
 rule communication:
@@ -192,6 +191,7 @@ rule communication_pseudobulk:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=memory("communication_pseudobulk", 4000),
         runtime=30,

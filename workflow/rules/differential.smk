@@ -21,6 +21,7 @@ rule composition:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=memory("composition", 4000),
         runtime=20,
@@ -76,6 +77,7 @@ rule car_t:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=memory("car_t", 4000),
         runtime=20,
@@ -123,6 +125,7 @@ rule pseudobulk:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=memory("pseudobulk", 4000),
         runtime=20,
@@ -170,6 +173,7 @@ rule de:
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
+    priority: 10
     resources:
         mem_mb=4000,
         runtime=30,
