@@ -111,10 +111,10 @@ rule plot_integration:
         f"{OUT}/logs/plot_integration.log",
     benchmark:
         f"{OUT}/benchmarks/plot_integration.tsv"
+    priority: 5
     conda:
         "../../envs/csfcart.yaml"
     threads: 2
-    priority: 5
     resources:
         mem_mb=memory("plot_integration", 4000),
         runtime=30,

@@ -11,10 +11,10 @@ rule communication:
         f"{OUT}/logs/communication.log",
     benchmark:
         f"{OUT}/benchmarks/communication.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 4
-    priority: 10
     resources:
         mem_mb=lambda wc, input, threads, attempt: max(3000, 2 * input.size_mb)
         * threads
@@ -53,10 +53,10 @@ rule communication_diff:
         f"{OUT}/logs/communication_diff.log",
     benchmark:
         f"{OUT}/benchmarks/communication_diff.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=scores_memory("communication_diff", 4000),
         runtime=20,
@@ -188,10 +188,10 @@ rule communication_pseudobulk:
         f"{OUT}/logs/communication_pseudobulk.log",
     benchmark:
         f"{OUT}/benchmarks/communication_pseudobulk.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=memory("communication_pseudobulk", 4000),
         runtime=30,

@@ -18,10 +18,10 @@ rule composition:
         f"{OUT}/logs/composition.log",
     benchmark:
         f"{OUT}/benchmarks/composition.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=memory("composition", 4000),
         runtime=20,
@@ -74,10 +74,10 @@ rule car_t:
         f"{OUT}/logs/car_t.log",
     benchmark:
         f"{OUT}/benchmarks/car_t.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=memory("car_t", 4000),
         runtime=20,
@@ -122,10 +122,10 @@ rule pseudobulk:
         f"{OUT}/logs/pseudobulk.log",
     benchmark:
         f"{OUT}/benchmarks/pseudobulk.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=memory("pseudobulk", 4000),
         runtime=20,
@@ -144,10 +144,10 @@ rule programs:
         f"{OUT}/logs/programs.log",
     benchmark:
         f"{OUT}/benchmarks/programs.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=memory("programs", 4000),
         runtime=20,
@@ -170,10 +170,10 @@ rule de:
         f"{OUT}/logs/de/{{cell_type}}.log",
     benchmark:
         f"{OUT}/benchmarks/de/{{cell_type}}.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=4000,
         runtime=30,
@@ -236,10 +236,10 @@ rule claims:
         f"{OUT}/logs/claims.log",
     benchmark:
         f"{OUT}/benchmarks/claims.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=2000,
         runtime=10,
@@ -276,10 +276,10 @@ rule plot_claims:
         f"{OUT}/logs/plot_claims.log",
     benchmark:
         f"{OUT}/benchmarks/plot_claims.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=2000,
         runtime=10,
@@ -321,10 +321,10 @@ rule summary_page:
         f"{OUT}/logs/summary_page.log",
     benchmark:
         f"{OUT}/benchmarks/summary_page.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
-    priority: 10
     resources:
         mem_mb=1000,
         runtime=5,
