@@ -190,8 +190,8 @@ rule de:
 
 rule plot_de:
     input:
-        tables=expand(f"{OUT}/de/{{cell_type}}.tsv", cell_type=DE_CELL_TYPES),
-        status=expand(f"{OUT}/de/{{cell_type}}.status.tsv", cell_type=DE_CELL_TYPES),
+        tables=expand(rules.de.output.table, cell_type=DE_CELL_TYPES),
+        status=expand(rules.de.output.status, cell_type=DE_CELL_TYPES),
     output:
         # one job draws every cell type's volcanoes: a job per cell type cost more to start than to draw
         [
@@ -336,8 +336,8 @@ rule summary_page:
 
 rule de_summary:
     input:
-        tables=expand(f"{OUT}/de/{{cell_type}}.tsv", cell_type=DE_CELL_TYPES),
-        status=expand(f"{OUT}/de/{{cell_type}}.status.tsv", cell_type=DE_CELL_TYPES),
+        tables=expand(rules.de.output.table, cell_type=DE_CELL_TYPES),
+        status=expand(rules.de.output.status, cell_type=DE_CELL_TYPES),
     output:
         status=f"{OUT}/de/summary.tsv",
         status_page=report(
