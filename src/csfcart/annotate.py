@@ -14,10 +14,12 @@ cohort-wide resolution.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -98,18 +100,16 @@ EXACT_NEIGHBOURS = 100_000
 
 def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: float, seed: int) -> None:
     """Neighbours on the integrated embedding and Leiden clusters into ``obs['cluster']``
-    (the UMAP of the graph: :func:`umap_beside`)."""
+    (the UMAP of the graph: :class:`UmapBeside`)."""
     import scanpy as sc
 
+    n_neighbors = min(n_neighbors, adata.n_obs - 1)
     exact = adata.n_obs <= EXACT_NEIGHBOURS
     with step(f"{'exact' if exact else 'approximate'} neighbours of {adata.n_obs} cells on {use_rep}"):
-        sc.pp.neighbors(
-            adata,
-            use_rep=use_rep,
-            n_neighbors=min(n_neighbors, adata.n_obs - 1),
-            random_state=seed,
-            transformer="sklearn" if exact else None,
-        )
+        if exact:
+            exact_neighbours(adata, use_rep=use_rep, n_neighbors=n_neighbors, seed=seed)
+        else:
+            sc.pp.neighbors(adata, use_rep=use_rep, n_neighbors=n_neighbors, random_state=seed)
     with step(f"Leiden clustering at resolution {resolution}"):
         sc.tl.leiden(
             adata,
@@ -122,53 +122,212 @@ def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: fl
         )
 
 
-#: the neighbour graph a forked UMAP process lays out (set in the parent before the fork)
-_LAYOUT: ad.AnnData | None = None
-
-
-def _umap_of_graph(seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+def exact_neighbours(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, seed: int) -> None:
+    """``sc.pp.neighbors(adata, use_rep=..., transformer="sklearn")``, the same ``obsp`` and
+    ``uns['neighbors']``, with the UMAP connectivities computed by :func:`fuzzy_connectivities`
+    (numpy) instead of umap-learn's, whose import alone (it compiles pynndescent) takes
+    longer than the exact neighbours of 40,000 cells."""
     import scanpy as sc
 
-    sc.tl.umap(_LAYOUT, random_state=seed)
-    return _LAYOUT.obsm["X_umap"], _LAYOUT.uns["umap"]
+    neighbours = sc.Neighbors(adata)
+    neighbours.compute_neighbors(n_neighbors, use_rep=use_rep, method=None, transformer="sklearn", random_state=seed)
+    distances = neighbours.distances.tocsr()  # each row: the k - 1 others, nearest first
+    n = adata.n_obs
+    others = distances.indices.reshape(n, -1)
+    indices = np.column_stack([np.arange(n), others])
+    dists = np.column_stack([np.zeros(n, dtype=distances.dtype), distances.data.reshape(others.shape)])
+    adata.uns["neighbors"] = {
+        "connectivities_key": "connectivities",
+        "distances_key": "distances",
+        "params": {"n_neighbors": n_neighbors, "method": "umap", "random_state": seed, "metric": "euclidean",
+                   "use_rep": use_rep},
+    }  # fmt: skip
+    adata.obsp["distances"] = distances
+    adata.obsp["connectivities"] = fuzzy_connectivities(indices, dists, n_neighbors=n_neighbors)
 
 
-def umap_beside(adata: ad.AnnData, *, seed: int) -> Callable[[], None]:
-    """Start scanpy's UMAP of ``adata``'s neighbour graph in a forked process; returns the
-    call that waits for it and stores ``obsm['X_umap']`` and ``uns['umap']``.
+#: umap-learn's constants (umap/umap_.py)
+_SMOOTH_K_TOLERANCE = 1e-5
+_MIN_K_DIST_SCALE = 1e-3
 
-    UMAP runs on one core (a fixed random state makes it serial), as does the rest of the
-    annotation: side by side they take the longer of the two instead of the sum. The layout
-    is the one the same call gives in this process (same graph, same random state). Where
-    the platform cannot fork, it runs here, when the returned call is made."""
-    global _LAYOUT
-    params = adata.uns["neighbors"]
-    rep = params["params"].get("use_rep")
-    _LAYOUT = ad.AnnData(
-        obs=pd.DataFrame(index=adata.obs_names),
-        obsm={rep: adata.obsm[rep]} if rep else {},
-        obsp={k: adata.obsp[k] for k in (params["connectivities_key"], params["distances_key"])},
-        uns={"neighbors": params},
-    )
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return lambda: _store_umap(adata, _umap_of_graph(seed))
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-    pending = pool.submit(_umap_of_graph, seed)
 
-    def wait() -> None:
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@functools.cache
+def _umap_kernels() -> tuple[Callable, Callable]:
+    """umap-learn's ``smooth_knn_dist`` (``local_connectivity=1``, ``bandwidth=1``) and
+    ``compute_membership_strengths``, their loops as written there (BSD-3-Clause) and
+    compiled by numba with the same options, so that they give the same float32 values;
+    compiled once per process (about 3 s; umap-learn's import alone takes 10-13 s)."""
+    import numba
+
+    @numba.njit(locals={"psum": numba.float32, "lo": numba.float32, "mid": numba.float32, "hi": numba.float32},
+                parallel=True)  # fmt: skip
+    def smooth_knn(d, n_neighbors, n_iter):  # pragma: no cover - compiled
+        target = np.log2(n_neighbors)
+        rho = np.zeros(d.shape[0], dtype=np.float32)
+        sigma = np.zeros(d.shape[0], dtype=np.float32)
+        mean_distances = np.mean(d)
+        for i in numba.prange(d.shape[0]):
+            lo = 0.0
+            hi = _FLOAT32_MAX
+            mid = 1.0
+            row = d[i]
+            positive = row[row > 0.0]
+            if positive.shape[0] >= 1:
+                rho[i] = positive[0]
+            for _ in range(n_iter):
+                psum = 0.0
+                for j in range(1, d.shape[1]):
+                    above = d[i, j] - rho[i]
+                    if above > 0:
+                        psum += np.exp(-(above / mid))
+                    else:
+                        psum += 1.0
+                if np.fabs(psum - target) < _SMOOTH_K_TOLERANCE:
+                    break
+                if psum > target:
+                    hi = mid
+                    mid = (lo + hi) / 2.0
+                else:
+                    lo = mid
+                    if hi >= _FLOAT32_MAX:
+                        mid *= 2
+                    else:
+                        mid = (lo + hi) / 2.0
+            sigma[i] = mid
+            if rho[i] > 0.0:
+                if sigma[i] < _MIN_K_DIST_SCALE * np.mean(row):
+                    sigma[i] = _MIN_K_DIST_SCALE * np.mean(row)
+            elif sigma[i] < _MIN_K_DIST_SCALE * mean_distances:
+                sigma[i] = _MIN_K_DIST_SCALE * mean_distances
+        return sigma, rho
+
+    @numba.njit(locals={"val": numba.float32})
+    def memberships(indices, d, sigma, rho):  # pragma: no cover - compiled
+        out = np.zeros(d.shape, dtype=np.float32)
+        for i in range(d.shape[0]):
+            for j in range(d.shape[1]):
+                if indices[i, j] == i:
+                    val = 0.0
+                elif d[i, j] - rho[i] <= 0.0 or sigma[i] == 0.0:
+                    val = 1.0
+                else:
+                    val = np.exp(-((d[i, j] - rho[i]) / sigma[i]))
+                out[i, j] = val
+        return out
+
+    return smooth_knn, memberships
+
+
+def fuzzy_connectivities(indices: np.ndarray, distances: np.ndarray, *, n_neighbors: int, n_iter: int = 64):
+    """UMAP's fuzzy simplicial set of a k-nearest-neighbour graph, as umap-learn's
+    ``fuzzy_simplicial_set`` computes it for scanpy (``local_connectivity=1``,
+    ``set_op_mix_ratio=1``): its loops, compiled by numba, give the same float32 values.
+
+    ``indices`` and ``distances`` are cells x k, each row the cell itself first (distance 0),
+    then its neighbours, nearest first. Per cell, ``rho`` is the distance to its nearest
+    neighbour at a distance above 0, and ``sigma`` the scale (binary search) at which the
+    memberships ``exp(-(d - rho) / sigma)`` of the k - 1 others sum to log2(k); the graph is
+    the fuzzy union ``A + A' - A o A'``. Returns the symmetric connectivities (CSR, float32).
+    """
+    import scipy.sparse as sp
+
+    d = np.ascontiguousarray(distances, dtype=np.float32)
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    n, k = d.shape
+    smooth_knn, memberships = _umap_kernels()
+    sigma, rho = smooth_knn(d, float(n_neighbors), n_iter)
+    strength = memberships(indices, d, sigma, rho)
+    graph = sp.coo_matrix((strength.ravel(), (np.repeat(np.arange(n), k), indices.ravel())), shape=(n, n))
+    graph.eliminate_zeros()
+    transpose = graph.transpose()
+    union = 1.0 * (graph + transpose - graph.multiply(transpose)) + 0.0 * graph.multiply(transpose)
+    union.eliminate_zeros()
+    return sp.csr_matrix(union)
+
+
+def _umap_of_graph(layout: ad.AnnData, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    import scanpy as sc
+
+    sc.tl.umap(layout, random_state=seed)
+    return layout.obsm["X_umap"], layout.uns["umap"]
+
+
+def _prepare_umap() -> None:
+    """Import umap-learn and compile its layout, on a ring of 64 cells (the layout's compiled
+    code depends on the arrays' types, not their size; a spectral start, which compiles
+    nothing, fails on a ring)."""
+    import scanpy as sc
+    import scipy.sparse as sp
+
+    n = 64
+    ring = sp.csr_matrix(sum(sp.eye(n, k=k, dtype=np.float32) for k in (-n + 1, -n + 2, -2, -1, 1, 2, n - 2, n - 1)))
+    small = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(n)]))
+    small.obsm["X"] = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+    small.obsp["connectivities"], small.obsp["distances"] = ring, ring
+    small.uns["neighbors"] = {"connectivities_key": "connectivities", "distances_key": "distances",
+                              "params": {"n_neighbors": 5, "method": "umap", "use_rep": "X"}}  # fmt: skip
+    sc.tl.umap(small, random_state=0, init_pos="random")
+
+
+class UmapBeside:
+    """scanpy's UMAP of the neighbour graph, laid out in a forked process beside the annotation.
+
+    Created before the neighbours are found: the process imports umap-learn and compiles its
+    layout meanwhile (15-20 s that the rest of the annotation does not need). :meth:`start`
+    sends it the graph, and :meth:`wait` stores ``obsm['X_umap']`` and ``uns['umap']``.
+    UMAP runs on one core (a fixed random state makes it serial), as do the marker scores:
+    side by side they take the longer of the two instead of the sum. The layout is the one
+    ``sc.tl.umap`` gives in this process (same graph, same random state). Where the platform
+    cannot fork, or the process is lost, :meth:`wait` lays it out here.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending = None
+        self._adata: ad.AnnData | None = None
+        self._layout: ad.AnnData | None = None
+        self._seed = 0
+        if "fork" in multiprocessing.get_all_start_methods():
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+            self._pool.submit(_prepare_umap)
+
+    def start(self, adata: ad.AnnData, *, seed: int) -> None:
+        """Send ``adata``'s neighbour graph (``uns['neighbors']`` and its ``obsp``) to the process."""
+        params = adata.uns["neighbors"]
+        rep = params["params"].get("use_rep")
+        self._adata, self._seed = adata, seed
+        self._layout = ad.AnnData(
+            obs=pd.DataFrame(index=adata.obs_names),
+            obsm={rep: adata.obsm[rep]} if rep else {},
+            obsp={k: adata.obsp[k] for k in (params["connectivities_key"], params["distances_key"])},
+            uns={"neighbors": params},
+        )
+        if self._pool is not None:
+            self._pending = self._pool.submit(_umap_of_graph, self._layout, seed)
+
+    def wait(self) -> None:
+        """Store the layout in the AnnData given to :meth:`start`."""
         with step("UMAP (computed beside the annotation)"):
             try:
-                _store_umap(adata, pending.result())
+                result = self._pending.result() if self._pending is not None else None
+            except BrokenProcessPool:
+                log.warning("the UMAP process was lost; laying out the UMAP in this process")
+                result = None
             finally:
-                pool.shutdown()
+                self.close()
+            if result is None:
+                result = _umap_of_graph(self._layout, self._seed)
+        self._adata.obsm["X_umap"], self._adata.uns["umap"] = result
+        self._layout = None
 
-    return wait
-
-
-def _store_umap(adata: ad.AnnData, result: tuple[np.ndarray, dict[str, Any]]) -> None:
-    global _LAYOUT
-    adata.obsm["X_umap"], adata.uns["umap"] = result
-    _LAYOUT = None
+    def close(self) -> None:
+        """Stop the process (after :meth:`wait`, or when the annotation fails before it)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 def score_cell_types(
@@ -282,8 +441,37 @@ def annotate(
     (:func:`mixed_clusters`, ``mixed_cluster_fraction``; 0 turns this off) each cell takes
     its own best-scoring type instead of the cluster's.
     """
+    layout = UmapBeside() if umap else None
+    try:
+        table = _annotate(adata, layout, markers=markers, negative=negative, use_rep=use_rep, n_neighbors=n_neighbors,
+                          resolution=resolution, min_score=min_score, min_margin=min_margin, car_feature=car_feature,
+                          seed=seed, car_cluster_fraction=car_cluster_fraction,
+                          mixed_cluster_fraction=mixed_cluster_fraction)  # fmt: skip
+    finally:
+        if layout is not None:
+            layout.close()
+    return table
+
+
+def _annotate(
+    adata: ad.AnnData,
+    layout: UmapBeside | None,
+    *,
+    markers: dict[str, list[str]],
+    negative: dict[str, list[str]] | None,
+    use_rep: str,
+    n_neighbors: int,
+    resolution: float,
+    min_score: float,
+    min_margin: float,
+    car_feature: str | None,
+    seed: int,
+    car_cluster_fraction: float,
+    mixed_cluster_fraction: float,
+) -> pd.DataFrame:
     cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
-    finish_umap = umap_beside(adata, seed=seed) if umap else (lambda: None)
+    if layout is not None:
+        layout.start(adata, seed=seed)
     with step(f"marker scores of {len(markers)} cell types"):
         scores = score_cell_types(adata, markers, seed=seed, negative=negative)
     table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
@@ -309,7 +497,8 @@ def annotate(
     table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
     with step("top genes per cluster"):
         table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
-    finish_umap()
+    if layout is not None:
+        layout.wait()
     return table
 
 

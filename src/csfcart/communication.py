@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from csfcart import registry
 from csfcart.keys import CELL_TYPE
 from csfcart.logs import step
 from csfcart.stats import grouped_paired_summary
+
+if TYPE_CHECKING:  # only in annotations: the plot jobs import this module
+    import anndata as ad
 
 #: the lineages on each side of the B / microglia-like axis (claim C7): antibody-secreting cells too
 B_SIDE = (*registry.B_LINEAGE, *registry.ASC)

@@ -10,12 +10,15 @@ samples per time point remain) is reported with its reason instead of failing th
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+if TYPE_CHECKING:  # only in annotations: the plot jobs import this module
+    import anndata as ad
 
 log = logging.getLogger(__name__)
 

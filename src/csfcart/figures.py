@@ -7,18 +7,18 @@ scanpy's ``pl`` functions with ``show=False``); here each is saved to the rule's
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from csfcart.communication import plot_axis_lines, plot_pair_heatmap, plot_tensor, plot_top_changes
-from csfcart.composition import long_fractions, plot_patient_lines, plot_stacked
-from csfcart.de import plot_heatmap, plot_volcanoes
-from csfcart.plotting import plot_car_fraction, plot_claim_patients, plot_claims
-from csfcart.qc import plot_qc, plot_summary
 from csfcart.timepoints import order_timepoints
+
+# Each figure imports the module that draws it: a plot job is a process of its own, and
+# importing them all (communication's statistics, anndata for QC) took about 3 s a job.
 
 
 def read(path, **kw):
@@ -31,11 +31,15 @@ def sample_of(path, suffix: str) -> str:
 
 
 def composition(i, w):
+    from csfcart.composition import long_fractions, plot_patient_lines, plot_stacked
+
     long = long_fractions(read(i.counts, index_col=0))
     return [plot_patient_lines(long), plot_stacked(long)]
 
 
 def communication(i, w):
+    from csfcart.communication import plot_axis_lines, plot_pair_heatmap, plot_top_changes
+
     interactions, samples = read(i.interactions), read(i.samples, index_col=0)
     legend = ("baseline", "after infusion")
     if "contrast" in interactions and interactions["contrast"].astype(str).str.contains("_vs_").any():
@@ -50,39 +54,108 @@ def communication(i, w):
 
 
 def claims(i, w):
+    from csfcart.plotting import plot_claim_patients, plot_claims
+
     table = read(i.claims)
     return [plot_claims(table), plot_claim_patients(read(i.patients), table)]
 
 
 def tensor(i, w):
+    from csfcart.communication import plot_tensor
+
     loadings, samples = read(i.loadings), read(i.samples, index_col=0)
     decomposed = samples.loc[samples.index.isin(set(loadings.loc[loadings["mode"] == "sample", "element"]))]
     return [plot_tensor(loadings, read(i.factors), samples, order_timepoints(decomposed["timepoint"].unique()))]
 
 
+def qc_sample(i, w):
+    from csfcart.qc import plot_qc
+
+    def one(path):
+        return plot_qc(read(path), sample_of(path, ".cells.tsv.gz"))
+
+    return [functools.partial(one, p) for p in i.cells]
+
+
+def qc_summary(i, w):
+    from csfcart.qc import plot_summary
+
+    return [plot_summary(read(i.table))]
+
+
+def car_t(i, w):
+    from csfcart.plotting import plot_car_fraction
+
+    return [plot_car_fraction(read(i.table, index_col=0))]
+
+
+def de(i, w):
+    from csfcart.de import plot_volcanoes
+
+    def one(table, status):
+        return plot_volcanoes(read(table), read(status), sample_of(table, ".tsv"))
+
+    return [functools.partial(one, t, s) for t, s in zip(i.tables, i.status, strict=True)]
+
+
+def de_summary(i, w):
+    from csfcart.de import plot_heatmap
+
+    return [plot_heatmap(read(i.results))]
+
+
 FIGURES = {
-    "qc_sample": lambda i, w: (plot_qc(read(p), sample_of(p, ".cells.tsv.gz")) for p in i.cells),
-    "qc_summary": lambda i, w: [plot_summary(read(i.table))],
+    "qc_sample": qc_sample,
+    "qc_summary": qc_summary,
     "composition": composition,
-    "car_t": lambda i, w: [plot_car_fraction(read(i.table, index_col=0))],
-    "de": lambda i, w: (
-        plot_volcanoes(read(t), read(s), sample_of(t, ".tsv")) for t, s in zip(i.tables, i.status, strict=True)
-    ),
-    "de_summary": lambda i, w: [plot_heatmap(read(i.results))],
+    "car_t": car_t,
+    "de": de,
+    "de_summary": de_summary,
     "claims": claims,
     "communication": communication,
     "tensor": tensor,
 }
 
 
-def save_figures(figure: str, inputs, wildcards, outputs: Sequence[str], *, dpi: int = 110) -> None:
-    """Draw ``figure`` from the tables in ``inputs`` and save one PNG per path in ``outputs``
-    (each saved and closed before the next is drawn)."""
+#: the figures a forked worker draws (set before the fork, see :func:`save_figures`)
+_DRAWERS: list = []
+
+
+def _draw(item, path: str, dpi: int) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = item() if callable(item) else item
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def _draw_forked(k: int, path: str, dpi: int) -> None:
+    _draw(_DRAWERS[k], path, dpi)
+
+
+def save_figures(figure: str, inputs, wildcards, outputs: Sequence[str], *, dpi: int = 110, threads: int = 1) -> None:
+    """Draw ``figure`` from the tables in ``inputs`` and save one PNG per path in ``outputs``.
+
+    A figure function returns the figures, or for one figure per sample or cell type a call
+    per figure that draws it: those are drawn by ``threads`` forked processes (one figure is
+    serial work), the others one by one, each saved and closed before the next is drawn."""
+    global _DRAWERS
+    items = FIGURES[figure](inputs, wildcards)
+    if isinstance(items, list) and len(items) != len(outputs):
+        raise ValueError(f"figure '{figure}' draws {len(items)} figures for {len(outputs)} outputs")
+    forked = threads > 1 and len(outputs) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    if forked and isinstance(items, list) and all(callable(item) for item in items):
+        _DRAWERS = items
+        try:
+            with ProcessPoolExecutor(min(threads, len(items)), mp_context=multiprocessing.get_context("fork")) as pool:
+                list(pool.map(_draw_forked, range(len(items)), outputs, [dpi] * len(items)))
+        finally:
+            _DRAWERS = []
+        return
     drawn = 0
-    for fig in FIGURES[figure](inputs, wildcards):
+    for item in items:
         if drawn < len(outputs):
-            fig.savefig(outputs[drawn], dpi=dpi)
-        plt.close(fig)
+            _draw(item, outputs[drawn], dpi)
         drawn += 1
     if drawn != len(outputs):
         raise ValueError(f"figure '{figure}' draws {drawn} figures for {len(outputs)} outputs")

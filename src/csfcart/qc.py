@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from csfcart.keys import COUNTS, UNCORRECTED
 
-if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: a QC job draws none
+if TYPE_CHECKING:  # imported where used: a QC job draws no figure, a plot job reads no AnnData
+    import anndata as ad
     import matplotlib.pyplot as plt
 
 #: genes expected in antibody-secreting / B cells only, used to estimate the ambient soup

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -274,20 +276,83 @@ def test_own_labels_become_the_cell_types_and_marker_labels_stay_beside():
     assert int(agreement.set_index(["own_label", "marker_label"]).loc[("naive_B", "memory_B"), "cells"]) == 1
 
 
-def test_umap_beside_the_annotation_is_scanpys_layout():
-    """UMAP laid out in a forked process while the annotation goes on equals scanpy's own call."""
-    import scanpy as sc
-
-    from csfcart.annotate import umap_beside
-
+def _three_groups(n: int = 240) -> ad.AnnData:
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 4, (3, 8))
-    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(240)]))
-    adata.obsm["X_scVI"] = (centres[np.arange(240) % 3] + rng.normal(size=(240, 8))).astype(np.float32)
+    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(n)]))
+    adata.obsm["X_scVI"] = (centres[np.arange(n) % 3] + rng.normal(size=(n, 8))).astype(np.float32)
+    return adata
+
+
+def test_umap_beside_the_annotation_is_scanpys_layout():
+    """UMAP laid out in a forked process (started before the graph exists) while the
+    annotation goes on equals scanpy's own call, as does the layout made here when the
+    process is lost."""
+    import os
+    import signal
+
+    import scanpy as sc
+
+    from csfcart.annotate import UmapBeside
+
+    adata = _three_groups()
+    beside = UmapBeside()
     sc.pp.neighbors(adata, use_rep="X_scVI", n_neighbors=10, transformer="sklearn")
-    own = adata.copy()
-    finish = umap_beside(own, seed=3)
+    own, lost = adata.copy(), adata.copy()
+    beside.start(own, seed=3)
     assert "X_umap" not in own.obsm
-    finish()
+    beside.wait()
     sc.tl.umap(adata, random_state=3)
     np.testing.assert_array_equal(own.obsm["X_umap"], adata.obsm["X_umap"])
+
+    beside = UmapBeside()
+    beside.start(lost, seed=3)
+    for pid in list(beside._pool._processes):
+        os.kill(pid, signal.SIGKILL)
+    beside.wait()
+    np.testing.assert_array_equal(lost.obsm["X_umap"], adata.obsm["X_umap"])
+
+
+def test_exact_neighbours_are_scanpys_graph():
+    """The neighbour graph with connectivities computed without umap-learn is scanpy's, to the
+    bit (obsp and uns), also with a duplicated cell (distance 0 to another)."""
+    import scanpy as sc
+
+    from csfcart.annotate import exact_neighbours
+
+    adata = _three_groups(600)
+    adata.obsm["X_scVI"][1] = adata.obsm["X_scVI"][0]
+    own = adata.copy()
+    exact_neighbours(own, use_rep="X_scVI", n_neighbors=12, seed=0)
+    sc.pp.neighbors(adata, use_rep="X_scVI", n_neighbors=12, random_state=0, transformer="sklearn")
+    assert own.uns["neighbors"] == adata.uns["neighbors"]
+    for key in ("distances", "connectivities"):
+        assert own.obsp[key].dtype == adata.obsp[key].dtype
+        assert (own.obsp[key] != adata.obsp[key]).nnz == 0
+        assert own.obsp[key].nnz == adata.obsp[key].nnz
+
+
+def test_qc_figures_drawn_by_forked_processes_equal_those_drawn_in_turn(tmp_path):
+    """plot_qc's per-sample figures, drawn by two processes, are the PNGs drawn one by one;
+    a figure count that does not match the outputs fails before anything is drawn."""
+    from types import SimpleNamespace
+
+    from csfcart.figures import save_figures
+
+    rng = np.random.default_rng(0)
+    cells = []
+    for s in range(3):
+        total = rng.lognormal(8, 0.5, 300)
+        table = pd.DataFrame({"total_counts": total, "n_genes_by_counts": total / 3,
+                              "pct_counts_mt": rng.uniform(0, 20, 300), "qc_pass": rng.random(300) > 0.1})  # fmt: skip
+        cells.append(tmp_path / f"S{s}.cells.tsv.gz")
+        table.to_csv(cells[-1], sep="\t", index=False)
+    inputs = SimpleNamespace(cells=[str(p) for p in cells])
+    outputs = {threads: [str(tmp_path / f"t{threads}_S{s}.png") for s in range(3)] for threads in (1, 2)}
+    for threads, paths in outputs.items():
+        save_figures("qc_sample", inputs, {}, paths, threads=threads)
+    for one, two in zip(outputs[1], outputs[2], strict=True):
+        assert Path(one).read_bytes() == Path(two).read_bytes()
+    with pytest.raises(ValueError, match="draws 3 figures for 2 outputs"):
+        save_figures("qc_sample", inputs, {}, [str(tmp_path / "x.png"), str(tmp_path / "y.png")], threads=2)
+    assert not (tmp_path / "x.png").exists()

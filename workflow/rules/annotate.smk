@@ -19,6 +19,7 @@ rule annotate:
         f"{OUT}/logs/annotate.log",
     benchmark:
         f"{OUT}/benchmarks/annotate.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 4

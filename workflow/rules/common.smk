@@ -1,8 +1,11 @@
 # Validation first, then the sample table and input functions (all logic in the package).
 #
-# Scheduling: after annotation, the compute rules that are long or start a long chain
-# (LIANA and the claims' inputs, pseudobulk and DE) carry `priority: 10`, the longest plot 5:
-# on a few cores they start first and the short plot jobs fill in around them.
+# Scheduling: the cohort-wide chain (merge, integrate, annotate) and after it the compute
+# rules that are long or start a long chain (LIANA and the claims' inputs, pseudobulk and
+# DE) carry `priority: 10`, the longest plot 5: on a few cores they start first and the
+# short plot jobs fill in around them. A job of one core that runs while a job of several
+# waits for cores leaves cores idle: the plot rules with many figures (plot_qc, plot_de)
+# draw them in as many processes as their threads.
 import os
 import sys
 from pathlib import Path

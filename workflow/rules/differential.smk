@@ -210,7 +210,7 @@ rule plot_de:
         f"{OUT}/benchmarks/plot_de.tsv"
     conda:
         "../../envs/csfcart.yaml"
-    threads: 1
+    threads: 2  # figures drawn by as many processes
     resources:
         mem_mb=2000,
         runtime=10,

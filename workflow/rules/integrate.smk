@@ -13,6 +13,7 @@ rule merge:
         f"{OUT}/logs/merge.log",
     benchmark:
         f"{OUT}/benchmarks/merge.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -33,6 +34,7 @@ rule integrate:
         f"{OUT}/logs/integrate.log",
     benchmark:
         f"{OUT}/benchmarks/integrate.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 4

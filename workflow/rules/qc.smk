@@ -48,7 +48,7 @@ rule plot_qc:
         f"{OUT}/benchmarks/plot_qc.tsv"
     conda:
         "../../envs/csfcart.yaml"
-    threads: 1
+    threads: 2  # figures drawn by as many processes
     resources:
         mem_mb=2000,
         runtime=lambda wc, input: 10 + len(input.cells) // 20,
