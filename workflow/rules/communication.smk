@@ -11,7 +11,7 @@ rule communication:
         f"{OUT}/logs/communication.log",
     benchmark:
         f"{OUT}/benchmarks/communication.tsv"
-    priority: 10
+    priority: 50
     conda:
         "../../envs/csfcart.yaml"
     threads: 4

@@ -122,7 +122,7 @@ rule pseudobulk:
         f"{OUT}/logs/pseudobulk.log",
     benchmark:
         f"{OUT}/benchmarks/pseudobulk.tsv"
-    priority: 10
+    priority: 20
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
@@ -170,7 +170,7 @@ rule de:
         f"{OUT}/logs/de/{{cell_type}}.log",
     benchmark:
         f"{OUT}/benchmarks/de/{{cell_type}}.tsv"
-    priority: 10
+    priority: 20
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

@@ -74,6 +74,7 @@ rule qc_summary:
         f"{OUT}/logs/qc_summary.log",
     benchmark:
         f"{OUT}/benchmarks/qc_summary.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
