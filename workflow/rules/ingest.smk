@@ -11,6 +11,7 @@ rule ingest:
         f"{OUT}/logs/ingest/{{sample}}.log",
     benchmark:
         f"{OUT}/benchmarks/ingest/{{sample}}.tsv"
+    priority: 1
     conda:
         "../../envs/csfcart.yaml"
     threads: 1

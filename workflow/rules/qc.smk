@@ -12,6 +12,7 @@ rule qc:
         f"{OUT}/logs/qc/{{sample}}.log",
     benchmark:
         f"{OUT}/benchmarks/qc/{{sample}}.tsv"
+    priority: 1
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
