@@ -19,7 +19,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-OUTDIR = $(shell $(BIN)/python -c 'import yaml; from csfcart.config import validate_config as v; c = v(yaml.safe_load(open("config/config.yaml")), "config/schemas/config.schema.yaml"); print(c["results"] + "/" + c["dataset"])' 2>/dev/null || echo results/csf_bcma_cart)
+# the results folder the config names, evaluated once, when first used
+OUTDIR = $(eval OUTDIR := $(shell $(BIN)/python -c 'import yaml; from csfcart.config import validate_config as v; c = v(yaml.safe_load(open("config/config.yaml")), "config/schemas/config.schema.yaml"); print(c["results"] + "/" + c["dataset"])' 2>/dev/null || echo results/csf_bcma_cart))$(OUTDIR)
 
 run: venv
 	$(SNAKEMAKE)

@@ -133,17 +133,17 @@ def exact_neighbours(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, seed:
     neighbours.compute_neighbors(n_neighbors, use_rep=use_rep, method=None, transformer="sklearn", random_state=seed)
     distances = neighbours.distances.tocsr()  # each row: the k - 1 others, nearest first
     n = adata.n_obs
-    others = distances.indices.reshape(n, -1)
+    others = distances.indices.reshape(n, neighbours.n_neighbors - 1)
     indices = np.column_stack([np.arange(n), others])
     dists = np.column_stack([np.zeros(n, dtype=distances.dtype), distances.data.reshape(others.shape)])
     adata.uns["neighbors"] = {
         "connectivities_key": "connectivities",
         "distances_key": "distances",
-        "params": {"n_neighbors": n_neighbors, "method": "umap", "random_state": seed, "metric": "euclidean",
-                   "use_rep": use_rep},
+        "params": {"n_neighbors": neighbours.n_neighbors, "method": "umap", "random_state": seed,
+                   "metric": "euclidean", "use_rep": use_rep},
     }  # fmt: skip
     adata.obsp["distances"] = distances
-    adata.obsp["connectivities"] = fuzzy_connectivities(indices, dists, n_neighbors=n_neighbors)
+    adata.obsp["connectivities"] = fuzzy_connectivities(indices, dists, n_neighbors=neighbours.n_neighbors)
 
 
 #: umap-learn's constants (umap/umap_.py)
@@ -431,9 +431,13 @@ def annotate(
     seed: int,
     car_cluster_fraction: float,
     mixed_cluster_fraction: float,
-    umap: bool = True,
+    umap: bool | UmapBeside = True,
 ) -> pd.DataFrame:
     """Cluster, score and label cells; returns the per-cluster table.
+
+    ``umap``: True lays out the UMAP of the neighbour graph (:class:`UmapBeside`) and stores
+    it before returning; a :class:`UmapBeside` the caller made is sent the graph and left to
+    the caller to wait for (:func:`write_annotated`); False lays out none.
 
     A cluster in which at least ``car_cluster_fraction`` of cells carry the CAR transcript
     is labelled CAR_T (3' chemistry detects the transcript in only part of CAR-T cells, and
@@ -441,16 +445,33 @@ def annotate(
     (:func:`mixed_clusters`, ``mixed_cluster_fraction``; 0 turns this off) each cell takes
     its own best-scoring type instead of the cluster's.
     """
-    layout = UmapBeside() if umap else None
+    own = umap is True
+    layout = UmapBeside() if own else (umap or None)
     try:
         table = _annotate(adata, layout, markers=markers, negative=negative, use_rep=use_rep, n_neighbors=n_neighbors,
                           resolution=resolution, min_score=min_score, min_margin=min_margin, car_feature=car_feature,
                           seed=seed, car_cluster_fraction=car_cluster_fraction,
                           mixed_cluster_fraction=mixed_cluster_fraction)  # fmt: skip
+        if own:
+            layout.wait()
     finally:
-        if layout is not None:
+        if own:
             layout.close()
     return table
+
+
+def write_annotated(adata: ad.AnnData, path: str | Path, layout: UmapBeside) -> None:
+    """Write ``adata`` (gzip) while ``layout`` finishes its UMAP, then add the layout to the
+    file (``obsm['X_umap']``, ``uns['umap']``): the file reads as the one written after the
+    UMAP, and the writing (about 10 s on the default cohort) no longer waits for it."""
+    import h5py
+    from anndata.io import write_elem
+
+    adata.write_h5ad(path, compression="gzip")
+    layout.wait()
+    with h5py.File(path, "a") as f:
+        write_elem(f["obsm"], "X_umap", adata.obsm["X_umap"], dataset_kwargs={"compression": "gzip"})
+        write_elem(f["uns"], "umap", adata.uns["umap"], dataset_kwargs={"compression": "gzip"})
 
 
 def _annotate(
@@ -497,8 +518,6 @@ def _annotate(
     table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
     with step("top genes per cluster"):
         table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
-    if layout is not None:
-        layout.wait()
     return table
 
 
@@ -523,7 +542,7 @@ def annotate_step(
     annotation: dict[str, Any],
     car_feature: str | None,
     seed: int,
-    umap: bool = True,
+    umap: bool | UmapBeside = True,
 ) -> pd.DataFrame:
     """:func:`annotate` with the workflow's ``clustering`` and ``annotation`` settings: the one
     wiring of the step, shared by the annotate rule and the in-memory calibration. With

@@ -320,16 +320,17 @@ def test_exact_neighbours_are_scanpys_graph():
 
     from csfcart.annotate import exact_neighbours
 
-    adata = _three_groups(600)
-    adata.obsm["X_scVI"][1] = adata.obsm["X_scVI"][0]
-    own = adata.copy()
-    exact_neighbours(own, use_rep="X_scVI", n_neighbors=12, seed=0)
-    sc.pp.neighbors(adata, use_rep="X_scVI", n_neighbors=12, random_state=0, transformer="sklearn")
-    assert own.uns["neighbors"] == adata.uns["neighbors"]
-    for key in ("distances", "connectivities"):
-        assert own.obsp[key].dtype == adata.obsp[key].dtype
-        assert (own.obsp[key] != adata.obsp[key]).nnz == 0
-        assert own.obsp[key].nnz == adata.obsp[key].nnz
+    for n, k in ((600, 12), (4, 3)):
+        adata = _three_groups(n)
+        adata.obsm["X_scVI"][1] = adata.obsm["X_scVI"][0]
+        own = adata.copy()
+        exact_neighbours(own, use_rep="X_scVI", n_neighbors=k, seed=0)
+        sc.pp.neighbors(adata, use_rep="X_scVI", n_neighbors=k, random_state=0, transformer="sklearn")
+        assert own.uns["neighbors"] == adata.uns["neighbors"]
+        for key in ("distances", "connectivities"):
+            assert own.obsp[key].dtype == adata.obsp[key].dtype
+            assert (own.obsp[key] != adata.obsp[key]).nnz == 0
+            assert own.obsp[key].nnz == adata.obsp[key].nnz
 
 
 def test_qc_figures_drawn_by_forked_processes_equal_those_drawn_in_turn(tmp_path):
@@ -356,3 +357,31 @@ def test_qc_figures_drawn_by_forked_processes_equal_those_drawn_in_turn(tmp_path
     with pytest.raises(ValueError, match="draws 3 figures for 2 outputs"):
         save_figures("qc_sample", inputs, {}, [str(tmp_path / "x.png"), str(tmp_path / "y.png")], threads=2)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_annotated_file_written_before_the_umap_reads_as_one_written_after(tmp_path):
+    """write_annotated writes the AnnData while the UMAP is laid out and adds the layout
+    after: read back, it is the AnnData as written once the UMAP was there."""
+    import scanpy as sc
+
+    from csfcart.annotate import UmapBeside, write_annotated
+
+    groups = _three_groups()
+    adata = ad.AnnData(sp.csr_matrix(np.ones((groups.n_obs, 3), dtype=np.float32)), obs=groups.obs, obsm=groups.obsm)
+    sc.pp.neighbors(adata, use_rep="X_scVI", n_neighbors=10, transformer="sklearn")
+    own = adata.copy()
+    beside = UmapBeside()
+    try:
+        beside.start(own, seed=3)
+        write_annotated(own, tmp_path / "own.h5ad", beside)
+    finally:
+        beside.close()
+    sc.tl.umap(adata, random_state=3)
+    adata.write_h5ad(tmp_path / "after.h5ad", compression="gzip")
+    back, after = ad.read_h5ad(tmp_path / "own.h5ad"), ad.read_h5ad(tmp_path / "after.h5ad")
+    assert sorted(back.obsm) == sorted(after.obsm) and sorted(back.uns) == sorted(after.uns)
+    np.testing.assert_array_equal(back.obsm["X_umap"], after.obsm["X_umap"])
+    assert back.uns["umap"] == after.uns["umap"]
+    # (scanpy's UMAP in this process zeroes the graph's weakest edges in place; the forked one does not)
+    assert (back.obsp["connectivities"] != own.obsp["connectivities"]).nnz == 0
+    np.testing.assert_array_equal(back.X.toarray(), after.X.toarray())

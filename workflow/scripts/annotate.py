@@ -3,20 +3,25 @@
 import anndata as ad
 import pandas as pd
 
-from csfcart.annotate import annotate_step
+from csfcart.annotate import UmapBeside, annotate_step, write_annotated
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
-adata = ad.read_h5ad(snakemake.input.h5ad)
-table = annotate_step(
-    adata,
-    clustering=snakemake.params.clustering,
-    annotation={**snakemake.params.annotation, "markers": snakemake.input.markers},
-    car_feature=snakemake.params.car_feature,
-    seed=snakemake.params.seed,
-)
-adata.write_h5ad(snakemake.output.h5ad, compression="gzip")
+layout = UmapBeside()  # its process prepares UMAP while the cells are read and clustered
+try:
+    adata = ad.read_h5ad(snakemake.input.h5ad)
+    table = annotate_step(
+        adata,
+        clustering=snakemake.params.clustering,
+        annotation={**snakemake.params.annotation, "markers": snakemake.input.markers},
+        car_feature=snakemake.params.car_feature,
+        seed=snakemake.params.seed,
+        umap=layout,
+    )
+    write_annotated(adata, snakemake.output.h5ad, layout)
+finally:
+    layout.close()
 # with own labels (annotation.labels): cells per own label and marker label
 agreement = pd.DataFrame(adata.uns.get("label_agreement", {"own_label": [], "marker_label": [], "cells": []}))
 agreement.to_csv(snakemake.output.agreement, sep="\t", index=False)
