@@ -2,13 +2,13 @@
 #
 # Scheduling: priorities decide what starts first on a few cores. Ingest and QC carry 1, so
 # that the simulation's figures fill the cores the last samples leave idle. The cohort-wide
-# chain (qc_summary, merge, integrate, annotate) and the claims' inputs carry 10, pseudobulk
-# and DE (the longest jobs of one core) 20, the longest plot 5; the short plots fill in
-# around them. Snakemake picks the jobs whose priorities sum highest, so a job of several
-# cores waits while two jobs of one core outweigh it, and one of those may leave a core
-# idle as it ends: LIANA (two cores, the longest chain after annotation) carries 50, more
-# than any two others. For the same reason the plot rules with many figures (plot_qc,
-# plot_de) draw them in as many processes as their threads.
+# chain (qc_summary, merge, integrate, annotate) and the claims' inputs (and the tensor)
+# carry 10, pseudobulk and DE (the longest jobs of one core) 20, the longest plot 5; the
+# short plots fill in around them. Snakemake picks the jobs whose priorities sum highest,
+# so a job of several cores waits while two jobs of one core outweigh it, and one of those
+# may leave a core idle as it ends: LIANA (two cores, the longest chain after annotation)
+# carries 50, more than any two others. For the same reason the plot rules with many
+# figures (plot_qc, plot_de) draw them in as many processes as their threads.
 import os
 import sys
 from pathlib import Path

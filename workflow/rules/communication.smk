@@ -128,6 +128,7 @@ rule communication_tensor:
         f"{OUT}/logs/communication_tensor.log",
     benchmark:
         f"{OUT}/benchmarks/communication_tensor.tsv"
+    priority: 10
     conda:
         "../../envs/csfcart.yaml"
     threads: 1
