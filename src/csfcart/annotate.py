@@ -123,10 +123,10 @@ def cluster(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, resolution: fl
 
 
 def exact_neighbours(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, seed: int) -> None:
-    """``sc.pp.neighbors(adata, use_rep=..., transformer="sklearn")``, the same ``obsp`` and
+    """``sc.pp.neighbors(adata, use_rep=..., transformer="sklearn")``: the same ``obsp`` and
     ``uns['neighbors']``, with the UMAP connectivities computed by :func:`fuzzy_connectivities`
-    (numpy) instead of umap-learn's, whose import alone (it compiles pynndescent) takes
-    longer than the exact neighbours of 40,000 cells."""
+    instead of umap-learn, whose import alone (it compiles pynndescent) takes longer than the
+    exact neighbours of 40,000 cells."""
     import scanpy as sc
 
     neighbours = sc.Neighbors(adata)
@@ -149,8 +149,6 @@ def exact_neighbours(adata: ad.AnnData, *, use_rep: str, n_neighbors: int, seed:
 #: umap-learn's constants (umap/umap_.py)
 _SMOOTH_K_TOLERANCE = 1e-5
 _MIN_K_DIST_SCALE = 1e-3
-
-
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
