@@ -241,7 +241,7 @@ def fuzzy_connectivities(indices: np.ndarray, distances: np.ndarray, *, n_neighb
     graph = sp.coo_matrix((strength.ravel(), (np.repeat(np.arange(n), k), indices.ravel())), shape=(n, n))
     graph.eliminate_zeros()
     transpose = graph.transpose()
-    union = 1.0 * (graph + transpose - graph.multiply(transpose)) + 0.0 * graph.multiply(transpose)
+    union = graph + transpose - graph.multiply(transpose)  # the fuzzy union (umap's set_op_mix_ratio 1)
     union.eliminate_zeros()
     return sp.csr_matrix(union)
 
@@ -446,10 +446,34 @@ def annotate(
     own = umap is True
     layout = UmapBeside() if own else (umap or None)
     try:
-        table = _annotate(adata, layout, markers=markers, negative=negative, use_rep=use_rep, n_neighbors=n_neighbors,
-                          resolution=resolution, min_score=min_score, min_margin=min_margin, car_feature=car_feature,
-                          seed=seed, car_cluster_fraction=car_cluster_fraction,
-                          mixed_cluster_fraction=mixed_cluster_fraction)  # fmt: skip
+        cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
+        if layout is not None:
+            layout.start(adata, seed=seed)
+        with step(f"marker scores of {len(markers)} cell types"):
+            scores = score_cell_types(adata, markers, seed=seed, negative=negative)
+        table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
+        labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+        table["labelled_per_cell"] = False
+        if mixed_cluster_fraction > 0:
+            mixed, best = mixed_clusters(scores, adata.obs[CLUSTER], table, min_fraction=mixed_cluster_fraction)
+            in_mixed = adata.obs[CLUSTER].astype(str).isin(mixed).to_numpy()
+            labels = np.where(in_mixed, best.to_numpy(), labels)
+            table.loc[mixed, "labelled_per_cell"] = True
+        adata.obs[CELL_TYPE] = pd.Categorical(labels)
+        adata.obs[CONFIDENCE] = table["margin"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+        adata.obsm["marker_scores"] = scores.to_numpy(dtype=np.float32)
+        adata.uns["marker_score_types"] = list(scores.columns)
+        flag_car(adata, car_feature)
+        car_share = adata.obs.groupby(CLUSTER, observed=True)[CAR_POSITIVE].mean().reindex(table.index)
+        table["car_positive_fraction"] = car_share.to_numpy()
+        car_clusters = car_share.index[(car_share >= car_cluster_fraction).to_numpy()]
+        if len(car_clusters) and car_cluster_fraction > 0:
+            table.loc[car_clusters, "cell_type"] = CAR_T
+            labels = np.where(adata.obs[CLUSTER].astype(str).isin(car_clusters).to_numpy(), CAR_T, labels)
+            adata.obs[CELL_TYPE] = pd.Categorical(labels)
+        table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
+        with step("top genes per cluster"):
+            table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
         if own:
             layout.wait()
     finally:
@@ -470,53 +494,6 @@ def write_annotated(adata: ad.AnnData, path: str | Path, layout: UmapBeside) -> 
     with h5py.File(path, "a") as f:
         write_elem(f["obsm"], "X_umap", adata.obsm["X_umap"], dataset_kwargs={"compression": "gzip"})
         write_elem(f["uns"], "umap", adata.uns["umap"], dataset_kwargs={"compression": "gzip"})
-
-
-def _annotate(
-    adata: ad.AnnData,
-    layout: UmapBeside | None,
-    *,
-    markers: dict[str, list[str]],
-    negative: dict[str, list[str]] | None,
-    use_rep: str,
-    n_neighbors: int,
-    resolution: float,
-    min_score: float,
-    min_margin: float,
-    car_feature: str | None,
-    seed: int,
-    car_cluster_fraction: float,
-    mixed_cluster_fraction: float,
-) -> pd.DataFrame:
-    cluster(adata, use_rep=use_rep, n_neighbors=n_neighbors, resolution=resolution, seed=seed)
-    if layout is not None:
-        layout.start(adata, seed=seed)
-    with step(f"marker scores of {len(markers)} cell types"):
-        scores = score_cell_types(adata, markers, seed=seed, negative=negative)
-    table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
-    labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
-    table["labelled_per_cell"] = False
-    if mixed_cluster_fraction > 0:
-        mixed, best = mixed_clusters(scores, adata.obs[CLUSTER], table, min_fraction=mixed_cluster_fraction)
-        in_mixed = adata.obs[CLUSTER].astype(str).isin(mixed).to_numpy()
-        labels = np.where(in_mixed, best.to_numpy(), labels)
-        table.loc[mixed, "labelled_per_cell"] = True
-    adata.obs[CELL_TYPE] = pd.Categorical(labels)
-    adata.obs[CONFIDENCE] = table["margin"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
-    adata.obsm["marker_scores"] = scores.to_numpy(dtype=np.float32)
-    adata.uns["marker_score_types"] = list(scores.columns)
-    flag_car(adata, car_feature)
-    car_share = adata.obs.groupby(CLUSTER, observed=True)[CAR_POSITIVE].mean().reindex(table.index)
-    table["car_positive_fraction"] = car_share.to_numpy()
-    car_clusters = car_share.index[(car_share >= car_cluster_fraction).to_numpy()]
-    if len(car_clusters) and car_cluster_fraction > 0:
-        table.loc[car_clusters, "cell_type"] = CAR_T
-        labels = np.where(adata.obs[CLUSTER].astype(str).isin(car_clusters).to_numpy(), CAR_T, labels)
-        adata.obs[CELL_TYPE] = pd.Categorical(labels)
-    table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
-    with step("top genes per cluster"):
-        table["top_genes"] = cluster_top_genes(adata).reindex(table.index.astype(str)).to_numpy()
-    return table
 
 
 def use_own_labels(adata: ad.AnnData, label_map: dict[str, str]) -> pd.DataFrame:
