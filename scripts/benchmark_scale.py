@@ -12,8 +12,11 @@ of every job gives its wall time and peak memory (max RSS). The script prints, p
 the summed seconds, the slowest job and the peak memory at each size, and the growth
 exponent of each (the slope of log value on log cells, least squares over the sizes); it
 draws the log-log figure to ``<out>/scaling.png`` and writes the table to
-``<out>/scaling.tsv``. A size already run is read again, not rerun (delete its folder to
-rerun it).
+``<out>/scaling.tsv``. The row ``workflow`` is Snakemake's wall time for the whole run
+(both cores working at once, so below the jobs' sum). From the exponents it projects each
+row to ``--project`` cells (a million by default), anchored at the largest size run: a plan
+for the time and memory a larger cohort asks, not a measurement. A size already run is read
+again, not rerun (delete its folder to rerun it).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def run_size(cells: int, args) -> Path:
         )
     )
     run = out / "results" / name
+    wall = out / f"{name}.wall_s"
     if (run / "claims.tsv").exists():
         print(f"{name}: already run, reading {run}")
         return run
@@ -85,8 +89,16 @@ def run_size(cells: int, args) -> Path:
     (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode:
         raise SystemExit(f"{name}: the workflow failed; see {out / f'{name}.log'}")
-    print(f"{name}: {time.perf_counter() - start:.0f} s wall", flush=True)
+    seconds = time.perf_counter() - start
+    wall.write_text(f"{seconds:.1f}\n")
+    print(f"{name}: {seconds:.0f} s wall", flush=True)
     return run
+
+
+def wall_of(run: Path) -> float:
+    """Snakemake's wall time of the run (``nan`` for a run made before it was recorded)."""
+    path = run.parents[1] / f"{run.name}.wall_s"
+    return float(path.read_text()) if path.exists() else np.nan
 
 
 def cells_of(run: Path) -> int:
@@ -105,6 +117,7 @@ def main() -> int:
     parser.add_argument("--dataset", default="csf_bcma_cart")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/scale")
+    parser.add_argument("--project", type=int, default=1_000_000, help="cells to project the fits to")
     args = parser.parse_args()
 
     rows = []
@@ -113,8 +126,14 @@ def main() -> int:
         table = rule_table(run).reset_index()
         table["cells"] = cells_of(run)
         rows.append(table)
+        rows.append(pd.DataFrame([{"rule": "workflow", "seconds": wall_of(run), "cells": table["cells"].iloc[0]}]))
     long = pd.concat(rows, ignore_index=True)
-    total = long.groupby("cells").agg(seconds=("seconds", "sum"), peak_rss_mib=("peak_rss_mib", "max")).reset_index()
+    total = (
+        long[long["rule"] != "workflow"]
+        .groupby("cells")
+        .agg(seconds=("seconds", "sum"), peak_rss_mib=("peak_rss_mib", "max"))
+        .reset_index()
+    )
     total["rule"] = "all jobs"
     long = pd.concat([long, total], ignore_index=True)
 
@@ -129,8 +148,17 @@ def main() -> int:
             for what, column in (("time", "seconds"), ("memory", "peak_rss_mib"))
         }
     )
+    largest = long["cells"].max()
+    at_largest = long[long["cells"] == largest].set_index("rule")
+    projected = pd.DataFrame(
+        {
+            f"{column}@{args.project} (projected)": at_largest[column]
+            * (args.project / largest) ** fits[f"{what}_exponent"]
+            for what, column in (("time", "seconds"), ("memory", "peak_rss_mib"))
+        }
+    )
     wide.columns = [f"{what}@{cells}" for what, cells in wide.columns]
-    table = wide.join(fits).sort_values(wide.columns[len(args.cells) - 1], ascending=False)
+    table = wide.join(fits).join(projected).sort_values(f"seconds@{largest}", ascending=False)
     table.to_csv(out / "scaling.tsv", sep="\t")
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3g}".format):
         print(table)

@@ -209,13 +209,27 @@ def integrate_step(adata: ad.AnnData, integration: dict[str, Any], *, seed: int)
     )
 
 
-def nearest_neighbours(xy: np.ndarray, k: int, n_jobs: int = 1) -> np.ndarray:
-    """Indices (cells x ``k``) of each cell's ``k`` nearest neighbours in ``xy``, itself excluded."""
-    from sklearn.neighbors import NearestNeighbors
+# Up to this many cells the neighbours of the mixing metrics are exact (scikit-learn's brute
+# force, whose cost grows with the square of the cells: 282k cells took minutes); above it,
+# pynndescent's approximate neighbours, whose cost grows near-linearly.
+EXACT_NEIGHBOURS = 100_000
 
+
+def nearest_neighbours(xy: np.ndarray, k: int, n_jobs: int = 1, *, seed: int = 0) -> np.ndarray:
+    """Indices (cells x ``k``) of each cell's ``k`` nearest neighbours in ``xy``, itself excluded:
+    exact up to :data:`EXACT_NEIGHBOURS` cells, approximate (pynndescent) above."""
+    xy = np.asarray(xy, dtype=np.float32)
     k = min(k, len(xy) - 1)
-    nn = NearestNeighbors(n_neighbors=k, n_jobs=n_jobs).fit(np.asarray(xy, dtype=np.float32))
-    return nn.kneighbors(return_distance=False)
+    if len(xy) <= EXACT_NEIGHBOURS:
+        from sklearn.neighbors import NearestNeighbors
+
+        return NearestNeighbors(n_neighbors=k, n_jobs=n_jobs).fit(xy).kneighbors(return_distance=False)
+    from pynndescent import NNDescent
+
+    idx = NNDescent(xy, n_neighbors=k + 1, random_state=seed, n_jobs=n_jobs).neighbor_graph[0]
+    own = idx == np.arange(len(xy))[:, None]
+    own[~own.any(axis=1), -1] = True  # a cell whose own index is not among them (duplicates) drops its farthest
+    return idx[~own].reshape(len(xy), k).astype(np.int64)
 
 
 def graph_neighbours(distances: sp.spmatrix) -> np.ndarray:
@@ -256,21 +270,9 @@ def mixing_metrics(
     batches = pd.Categorical(adata.obs[batch_key].astype(str))
     labels = pd.Categorical(adata.obs[label_key].astype(str))
     b, code = batches.codes.astype(np.int64), labels.codes
-    n, n_b = len(b), len(batches.categories)
     rows = []
     for name, idx in neighbours.items():
-        same = code[idx] == code[:, None]
-        purity = same.mean(axis=1)
-        # per cell, counts of each batch among its same-type neighbours
-        tally = np.zeros((n, n_b))
-        cell = np.repeat(np.arange(n), idx.shape[1])
-        hit = same.ravel()
-        np.add.at(tally, (cell[hit], b[idx].ravel()[hit]), 1.0)
-        total = tally.sum(axis=1, keepdims=True)
-        p = np.divide(tally, total, out=np.zeros_like(tally), where=total > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            entropy = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-        entropy[total[:, 0] == 0] = np.nan
+        purity, entropy = _neighbour_entropy(idx, code, b)
         for k, cell_type in enumerate(labels.categories):
             cells = np.flatnonzero(code == k)
             n_batches = len(np.unique(b[cells]))
@@ -286,6 +288,32 @@ def mixing_metrics(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _neighbour_entropy(
+    idx: np.ndarray, code: np.ndarray, b: np.ndarray, *, chunk: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: the fraction of its neighbours of its own type, and the Shannon entropy of
+    the batches among those (``nan`` where it has none).
+
+    Computed from the k neighbours alone, rows by chunks (memory and time grow with cells x
+    k, not with cells x batches): with ``c_j`` the neighbours that share neighbour j's batch
+    and ``t`` their number, the entropy is ``-sum_j log(c_j / t) / t``.
+    """
+    n = len(idx)
+    purity = np.empty(n)
+    entropy = np.empty(n)
+    for start in range(0, n, chunk):
+        nb = idx[start : start + chunk]
+        same = code[nb] == code[start : start + chunk, None]
+        batch = np.where(same, b[nb], -1)
+        c = (batch[:, :, None] == batch[:, None, :]).sum(axis=2)
+        t = same.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = -np.where(same, np.log(c / t[:, None]), 0.0).sum(axis=1) / t
+        purity[start : start + chunk] = same.mean(axis=1)
+        entropy[start : start + chunk] = np.where(t > 0, h, np.nan)
+    return purity, entropy
 
 
 def compare_methods(

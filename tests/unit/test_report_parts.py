@@ -107,6 +107,31 @@ def test_mixing_metrics_tell_mixed_from_separated_batches():
     assert (np.sort(stored, axis=1) == exact).all(axis=1).mean() > 0.95
 
 
+def test_mixing_entropy_is_the_batch_entropy_of_each_cells_same_type_neighbours(monkeypatch):
+    """Checked cell by cell against the definition, with many batches (the metric no longer
+    holds a cells x batches table) and neighbours found approximately (above the exact limit)."""
+    import csfcart.integrate as integrate
+
+    rng = np.random.default_rng(1)
+    n = 600
+    xy = rng.normal(size=(n, 5))
+    exact = nearest_neighbours(xy, 12)
+    monkeypatch.setattr(integrate, "EXACT_NEIGHBOURS", 100)
+    approx = nearest_neighbours(xy, 12)
+    assert approx.shape == exact.shape and not (approx == np.arange(n)[:, None]).any()
+    assert np.mean([len(np.intersect1d(a, e)) for a, e in zip(approx, exact, strict=True)]) / 12 > 0.9
+    code, b = rng.integers(0, 3, n), rng.integers(0, 40, n)
+    purity, entropy = integrate._neighbour_entropy(exact, code, b, chunk=64)
+    for cell in range(n):
+        own = exact[cell][code[exact[cell]] == code[cell]]
+        assert purity[cell] == pytest.approx(len(own) / 12)
+        if len(own) == 0:
+            assert np.isnan(entropy[cell])
+            continue
+        p = np.unique(b[own], return_counts=True)[1] / len(own)
+        assert entropy[cell] == pytest.approx(-(p * np.log(p)).sum())
+
+
 def test_communication_recovery_ranks_significant_changes_by_size_against_the_truth():
     from csfcart.evaluate import communication_recovery
 
