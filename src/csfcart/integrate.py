@@ -215,7 +215,7 @@ def integrate_step(adata: ad.AnnData, integration: dict[str, Any], *, seed: int)
 EXACT_NEIGHBOURS = 100_000
 
 
-def nearest_neighbours(xy: np.ndarray, k: int, n_jobs: int = 1, *, seed: int = 0) -> np.ndarray:
+def nearest_neighbours(xy: np.ndarray, k: int, n_jobs: int = 1, *, seed: int) -> np.ndarray:
     """Indices (cells x ``k``) of each cell's ``k`` nearest neighbours in ``xy``, itself excluded:
     exact up to :data:`EXACT_NEIGHBOURS` cells, approximate (pynndescent) above."""
     xy = np.asarray(xy, dtype=np.float32)

@@ -91,7 +91,7 @@ def test_mixing_metrics_tell_mixed_from_separated_batches():
     adata = ad.AnnData(
         obs=pd.DataFrame({"cell_type": labels, "sample_id": batch}, index=[str(i) for i in range(2 * n)])
     )
-    graph = {name: nearest_neighbours(xy, 15) for name, xy in {"mixed": mixed, "apart": apart}.items()}
+    graph = {name: nearest_neighbours(xy, 15, seed=0) for name, xy in {"mixed": mixed, "apart": apart}.items()}
     m = mixing_metrics(adata, graph, batch_key="sample_id").set_index(["embedding", "cell_type"])
     assert (m.loc["mixed", "batch_mixing"] > 0.9).all()
     assert (m.loc["apart", "batch_mixing"] < 0.2).all()
@@ -115,9 +115,9 @@ def test_mixing_entropy_is_the_batch_entropy_of_each_cells_same_type_neighbours(
     rng = np.random.default_rng(1)
     n = 600
     xy = rng.normal(size=(n, 5))
-    exact = nearest_neighbours(xy, 12)
+    exact = nearest_neighbours(xy, 12, seed=0)
     monkeypatch.setattr(integrate, "EXACT_NEIGHBOURS", 100)
-    approx = nearest_neighbours(xy, 12)
+    approx = nearest_neighbours(xy, 12, seed=0)
     assert approx.shape == exact.shape and not (approx == np.arange(n)[:, None]).any()
     assert np.mean([len(np.intersect1d(a, e)) for a, e in zip(approx, exact, strict=True)]) / 12 > 0.9
     code, b = rng.integers(0, 3, n), rng.integers(0, 40, n)

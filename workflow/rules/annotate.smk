@@ -119,6 +119,8 @@ rule plot_integration:
     resources:
         mem_mb=memory("plot_integration", 4000),
         runtime=30,
+    params:
+        seed=CONFIG["seed"],
     script:
         "../scripts/plot_integration.py"
 

@@ -32,7 +32,7 @@ info = json.loads(Path(snakemake.input.info).read_text())
 logging.info("read %d cells in %.1f s", cells.n_obs, time.perf_counter() - start)
 # the integrated side reuses the clustering's kNN graph; the unintegrated PCA gets one of the same k
 neighbours = {
-    "unintegrated PCA": nearest_neighbours(pca, graph.shape[1], n_jobs=snakemake.threads),
+    "unintegrated PCA": nearest_neighbours(pca, graph.shape[1], n_jobs=snakemake.threads, seed=snakemake.params.seed),
     f"{info['method']} ({embedding})": graph,
 }
 metrics = mixing_metrics(cells, neighbours, batch_key=integration["batch_key"])
