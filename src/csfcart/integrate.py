@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from csfcart.annotate import EXACT_NEIGHBOURS
 from csfcart.keys import COUNTS, EMBEDDING, UNCORRECTED
 
 log = logging.getLogger(__name__)
@@ -209,15 +210,10 @@ def integrate_step(adata: ad.AnnData, integration: dict[str, Any], *, seed: int)
     )
 
 
-# Up to this many cells the neighbours of the mixing metrics are exact (scikit-learn's brute
-# force, whose cost grows with the square of the cells: 282k cells took minutes); above it,
-# pynndescent's approximate neighbours, whose cost grows near-linearly.
-EXACT_NEIGHBOURS = 100_000
-
-
 def nearest_neighbours(xy: np.ndarray, k: int, n_jobs: int = 1, *, seed: int) -> np.ndarray:
     """Indices (cells x ``k``) of each cell's ``k`` nearest neighbours in ``xy``, itself excluded:
-    exact up to :data:`EXACT_NEIGHBOURS` cells, approximate (pynndescent) above."""
+    exact up to the clustering's limit (:data:`csfcart.annotate.EXACT_NEIGHBOURS` cells: brute
+    force grows with the square of the cells, 166 s at 282k), approximate (pynndescent) above."""
     xy = np.asarray(xy, dtype=np.float32)
     k = min(k, len(xy) - 1)
     if len(xy) <= EXACT_NEIGHBOURS:
