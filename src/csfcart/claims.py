@@ -17,7 +17,9 @@ intersection-union test). Claims of one registry family are tested in registry o
 fixed-sequence procedure (``p_adjusted`` is the running maximum): the first claim that is
 not reproduced stops its family. ``reproduced`` means the adjusted p is below ``alpha``,
 that is, the confidence bound lies beyond the claimed size; ``not_testable`` means fewer
-than two patients carry the data (the reason says which).
+than two patients carry the data (the reason says which). An optional readout is skipped,
+and said, when its exact test cannot reach ``alpha`` with the patients it has; where the
+first readout cannot, the reason says so beside its p.
 """
 
 from __future__ import annotations
@@ -357,8 +359,20 @@ def _test(r: Readout, measured: Measured) -> dict:
     return {"p_sign_flip": np.nan, **s}
 
 
-def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
-    """One row of the claims table, before the family's adjustment."""
+def _smallest_p(s: dict) -> float:
+    """The smallest one-sided p a readout's test can give with its patients, whatever the data.
+
+    An exact sign-flip test on n patients cannot go below 2**-n, and ``p_value`` is never
+    below the sign-flip p (:func:`csfcart.stats.one_sided_mean`); other tests have no floor."""
+    return 2.0 ** -s["n_patients"] if np.isfinite(s.get("p_sign_flip", np.nan)) else 0.0
+
+
+def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float) -> dict:
+    """One row of the claims table, before the family's adjustment.
+
+    An optional readout is skipped, and said, when fewer than two patients carry it or when
+    its test cannot reach ``alpha`` with the patients it has (3 patients: an exact test's
+    smallest p is 1/8): such a readout would veto the claim whatever the data show."""
     row = {"claim_id": c.id, "statement": c.statement, "metric": c.metric, "scale": c.scale, "size": c.size,
            "family": c.family, "n_patients": 0, "patients_consistent": 0}  # fmt: skip
     missing = _missing(c, set(m.counts["compartment"]))
@@ -378,6 +392,9 @@ def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
                         "reason": f"{s['n_patients']} {unit} with data ({measured.note}); at least 2 needed"}  # fmt: skip
             parts.append(f"{measured.note}; {s['patients_consistent']}/{s['n_patients']} patients beyond the "
                          f"claimed size; one-sided p = {s['p_value']:.3g} against {r.size:+g} ({r.scale})")  # fmt: skip
+            if _smallest_p(s) >= alpha:
+                parts.append(f"with {s['n_patients']} patients the exact test's smallest possible "
+                             f"p is {_smallest_p(s):.3g}, not below alpha = {alpha:g}")  # fmt: skip
             if r.baseline_below is not None and measured.visits is not None and len(measured.visits):
                 base = float(measured.visits.groupby("patient_id")["base"].first().mean())
                 parts.append(f"baseline {base:.3f}")
@@ -387,6 +404,11 @@ def score_claim(c: Claim, m: Measurements, baseline: str) -> dict:
             if "post_fraction_upper" in measured.extra and np.isfinite(measured.extra["post_fraction_upper"]):
                 parts.append(f"post-infusion fraction at most {measured.extra['post_fraction_upper']:.2%} (95% bound)")
             p_values.append(s["p_value"])
+            continue
+        if r.optional and enough and _smallest_p(s) >= alpha:
+            parts.append(f"{r.name} not tested: {s['estimate']:+.3g} (95% CI {s['ci_low']:+.3g} to "
+                         f"{s['ci_high']:+.3g}) on {s['n_patients']} patients, whose exact test's smallest possible "
+                         f"p is {_smallest_p(s):.3g}, not below alpha = {alpha:g} ({measured.note})")  # fmt: skip
             continue
         if not enough:
             if r.optional:
@@ -412,7 +434,7 @@ def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha:
 
     The other claims of their families are scored too (they gate them), so a claim's
     verdict and adjusted p never depend on which other claims were asked for."""
-    rows = {cid: score_claim(CLAIMS[cid], m, baseline) for cid in families(claim_ids)}
+    rows = {cid: score_claim(CLAIMS[cid], m, baseline, alpha) for cid in families(claim_ids)}
     for fam in dict.fromkeys(CLAIMS[c].family for c in rows):
         members = [c for c in rows if CLAIMS[c].family == fam]
         testable = [c for c in members if rows[c].get("verdict") != "not_testable"]

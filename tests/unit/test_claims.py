@@ -125,6 +125,32 @@ def test_c7_needs_the_interaction_strength_where_both_partners_are_present():
     assert _verdicts(m, ("C7",)).loc["C7", "verdict"] == "not_reproduced"
 
 
+@pytest.mark.parametrize("with_strength", [3, 4, 5])
+def test_an_optional_readout_that_cannot_reach_alpha_does_not_veto_the_claim(with_strength):
+    # B cells remain after infusion in only some patients: the strength readout has those alone.
+    # With 3 or 4 patients its exact test cannot go below 1/8 or 1/16, above alpha = 0.05, so
+    # it would veto C7 whatever the data; it is reported as not tested. With 5 it can reach
+    # alpha and, the strength unchanged, vetoes the claim.
+    m = _with_signalling(_cohort(b_post=20, plasma_post=5, car_post=0.2), change=-1.0, strength_change=0.0)
+    m.interactions = m.interactions[m.interactions["patient_id"].isin([f"P{p}" for p in range(with_strength)])]
+    t = _verdicts(m, ("C7",))
+    if with_strength < 5:
+        assert t.loc["C7", "verdict"] == "reproduced", t.loc["C7", "reason"]
+        floor = 2.0**-with_strength
+        assert re.search(
+            rf"strength not tested: .* on {with_strength} patients, .* smallest possible p is {floor:.3g}", t.loc["C7", "reason"]
+        )
+    else:
+        assert t.loc["C7", "verdict"] == "not_reproduced"
+        assert "strength: " in t.loc["C7", "reason"]
+
+
+def test_a_first_readout_that_cannot_reach_alpha_says_so():
+    t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0, n=3), ("C6",))
+    assert t.loc["C6", "verdict"] == "not_reproduced" and t.loc["C6", "p_value"] == pytest.approx(0.125)
+    assert "smallest possible p is 0.125" in t.loc["C6", "reason"]
+
+
 def test_c7_is_not_decided_by_b_cells_vanishing():
     # B cells gone after infusion, microglia-like signalling unchanged: the lost interactions
     # are a consequence of C3, not evidence for C7
