@@ -42,13 +42,29 @@ def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad
     return merged
 
 
-def normalise(adata: ad.AnnData) -> None:
-    """Log-normalised expression in ``X`` (counts stay in ``layers['counts']``)."""
-    import scanpy as sc
+def normalise(adata: ad.AnnData, *, block: int = 65536) -> None:
+    """Log-normalised expression in ``X`` (counts stay in ``layers['counts']``): scanpy's
+    ``normalize_total(target_sum=1e4)`` and ``log1p``, computed on a copy of the sparse
+    counts in place, ``block`` rows at a time, so that the step holds the counts and one
+    normalised copy and nothing beside them (scanpy's functions hold a second copy: 1.4 GB
+    more at 282k cells)."""
+    counts = adata.layers[COUNTS]
+    if not sp.issparse(counts):
+        import scanpy as sc
 
-    adata.X = adata.layers[COUNTS].copy()
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
+        adata.X = np.array(counts, dtype=np.float32)
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+        return
+    x = sp.csr_matrix(counts, dtype=np.float32, copy=True)
+    library = np.asarray(x.sum(axis=1, dtype=np.float64)).ravel()
+    scale = 1e4 / np.where(library > 0, library, 1.0)
+    for start in range(0, x.shape[0], block):
+        stop = min(start + block, x.shape[0])
+        lo, hi = x.indptr[start], x.indptr[stop]
+        x.data[lo:hi] *= np.repeat(scale[start:stop], np.diff(x.indptr[start : stop + 1])).astype(np.float32)
+    np.log1p(x.data, out=x.data)
+    adata.X = x
 
 
 def select_genes(adata: ad.AnnData, *, n_top: int, batch_key: str) -> None:
@@ -78,7 +94,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     from csfcart import training
 
     scvi.settings.seed = seed
-    hvg = adata[:, adata.var["highly_variable"]].copy()
+    hvg = _hvg_only(adata, layer=COUNTS, obs=[batch_key])
     scvi.model.SCVI.setup_anndata(hvg, layer=COUNTS, batch_key=batch_key)
     model = scvi.model.SCVI(hvg, n_latent=settings["n_latent"], n_layers=settings["n_layers"])
     accelerator = settings["accelerator"]
@@ -100,6 +116,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
             early_stopping=early_stopping,
         )
         adata.obsm[EMBEDDING["scvi"]] = latent
+        model.deregister_manager(hvg)  # scvi-tools keeps set-up AnnData in a class-level store
         return _convergence({"method": "scvi", "accelerator": accelerator, **info})
     start = time.perf_counter()
     model.train(
@@ -112,6 +129,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     )
     seconds = time.perf_counter() - start
     adata.obsm[EMBEDDING["scvi"]] = model.get_latent_representation().astype(np.float32)
+    model.deregister_manager(hvg)
     history = model.history.get("elbo_train")
     validation = model.history.get("elbo_validation")
     epochs = len(history) if history is not None else 0
@@ -145,6 +163,21 @@ def _convergence(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
+def _hvg_only(adata: ad.AnnData, *, layer: str | None, obs: list[str]) -> ad.AnnData:
+    """The highly variable genes of one matrix (``X``, or ``layers[layer]``, which becomes
+    the new object's layer of that name) with the ``obs`` columns named: a slice of what a
+    step uses, not a copy of all of ``adata`` (its other matrix and embeddings)."""
+    genes = np.flatnonzero(adata.var["highly_variable"].to_numpy())
+    matrix = adata.X if layer is None else adata.layers[layer]
+    part = matrix[:, genes]
+    return ad.AnnData(
+        X=part if layer is None else None,
+        obs=adata.obs[obs].copy(),
+        var=adata.var.iloc[genes].copy(),
+        layers={} if layer is None else {layer: part},
+    )
+
+
 def pca_on_hvg(adata: ad.AnnData, *, n_pcs: int, seed: int) -> np.ndarray:
     """PCA of the log-normalised HVGs, each gene scaled to unit variance (clipped at 10).
 
@@ -154,7 +187,7 @@ def pca_on_hvg(adata: ad.AnnData, *, n_pcs: int, seed: int) -> np.ndarray:
     """
     import scanpy as sc
 
-    hvg = adata[:, adata.var["highly_variable"]].copy()
+    hvg = _hvg_only(adata, layer=None, obs=[])
     n_pcs = min(n_pcs, hvg.n_obs - 1, hvg.n_vars - 1)
     if sp.issparse(hvg.X):
         sc.pp.scale(hvg, zero_center=False, max_value=10)

@@ -56,7 +56,8 @@ class DeviceRows:
                 self.full[s : s + step] = torch.as_tensor(csr[s : s + step].toarray()).to(device)
             return
         self.indptr = torch.as_tensor(csr.indptr.astype(np.int64), device=device)
-        self.indices = torch.as_tensor(csr.indices.astype(np.int64), device=device)
+        # int32 column indices (half of int64's memory; a batch's are widened when it is drawn)
+        self.indices = torch.as_tensor(csr.indices.astype(np.int32, copy=False), device=device)
         self.data = torch.as_tensor(csr.data, device=device)
 
     def dense(self, rows: Any) -> Any:
@@ -73,7 +74,7 @@ class DeviceRows:
         rank = torch.arange(owner.numel(), device=self.device) - first[owner]
         pos = starts[owner] + rank
         out = torch.zeros(len(rows), self.n_vars, device=self.device)
-        out[owner, self.indices[pos]] = self.data[pos]
+        out[owner, self.indices[pos].long()] = self.data[pos]
         return out
 
 
