@@ -138,7 +138,8 @@ def test_an_optional_readout_that_cannot_reach_alpha_does_not_veto_the_claim(wit
         assert t.loc["C7", "verdict"] == "reproduced", t.loc["C7", "reason"]
         floor = 2.0**-with_strength
         assert re.search(
-            rf"strength not tested: .* on {with_strength} patients, .* smallest possible p is {floor:.3g}", t.loc["C7", "reason"]
+            rf"strength not tested: .* on {with_strength} patients, .* smallest possible p is {floor:.3g}",
+            t.loc["C7", "reason"],
         )
     else:
         assert t.loc["C7", "verdict"] == "not_reproduced"

@@ -96,6 +96,52 @@ def test_the_claims_groups_come_from_the_marker_tables_lineages(tmp_path):
         lineage_of(path)
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_gene_set_scores_are_scanpys(sparse):
+    """The marker scores computed with the gene means taken once equal scanpy's
+    ``score_genes`` run per set (same bins, same sampled controls, same seed)."""
+    import scanpy as sc
+
+    from csfcart.annotate import GeneSetScorer
+
+    rng = np.random.default_rng(1)
+    means = np.exp(rng.uniform(np.log(0.01), np.log(8), 600))
+    x = np.log1p(rng.poisson(means, (500, 600)).astype(np.float32))
+    x[:, 7] = 0  # a gene never seen
+    adata = ad.AnnData(sp.csr_matrix(x) if sparse else x, var=pd.DataFrame(index=[f"G{i}" for i in range(600)]))
+    sets = [["G1", "G2", "G3"], ["G500", "G7", "G42", "G43", "G599"], ["G10"], [f"G{i}" for i in range(100, 160)]]
+    for seed, ctrl in ((0, 50), (3, 20), (7, 150)):
+        scorer = GeneSetScorer(adata, seed=seed, ctrl_size=ctrl)
+        for genes in sets:
+            sc.tl.score_genes(adata, genes, score_name="s", random_state=seed, ctrl_size=ctrl)
+            np.testing.assert_allclose(scorer(genes), adata.obs.pop("s").to_numpy(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_cluster_top_genes_are_scanpys_t_test_ranking(sparse):
+    """Each cluster's top genes, from moments summed in row blocks, are the ones scanpy's
+    ``rank_genes_groups(method='t-test')`` ranks first, in its order."""
+    import scanpy as sc
+
+    from csfcart.annotate import cluster_top_genes, group_moments
+
+    rng = np.random.default_rng(2)
+    n_cells, n_genes = 900, 300
+    labels = rng.integers(0, 4, n_cells)
+    means = np.exp(rng.uniform(np.log(0.05), np.log(4), (4, n_genes)))
+    means[np.arange(4)[:, None], np.arange(4)[:, None] * 10 + np.arange(10)] *= 6  # each cluster's own genes
+    x = np.log1p(rng.poisson(means[labels]).astype(np.float32))
+    adata = ad.AnnData(sp.csr_matrix(x) if sparse else x, var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    adata.obs["cluster"] = pd.Categorical(labels.astype(str))
+    ours = cluster_top_genes(adata, n=8)
+    sc.tl.rank_genes_groups(adata, "cluster", method="t-test", n_genes=8, use_raw=False)
+    theirs = pd.DataFrame(adata.uns["rank_genes_groups"]["names"]).apply(lambda c: ",".join(map(str, c)))
+    assert ours.to_dict() == theirs.to_dict()
+    sums, squares = group_moments(adata.X, labels, 4, block=128)  # blocks that split the cells unevenly
+    np.testing.assert_allclose(sums[1], x[labels == 1].astype(float).sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(squares[3], (x[labels == 3].astype(float) ** 2).sum(axis=0), rtol=1e-9)
+
+
 def test_a_negative_marker_counts_against_a_type():
     """Expression of a type's negative genes above background lowers its score, not others'."""
     from csfcart.annotate import score_cell_types
