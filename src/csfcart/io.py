@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import anndata as ad
@@ -401,9 +402,19 @@ def read_obs(path: str | Path) -> pd.DataFrame:
         return read_elem(f["obs"])
 
 
-def read_cells(path: str | Path, *, matrix: str = "X", rows: np.ndarray | None = None) -> ad.AnnData:
+def read_cells(
+    path: str | Path,
+    *,
+    matrix: str = "X",
+    rows: np.ndarray | None = None,
+    genes: Sequence[str] | None = None,
+    block: int = 65536,
+) -> ad.AnnData:
     """``obs``, ``var`` and one matrix of an .h5ad (``X`` or a layer: ``layers/counts``), for
-    the cells ``rows`` (a boolean mask or indices; all when None).
+    the cells ``rows`` (a boolean mask or indices; all when None) and the ``genes`` named
+    (all when None; those of the file, in its order: a name it lacks is left out). With
+    ``genes``, a sparse matrix is read ``block`` rows at a time, so that only the named
+    genes of all the cells are held.
 
     A rule that needs the counts of the annotated object reads them without the normalised
     ``X``, the embeddings and the neighbour graph: at a million cells each of those costs
@@ -417,7 +428,16 @@ def read_cells(path: str | Path, *, matrix: str = "X", rows: np.ndarray | None =
         if matrix not in f:
             raise KeyError(f"{path}: no '{matrix}' in the file (its layers: {', '.join(f.get('layers', {}))})")
         obs, var = read_elem(f["obs"]), read_elem(f["var"])
-        if rows is None:
+        columns = None if genes is None else np.flatnonzero(var.index.isin(list(genes)))
+        blockwise = columns is not None and not isinstance(f[matrix], h5py.Dataset)
+        if blockwise:
+            stored = sparse_dataset(f[matrix])
+            index = np.arange(len(obs)) if rows is None else np.asarray(rows)
+            index = np.flatnonzero(index) if index.dtype == bool else np.sort(index)
+            obs, var = obs.iloc[index].copy(), var.iloc[columns].copy()
+            parts = [sp.csr_matrix(stored[index[s : s + block]])[:, columns] for s in range(0, len(index), block)]
+            x = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, len(columns)), dtype=np.float32)
+        elif rows is None:
             x = read_elem(f[matrix])
         else:
             index = np.asarray(rows)
@@ -429,6 +449,8 @@ def read_cells(path: str | Path, *, matrix: str = "X", rows: np.ndarray | None =
                 x = f[matrix][index]
             else:
                 x = sp.csr_matrix(sparse_dataset(f[matrix])[index])
+    if columns is not None and not blockwise:  # a dense matrix: the genes are selected once read
+        x, var = x[:, columns], var.iloc[columns].copy()
     if matrix == "X":
         return ad.AnnData(X=x, obs=obs, var=var)
     return ad.AnnData(X=None, obs=obs, var=var, layers={matrix.split("/", 1)[1]: x})

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
-from csfcart.pseudobulk import META, program_scores, pseudobulk
+from csfcart.pseudobulk import META, program_scores, pseudobulk, summed_groups
 from csfcart.registry import ASC, POOLS, T_CELLS, types_of
 
 IG_GENES = ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM", "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"]
@@ -62,35 +62,35 @@ def car_fractions(obs: pd.DataFrame, lineage_of: Mapping[str, str]) -> pd.DataFr
     return table
 
 
-def asc_immunoglobulin(adata: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.DataFrame:
+def asc_immunoglobulin(pb: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.DataFrame:
     """Per sample: immunoglobulin UMIs carried by antibody-secreting cells per 1,000 UMIs.
 
     Ig transcripts of the ambient soup land in every droplet; counting only those inside
     cells annotated as antibody-secreting, relative to the sample's total UMIs, keeps the
     soup of other cells out of the readout. Antibody-secreting cells are the types that
-    ``lineage_of`` puts in the plasma lineage.
+    ``lineage_of`` puts in the plasma lineage. ``pb``: the counts summed per sample and cell
+    type (:func:`csfcart.pseudobulk.pseudobulk`), whose rows hold every cell of a sample once.
     """
-    genes = [g for g in IG_GENES if g in adata.var_names]
-    counts = adata.layers[COUNTS]
-    total = np.asarray(counts.sum(axis=1)).ravel()
+    genes = [g for g in IG_GENES if g in pb.var_names]
+    x = pb.X
+    total = np.asarray(x.sum(axis=1, dtype=np.float64)).ravel()
     ig = (
-        np.asarray(counts[:, adata.var_names.get_indexer(genes)].sum(axis=1)).ravel()
+        np.asarray(x[:, pb.var_names.get_indexer(genes)].sum(axis=1, dtype=np.float64)).ravel()
         if genes
-        else np.zeros(adata.n_obs)
+        else np.zeros(pb.n_obs)
     )
-    is_asc = adata.obs[CELL_TYPE].astype(str).isin(types_of(ASC, lineage_of)).to_numpy()
+    is_asc = pb.obs[CELL_TYPE].astype(str).isin(types_of(ASC, lineage_of)).to_numpy()
     frame = pd.DataFrame(
         {
-            "sample_id": adata.obs["sample_id"].astype(str).to_numpy(),
+            "sample_id": pb.obs["sample_id"].astype(str).to_numpy(),
             "total": total,
             "asc_ig": np.where(is_asc, ig, 0.0),
+            "asc_cells": np.where(is_asc, pb.obs["psbulk_cells"].to_numpy(dtype=float), 0.0),
         }
     )
     sums = frame.groupby("sample_id").sum()
-    table = sample_meta(adata.obs)
-    table["asc_cells"] = (
-        adata.obs.loc[is_asc, "sample_id"].astype(str).value_counts().reindex(table.index, fill_value=0)
-    )
+    table = sample_meta(pb.obs)
+    table["asc_cells"] = sums["asc_cells"].reindex(table.index).astype(int)
     table["asc_ig_umis"] = sums["asc_ig"].reindex(table.index)
     table["total_umis"] = sums["total"].reindex(table.index)
     table["asc_ig_per_1000_umis"] = 1000 * table["asc_ig_umis"] / table["total_umis"]
@@ -98,30 +98,22 @@ def asc_immunoglobulin(adata: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.D
 
 
 def programs_per_sample(
-    adata: ad.AnnData,
+    pb: ad.AnnData,
     programs: dict[str, list[str]],
     *,
     lineage_of: Mapping[str, str],
     min_cells: int,
-    pb: ad.AnnData | None = None,
 ) -> pd.DataFrame:
     """Program scores (log2 CPM of the program's summed counts) per sample and cell type, and per
     sample for the cells of each pooled group (:data:`csfcart.registry.POOLS`: ``myeloid``, all
     myeloid and microglia-like cells; ``microglia-like``), whose types ``lineage_of`` (type ->
-    lineage) gives. ``pb``: the cell-type pseudobulk of ``adata`` when already built."""
-    by_type = program_scores(pb if pb is not None else pseudobulk(adata), programs, min_cells=min_cells)
-    types = adata.obs[CELL_TYPE].astype(str)
-    pooled = ad.AnnData(
-        X=None,
-        obs=adata.obs[META].copy(),
-        layers={COUNTS: adata.layers[COUNTS]},
-        var=pd.DataFrame(index=adata.var_names),
-    )
-    out = [by_type]
+    lineage) gives. ``pb``: the counts summed per sample and cell type
+    (:func:`csfcart.pseudobulk.pseudobulk`); a pool's counts are the sums of its types' rows."""
+    out = [program_scores(pb, programs, min_cells=min_cells)]
+    types = pb.obs[CELL_TYPE].astype(str)
     for pool, lineages in POOLS.items():
-        pooled.obs["pool"] = np.where(types.isin(types_of(lineages, lineage_of)), pool, "other")
-        scores = program_scores(pseudobulk(pooled, groups="pool"), programs, groups="pool", min_cells=min_cells)
-        out.append(scores[scores["group"] == pool])
+        members = types.isin(types_of(lineages, lineage_of)).to_numpy()
+        out.append(program_scores(summed_groups(pb, members, pool), programs, groups="pool", min_cells=min_cells))
     return pd.concat(out, ignore_index=True)
 
 

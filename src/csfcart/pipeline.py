@@ -137,10 +137,8 @@ def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[
     m = Measurements(
         counts=cell_counts(adata.obs),
         car=car_fractions(adata.obs, lineages),
-        ig=asc_immunoglobulin(adata, lineages),
-        programs=programs_per_sample(
-            adata, programs, lineage_of=lineages, min_cells=config["analysis"]["min_cells"], pb=pb
-        ),
+        ig=asc_immunoglobulin(pb, lineages),
+        programs=programs_per_sample(pb, programs, lineage_of=lineages, min_cells=config["analysis"]["min_cells"]),
         lineages=lineages,
         interactions=lr_expression(
             adata,

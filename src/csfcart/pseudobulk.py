@@ -89,6 +89,26 @@ def _absent(parts: list[ad.AnnData], obs: pd.DataFrame, cols: list[str], groups:
     return ad.AnnData(X=zeros, obs=frame, var=pd.DataFrame(index=var_names), layers={"psbulk_props": zeros.copy()})
 
 
+def summed_groups(pb: ad.AnnData, members: np.ndarray, name: str) -> ad.AnnData:
+    """The rows ``members`` (a boolean mask) of a pseudobulk summed per sample into one group
+    ``name`` (``obs['pool']``): the pseudobulk of the cells of those groups, sample by sample
+    (counts, ``psbulk_cells`` and ``psbulk_counts`` are sums). Every sample of ``pb`` has a
+    row, zeros where none of its rows is a member; samples in order of first appearance."""
+    samples = pb.obs["sample_id"].astype(str).to_numpy()
+    order = list(dict.fromkeys(samples))
+    code = pd.Index(order).get_indexer(samples)
+    weight = np.asarray(members, dtype=float)
+    onehot = sp.csr_matrix((weight, (code, np.arange(len(samples)))), shape=(len(order), len(samples)))
+    x = sp.csr_matrix(onehot @ sp.csr_matrix(pb.X, dtype=np.float64), dtype=np.float32)
+    meta = [c for c in pb.obs.columns if c not in (CELL_TYPE, "psbulk_cells", "psbulk_counts")]
+    obs = pb.obs[meta].astype(str).drop_duplicates("sample_id").set_index("sample_id", drop=False).loc[order]
+    obs["pool"] = name
+    for col in ("psbulk_cells", "psbulk_counts"):
+        obs[col] = onehot @ pb.obs[col].to_numpy(dtype=float)
+    obs.index = [f"{s}_{name}" for s in order]
+    return ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=pb.var_names))
+
+
 def log_cpm(counts: np.ndarray, *, pseudocount: float = 0.5) -> np.ndarray:
     """log2 counts per million with a pseudocount in count space."""
     counts = np.asarray(counts, dtype=float)

@@ -305,7 +305,7 @@ MEMORY_MODEL: dict[str, tuple[float, float]] = {
     "compare_integration": (1150, 26.0),
     "plot_annotation": (520, 29.0),
     "pseudobulk": (400, 7.0),
-    "programs": (500, 20.0),
+    "programs": (700, 1.0),  # sample by sample: the largest sample and the cell table
     "communication_pseudobulk": (500, 14.0),
     "composition": (300, 2.0),
     "car_t": (300, 2.0),

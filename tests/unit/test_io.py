@@ -276,3 +276,50 @@ def test_interaction_table_rules_ask_memory_by_the_rows_scored(tmp_path):
     need = scores_memory_mb("communication_diff", planned, floor_mb=4000)
     assert need >= 1.5 * (base + per_million * 336 * SCORES_PER_SAMPLE / 1e6) > 8000
     assert scores_memory_mb("communication_diff", paths, floor_mb=4000, attempt=2) == 8000
+
+
+def test_reading_named_genes_block_by_block_equals_reading_them_all(tmp_path):
+    from csfcart.io import read_cells
+
+    adata, path = _annotated(tmp_path)
+    genes = ["GENE7", "CD3E", "NOT_A_GENE", "LYZ"]
+    some = read_cells(path, matrix="layers/counts", genes=genes, block=7)  # 90 cells in blocks of 7
+    assert some.var_names.tolist() == ["CD3E", "LYZ", "GENE7"]  # the file's order; an absent name left out
+    expected = adata[:, some.var_names].layers["counts"].toarray()
+    assert np.array_equal(some.layers["counts"].toarray(), expected)
+    d14 = (adata.obs["sample_id"] == "P1_CSF_d14").to_numpy()
+    part = read_cells(path, rows=d14, genes=genes, block=4)
+    assert part.obs_names.tolist() == adata.obs_names[d14].tolist()
+    assert np.allclose(part.X.toarray(), adata[d14, part.var_names].X.toarray())
+
+
+def test_ig_and_pooled_programs_from_the_pseudobulk_follow_their_per_cell_definitions(tmp_path):
+    """The Ig readout and the pooled groups' program scores, computed from the pseudobulk
+    rows, equal their definitions on the cells, computed here directly."""
+    from csfcart.measure import asc_immunoglobulin, programs_per_sample
+    from csfcart.pseudobulk import pseudobulk_file
+
+    adata, _ = _annotated(tmp_path)
+    adata.var_names = ["IGKC", "JCHAIN", *GENES[2:]]
+    path = tmp_path / "renamed.h5ad"
+    adata.write_h5ad(path)
+    lineages = {"B": "plasma", "T": "T", "mono": "myeloid"}
+    pb = pseudobulk_file(str(path))
+    ig = asc_immunoglobulin(pb, lineages)
+    programs = {"p": ["LYZ", "CD14", "GENE5"]}
+    scores = programs_per_sample(pb, programs, lineage_of=lineages, min_cells=1)
+    counts, obs = adata.layers["counts"].astype(np.float64), adata.obs
+    for sample in obs["sample_id"].unique():
+        cells = (obs["sample_id"] == sample).to_numpy()
+        asc = cells & (obs["cell_type"] == "B").to_numpy()
+        assert ig.loc[sample, "asc_cells"] == asc.sum()
+        expected = 1000 * counts[asc][:, [0, 1]].sum() / counts[cells].sum()
+        assert ig.loc[sample, "asc_ig_per_1000_umis"] == pytest.approx(expected, rel=1e-9)
+        mono = cells & (obs["cell_type"] == "mono").to_numpy()
+        idx = adata.var_names.get_indexer(programs["p"])
+        expected = np.log2((counts[mono][:, idx].sum() + 0.5) / counts[mono].sum() * 1e6)
+        row = scores[(scores["group"] == "myeloid") & (scores["sample_id"] == sample)]
+        assert len(row) == 1 and row["score"].iloc[0] == pytest.approx(expected, rel=1e-9)
+        assert row["psbulk_cells"].iloc[0] == mono.sum()
+    no_microglia = scores[scores["group"] == "microglia-like"]  # a pool none of whose types is here
+    assert len(no_microglia) == 3 and no_microglia["score"].isna().all()
