@@ -329,6 +329,31 @@ class UmapBeside:
             self._pool = None
 
 
+def log_normalised(counts: Any, *, columns: np.ndarray | None = None, block: int = 65536) -> sp.csr_matrix:
+    """scanpy's ``normalize_total(target_sum=1e4)`` then ``log1p`` of ``counts`` (cells x
+    genes), for the genes ``columns`` (all when None; each cell's library is always its
+    count over all genes), as float32 CSR. Computed on one copy of the selected counts in
+    place, ``block`` rows at a time: scanpy's functions hold a second copy of the matrix
+    (1.4 GB more at 282k cells)."""
+    counts = sp.csr_matrix(counts)
+    library = np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()
+    x = sp.csr_matrix(counts if columns is None else counts[:, columns], dtype=np.float32, copy=True)
+    scale = 1e4 / np.where(library > 0, library, 1.0)
+    for start in range(0, x.shape[0], block):
+        stop = min(start + block, x.shape[0])
+        lo, hi = x.indptr[start], x.indptr[stop]
+        x.data[lo:hi] *= np.repeat(scale[start:stop], np.diff(x.indptr[start : stop + 1])).astype(np.float32)
+    np.log1p(x.data, out=x.data)
+    return x
+
+
+def normalise(adata: ad.AnnData) -> None:
+    """Log-normalised expression of all genes in ``X`` (:func:`log_normalised` of
+    ``layers['counts']``, which stay). The annotation is the first step that needs it: the
+    merged and integrated objects carry the counts alone."""
+    adata.X = log_normalised(adata.layers[COUNTS])
+
+
 class GeneSetScorer:
     """scanpy's ``tl.score_genes`` (Seurat's module score) on the log-normalised ``X``, with
     the gene means it bins controls by computed once for all the sets scored.
@@ -595,6 +620,7 @@ def annotate_step(
     ``annotation.labels`` the user's own labels become the cell types
     (:func:`use_own_labels`; the agreement with the marker labels is in ``uns``)."""
     markers = marker_table(annotation["markers"])
+    normalise(adata)
     table = annotate(
         adata,
         markers=markers["markers"].to_dict(),

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from csfcart.annotate import EXACT_NEIGHBOURS
+from csfcart.annotate import EXACT_NEIGHBOURS, log_normalised
 from csfcart.keys import COUNTS, EMBEDDING, UNCORRECTED
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad.AnnData] | None = None) -> ad.AnnData:
     """Concatenate the QC'd samples whose status is ``ok``; all genes, counts kept sparse in
     ``layers['counts']`` only (soup-corrected where QC removed it; the counts as read stay in
-    the QC files); ``X`` is left empty for :func:`normalise`.
+    the QC files); ``X`` is left empty (:func:`csfcart.annotate.normalise` fills it).
 
     Samples are read from ``paths`` one at a time, or taken from ``parts`` (in memory).
     """
@@ -40,31 +40,6 @@ def merge_samples(paths: Sequence[str], summary: pd.DataFrame, *, parts: list[ad
         if key in merged.obs:
             merged.obs[key] = pd.Categorical(merged.obs[key].astype(str))
     return merged
-
-
-def normalise(adata: ad.AnnData, *, block: int = 65536) -> None:
-    """Log-normalised expression in ``X`` (counts stay in ``layers['counts']``): scanpy's
-    ``normalize_total(target_sum=1e4)`` and ``log1p``, computed on a copy of the sparse
-    counts in place, ``block`` rows at a time, so that the step holds the counts and one
-    normalised copy and nothing beside them (scanpy's functions hold a second copy: 1.4 GB
-    more at 282k cells)."""
-    counts = adata.layers[COUNTS]
-    if not sp.issparse(counts):
-        import scanpy as sc
-
-        adata.X = np.array(counts, dtype=np.float32)
-        sc.pp.normalize_total(adata, target_sum=1e4)
-        sc.pp.log1p(adata)
-        return
-    x = sp.csr_matrix(counts, dtype=np.float32, copy=True)
-    library = np.asarray(x.sum(axis=1, dtype=np.float64)).ravel()
-    scale = 1e4 / np.where(library > 0, library, 1.0)
-    for start in range(0, x.shape[0], block):
-        stop = min(start + block, x.shape[0])
-        lo, hi = x.indptr[start], x.indptr[stop]
-        x.data[lo:hi] *= np.repeat(scale[start:stop], np.diff(x.indptr[start : stop + 1])).astype(np.float32)
-    np.log1p(x.data, out=x.data)
-    adata.X = x
 
 
 def select_genes(adata: ad.AnnData, *, n_top: int, batch_key: str) -> None:
@@ -94,7 +69,7 @@ def run_scvi(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[str
     from csfcart import training
 
     scvi.settings.seed = seed
-    hvg = _hvg_only(adata, layer=COUNTS, obs=[batch_key])
+    hvg = _hvg_counts(adata, obs=[batch_key])
     scvi.model.SCVI.setup_anndata(hvg, layer=COUNTS, batch_key=batch_key)
     model = scvi.model.SCVI(hvg, n_latent=settings["n_latent"], n_layers=settings["n_layers"])
     accelerator = settings["accelerator"]
@@ -163,38 +138,30 @@ def _convergence(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def _hvg_only(adata: ad.AnnData, *, layer: str | None, obs: list[str]) -> ad.AnnData:
-    """The highly variable genes of one matrix (``X``, or ``layers[layer]``, which becomes
-    the new object's layer of that name) with the ``obs`` columns named: a slice of what a
-    step uses, not a copy of all of ``adata`` (its other matrix and embeddings)."""
+def _hvg_counts(adata: ad.AnnData, *, obs: list[str]) -> ad.AnnData:
+    """The highly variable genes' counts (``layers['counts']``) with the ``obs`` columns
+    named: a slice of what scVI uses, not a copy of all of ``adata``."""
     genes = np.flatnonzero(adata.var["highly_variable"].to_numpy())
-    matrix = adata.X if layer is None else adata.layers[layer]
-    part = matrix[:, genes]
     return ad.AnnData(
-        X=part if layer is None else None,
-        obs=adata.obs[obs].copy(),
-        var=adata.var.iloc[genes].copy(),
-        layers={} if layer is None else {layer: part},
+        obs=adata.obs[obs].copy(), var=adata.var.iloc[genes].copy(), layers={COUNTS: adata.layers[COUNTS][:, genes]}
     )
 
 
 def pca_on_hvg(adata: ad.AnnData, *, n_pcs: int, seed: int) -> np.ndarray:
-    """PCA of the log-normalised HVGs, each gene scaled to unit variance (clipped at 10).
+    """PCA of the log-normalised HVGs (from ``layers['counts']``, each cell's library over all
+    genes), each gene scaled to unit variance (clipped at 10).
 
-    A sparse matrix stays sparse: genes are scaled without centring and the PCA centres
+    The matrix stays sparse: genes are scaled without centring and the PCA centres
     implicitly (ARPACK), which gives the components of the dense computation (correlation
     >= 0.9998 on the default cohort) at a third of its time and memory.
     """
     import scanpy as sc
 
-    hvg = _hvg_only(adata, layer=None, obs=[])
+    genes = np.flatnonzero(adata.var["highly_variable"].to_numpy())
+    hvg = ad.AnnData(X=log_normalised(adata.layers[COUNTS], columns=genes))
     n_pcs = min(n_pcs, hvg.n_obs - 1, hvg.n_vars - 1)
-    if sp.issparse(hvg.X):
-        sc.pp.scale(hvg, zero_center=False, max_value=10)
-        sc.pp.pca(hvg, n_comps=n_pcs, random_state=seed, svd_solver="arpack")
-    else:
-        sc.pp.scale(hvg, max_value=10)
-        sc.pp.pca(hvg, n_comps=n_pcs, random_state=seed)
+    sc.pp.scale(hvg, zero_center=False, max_value=10)
+    sc.pp.pca(hvg, n_comps=n_pcs, random_state=seed, svd_solver="arpack")
     return hvg.obsm["X_pca"]
 
 
@@ -215,13 +182,13 @@ def run_harmony(adata: ad.AnnData, *, batch_key: str, seed: int, settings: dict[
 def integrate(
     adata: ad.AnnData, *, method: str, batch_key: str, n_hvg: int, seed: int, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    """Normalise, select genes and integrate with ``method`` (``scvi`` or ``harmony``)."""
+    """Select genes and integrate with ``method`` (``scvi`` or ``harmony``), from the counts;
+    ``X`` stays empty (the annotation normalises all genes, :func:`csfcart.annotate.normalise`)."""
     if batch_key not in adata.obs:
         raise KeyError(
             f"integration.batch_key '{batch_key}' is not a column of obs: use one of {', '.join(adata.obs.columns)}"
         )
     select_genes(adata, n_top=n_hvg, batch_key=batch_key)
-    normalise(adata)
     runner = {"scvi": run_scvi, "harmony": run_harmony}[method]
     info = runner(adata, batch_key=batch_key, seed=seed, settings=settings[method])
     if "X_pca" not in adata.obsm:  # the unintegrated baseline the integration figure compares with

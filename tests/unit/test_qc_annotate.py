@@ -431,3 +431,26 @@ def test_annotated_file_written_before_the_umap_reads_as_one_written_after(tmp_p
     # (scanpy's UMAP in this process zeroes the graph's weakest edges in place; the forked one does not)
     assert (back.obsp["connectivities"] != own.obsp["connectivities"]).nnz == 0
     np.testing.assert_array_equal(back.X.toarray(), after.X.toarray())
+
+
+def test_log_normalisation_is_scanpys_for_all_genes_or_some():
+    """scanpy's normalize_total(1e4) + log1p, computed in place in row blocks; with columns,
+    the same values for those genes (the library still counts all genes); counts untouched."""
+    import scanpy as sc
+
+    from csfcart.annotate import log_normalised
+
+    rng = np.random.default_rng(5)
+    counts = sp.csr_matrix(rng.poisson(rng.uniform(0.05, 3, 200), (300, 200)).astype(np.float32))
+    counts[7] = 0  # a cell without counts stays zero
+    counts.eliminate_zeros()
+    before = counts.copy()
+    reference = ad.AnnData(counts.copy())
+    sc.pp.normalize_total(reference, target_sum=1e4)
+    sc.pp.log1p(reference)
+    whole = log_normalised(counts, block=64)
+    np.testing.assert_allclose(whole.toarray(), reference.X.toarray(), rtol=1e-6, atol=1e-6)
+    some = np.array([3, 150, 9, 42])
+    np.testing.assert_allclose(log_normalised(counts, columns=some, block=17).toarray(), reference.X[:, some].toarray(),
+                               rtol=1e-6, atol=1e-6)  # fmt: skip
+    assert (counts != before).nnz == 0 and whole.dtype == np.float32
