@@ -502,9 +502,10 @@ def mixed_clusters(
 
 
 def flag_car(adata: ad.AnnData, car_feature: str | None) -> None:
-    """``obs['car_positive']``: at least one UMI of the CAR transcript feature."""
+    """``obs['car_positive']``: at least one UMI of the CAR transcript feature (read from the
+    log-normalised ``X``, which is above 0 exactly where a cell has a count)."""
     if car_feature and car_feature in adata.var_names:
-        col = adata.layers[COUNTS][:, adata.var_names.get_loc(car_feature)]
+        col = adata.X[:, adata.var_names.get_loc(car_feature)]
         adata.obs[CAR_POSITIVE] = np.asarray(col.todense() if hasattr(col, "todense") else col).ravel() > 0
     else:
         adata.obs[CAR_POSITIVE] = False
@@ -578,18 +579,47 @@ def annotate(
     return table
 
 
-def write_annotated(adata: ad.AnnData, path: str | Path, layout: UmapBeside) -> None:
+def write_annotated(
+    adata: ad.AnnData, path: str | Path, layout: UmapBeside, *, counts_from: str | Path | None = None
+) -> None:
     """Write ``adata`` (gzip) while ``layout`` finishes its UMAP, then add the layout to the
     file (``obsm['X_umap']``, ``uns['umap']``): the file reads as the one written after the
-    UMAP, and the writing (about 10 s on the default cohort) no longer waits for it."""
+    UMAP, and the writing (about 10 s on the default cohort) no longer waits for it.
+
+    ``counts_from``: an .h5ad of the same cells whose ``layers['counts']`` is copied into the
+    file block by block (:func:`copy_counts`), for an ``adata`` that let its counts go."""
     import h5py
     from anndata.io import write_elem
 
     adata.write_h5ad(path, compression="gzip")
+    if counts_from is not None:
+        copy_counts(counts_from, path)
     layout.wait()
     with h5py.File(path, "a") as f:
         write_elem(f["obsm"], "X_umap", adata.obsm["X_umap"], dataset_kwargs={"compression": "gzip"})
         write_elem(f["uns"], "umap", adata.uns["umap"], dataset_kwargs={"compression": "gzip"})
+
+
+def copy_counts(source: str | Path, target: str | Path, *, block: int = 2**24) -> None:
+    """Copy ``layers['counts']`` (a sparse matrix) of the .h5ad ``source`` into ``target``
+    (gzip), ``block`` stored values at a time: the counts never sit in memory whole."""
+    import h5py
+
+    with h5py.File(source, "r") as src, h5py.File(target, "a") as dst:
+        counts = src[f"layers/{COUNTS}"]
+        if isinstance(counts, h5py.Dataset):
+            raise ValueError(f"{source}: layers/{COUNTS} is dense; a sparse matrix is expected")
+        cells = dst["obs"][dst["obs"].attrs["_index"]].shape[0]
+        if int(counts.attrs["shape"][0]) != cells:
+            raise ValueError(f"{source} holds counts of {counts.attrs['shape'][0]} cells, {target} {cells} cells")
+        layers = dst.require_group("layers")
+        out = layers.create_group(COUNTS)
+        out.attrs.update(dict(counts.attrs))
+        for name, part in counts.items():
+            chunks = (min(max(part.shape[0], 1), 2**18),)
+            data = out.create_dataset(name, shape=part.shape, dtype=part.dtype, compression="gzip", chunks=chunks)
+            for start in range(0, part.shape[0], block):
+                data[start : start + block] = part[start : start + block]
 
 
 def use_own_labels(adata: ad.AnnData, label_map: dict[str, str]) -> pd.DataFrame:
@@ -620,7 +650,8 @@ def annotate_step(
     ``annotation.labels`` the user's own labels become the cell types
     (:func:`use_own_labels`; the agreement with the marker labels is in ``uns``)."""
     markers = marker_table(annotation["markers"])
-    normalise(adata)
+    if adata.X is None:
+        normalise(adata)
     table = annotate(
         adata,
         markers=markers["markers"].to_dict(),

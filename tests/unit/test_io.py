@@ -323,3 +323,21 @@ def test_ig_and_pooled_programs_from_the_pseudobulk_follow_their_per_cell_defini
         assert row["psbulk_cells"].iloc[0] == mono.sum()
     no_microglia = scores[scores["group"] == "microglia-like"]  # a pool none of whose types is here
     assert len(no_microglia) == 3 and no_microglia["score"].isna().all()
+
+
+def test_counts_copied_block_by_block_into_an_annotated_file_read_back_equal(tmp_path):
+    from csfcart.annotate import copy_counts
+
+    adata, source = _annotated(tmp_path)
+    without = adata.copy()
+    del without.layers["counts"]
+    target = tmp_path / "out.h5ad"
+    without.write_h5ad(target, compression="gzip")
+    copy_counts(source, target, block=7)  # stored values in blocks of 7
+    back = ad.read_h5ad(target)
+    assert (back.layers["counts"] != adata.layers["counts"]).nnz == 0
+    assert np.allclose(back.X.toarray(), adata.X.toarray()) and back.obsm["X_umap"].shape == (90, 2)
+    fewer = tmp_path / "fewer.h5ad"
+    without[:10].copy().write_h5ad(fewer)
+    with pytest.raises(ValueError, match=r"counts of 90 cells.*10 cells"):
+        copy_counts(source, fewer)

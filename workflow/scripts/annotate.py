@@ -3,7 +3,8 @@
 import anndata as ad
 import pandas as pd
 
-from csfcart.annotate import UmapBeside, annotate_step, write_annotated
+from csfcart.annotate import UmapBeside, annotate_step, normalise, write_annotated
+from csfcart.keys import COUNTS
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
@@ -11,6 +12,10 @@ setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 layout = UmapBeside()  # its process prepares UMAP while the cells are read and clustered
 try:
     adata = ad.read_h5ad(snakemake.input.h5ad)
+    normalise(adata)
+    # the annotation works on the normalised X; the counts are copied into the output file
+    # from the input, block by block, instead of being held beside X
+    del adata.layers[COUNTS]
     table = annotate_step(
         adata,
         clustering=snakemake.params.clustering,
@@ -19,7 +24,7 @@ try:
         seed=snakemake.params.seed,
         umap=layout,
     )
-    write_annotated(adata, snakemake.output.h5ad, layout)
+    write_annotated(adata, snakemake.output.h5ad, layout, counts_from=snakemake.input.h5ad)
 finally:
     layout.close()
 # with own labels (annotation.labels): cells per own label and marker label
