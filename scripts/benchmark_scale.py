@@ -8,11 +8,13 @@ Each size is the dataset with as many patients as give about that many cells (th
 keep their realistic size: a cohort grows by patients, as a multi-centre trial does). The
 simulator writes the samples one by one, the workflow runs end to end (QC, integration,
 annotation, pseudobulk, DE, communication, claims, figures), and Snakemake's benchmark file
-of every job gives its wall time and peak memory (max RSS). The script prints, per rule,
-the summed seconds, the slowest job and the peak memory at each size, and the growth
-exponent of each (the slope of log value on log cells, least squares over the sizes); it
-draws the log-log figure to ``<out>/scaling.png`` and writes the table to
-``<out>/scaling.tsv``. The row ``workflow`` is Snakemake's wall time for the whole run
+of every job gives its wall time, CPU time and peak memory (max RSS). The script prints,
+per rule, the summed seconds, the summed CPU seconds, the slowest job and the peak memory at
+each size, and the growth exponent of each (the slope of log value on log cells, least
+squares over the sizes). A job's wall time also counts its waits (for the disk, for a core
+shared with the other job and with Snakemake); its CPU time is the work itself, so where
+the two exponents part, the growth is in the waiting. The script draws the log-log figure
+to ``<out>/scaling.png`` and writes the table to ``<out>/scaling.tsv``. The row ``workflow`` is Snakemake's wall time for the whole run
 (both cores working at once, so below the jobs' sum). From the exponents it projects each
 row to ``--project`` cells (a million by default), anchored at the largest size run: a plan
 for the time and memory a larger cohort asks, not a measurement. A size already run is read
@@ -131,21 +133,21 @@ def main() -> int:
     total = (
         long[long["rule"] != "workflow"]
         .groupby("cells")
-        .agg(seconds=("seconds", "sum"), peak_rss_mib=("peak_rss_mib", "max"))
+        .agg(seconds=("seconds", "sum"), cpu_seconds=("cpu_seconds", "sum"), peak_rss_mib=("peak_rss_mib", "max"))
         .reset_index()
     )
     total["rule"] = "all jobs"
     long = pd.concat([long, total], ignore_index=True)
 
     out = Path(args.out)
-    wide = long.pivot_table(index="rule", columns="cells", values=["seconds", "peak_rss_mib"])
+    wide = long.pivot_table(index="rule", columns="cells", values=["seconds", "cpu_seconds", "peak_rss_mib"])
     fits = pd.DataFrame(
         {
             f"{what}_exponent": {
                 rule: exponent(g["cells"].to_numpy(float), g[column].to_numpy(float))
                 for rule, g in long.groupby("rule")
             }
-            for what, column in (("time", "seconds"), ("memory", "peak_rss_mib"))
+            for what, column in (("time", "seconds"), ("cpu", "cpu_seconds"), ("memory", "peak_rss_mib"))
         }
     )
     largest = long["cells"].max()

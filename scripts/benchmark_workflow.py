@@ -22,11 +22,25 @@ def rule_table(run: Path) -> pd.DataFrame:
     for path in sorted((run / "benchmarks").rglob("*.tsv")):
         rule = path.parent.name if path.parent.name != "benchmarks" else path.stem
         bench = pd.read_csv(path, sep="\t")
-        rows.append({"rule": rule, "s": float(bench["s"].iloc[-1]), "max_rss": float(bench["max_rss"].iloc[-1])})
+        last = bench.iloc[-1]
+        rows.append(
+            {
+                "rule": rule,
+                "s": float(last["s"]),
+                "cpu": float(last["cpu_time"]) if "cpu_time" in bench else float("nan"),
+                "max_rss": float(last["max_rss"]),
+            }
+        )
     df = pd.DataFrame(rows)
     return (
         df.groupby("rule")
-        .agg(jobs=("s", "size"), seconds=("s", "sum"), slowest_job_s=("s", "max"), peak_rss_mib=("max_rss", "max"))
+        .agg(
+            jobs=("s", "size"),
+            seconds=("s", "sum"),
+            cpu_seconds=("cpu", "sum"),
+            slowest_job_s=("s", "max"),
+            peak_rss_mib=("max_rss", "max"),
+        )
         .sort_values("seconds", ascending=False)
     )
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from csfcart.annotate import log_normalised
 from csfcart.keys import COUNTS, UNCORRECTED
 
 if TYPE_CHECKING:  # imported where used: a QC job draws no figure, a plot job reads no AnnData
@@ -100,20 +101,13 @@ def flag_cells(adata: ad.AnnData, settings: dict[str, Any]) -> pd.DataFrame:
     return flags
 
 
-def _log_normalise(counts: sp.csr_matrix) -> sp.csr_matrix:
-    lib = np.asarray(counts.sum(axis=1)).ravel()
-    out = sp.csr_matrix(sp.diags(1e4 / np.maximum(lib, 1)) @ counts)
-    out.data = np.log1p(out.data)
-    return out
-
-
 def _components(x: sp.csr_matrix, *, seed: int, n_genes: int, n_pcs: int):
     """Principal components of the log-normalised, scaled ``n_genes`` most variable genes;
     returns them with the fitted PCA, the genes, and their centre and scale (to project
     other droplets)."""
     from sklearn.decomposition import PCA
 
-    norm = _log_normalise(x)
+    norm = log_normalised(x)
     mean = np.asarray(norm.mean(axis=0)).ravel()
     var = np.asarray(norm.multiply(norm).mean(axis=0)).ravel() - mean**2
     genes = np.argsort(-var)[: min(n_genes, x.shape[1])]
@@ -176,7 +170,7 @@ def doublet_scores(
     first, second = first[apart][:n], second[apart][:n]
     artificial = sp.csr_matrix(x[first] + x[second])
     m = artificial.shape[0]
-    z_art = pca.transform((_log_normalise(artificial)[:, genes].toarray() - centre) / scale)
+    z_art = pca.transform((log_normalised(artificial, columns=genes).toarray() - centre) / scale)
 
     z = np.vstack([z_obs, z_art])
     label = np.r_[np.zeros(n), np.ones(m)]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from csfcart.integrate import graph_neighbours, mixing_metrics, nearest_neighbours
+from csfcart.integrate import graph_neighbours, mixing_cells, mixing_metrics, nearest_neighbours
 from csfcart.summary import render_summary
 from csfcart.tables import render_table, write_table_html
 from tests.conftest import shipped_lineages
@@ -130,6 +130,42 @@ def test_mixing_entropy_is_the_batch_entropy_of_each_cells_same_type_neighbours(
             continue
         p = np.unique(b[own], return_counts=True)[1] / len(own)
         assert entropy[cell] == pytest.approx(-(p * np.log(p)).sum())
+
+
+def test_mixing_metrics_of_a_sample_of_cells_are_those_cells_share_of_the_whole():
+    """The rule scores a capped sample of each type: the sample keeps every cell of a small
+    type, the sample's exact neighbours are those of the whole graph, and each type's means
+    are the means over its sampled cells of the per-cell values of the whole computation."""
+    import csfcart.integrate as integrate
+
+    rng = np.random.default_rng(3)
+    n = 900
+    labels = pd.Series(np.repeat(["big", "mid", "rare"], [600, 260, 40]))
+    xy = rng.normal(size=(n, 4)) + np.where(labels == "big", 0.0, 3.0)[:, None]
+    batch = rng.integers(0, 5, n)
+    cells = mixing_cells(labels, 100, seed=0)
+    chosen = labels.iloc[cells].value_counts()
+    assert chosen["big"] == 100 and chosen["mid"] == 100 and chosen["rare"] == 40
+    assert (np.diff(cells) > 0).all()
+    assert not np.array_equal(cells, mixing_cells(labels, 100, seed=1))
+
+    whole = nearest_neighbours(xy, 10, seed=0)
+    some = nearest_neighbours(xy, 10, seed=0, cells=cells)
+    assert some.shape == (len(cells), 10) and not (some == cells[:, None]).any()
+    assert (np.sort(some, axis=1) == np.sort(whole[cells], axis=1)).all()
+
+    adata = ad.AnnData(obs=pd.DataFrame({"cell_type": labels.to_numpy(), "sample_id": batch.astype(str)}))
+    m = mixing_metrics(adata, {"e": some}, batch_key="sample_id", cells=cells).set_index("cell_type")
+    code = pd.Categorical(labels).codes
+    purity, entropy = integrate._neighbour_entropy(whole, code, batch)
+    for k, t in enumerate(["big", "mid", "rare"]):
+        mine = cells[code[cells] == k]
+        assert m.loc[t, "cells"] == (code == k).sum() and m.loc[t, "cells_scored"] == len(mine)
+        assert m.loc[t, "label_purity"] == pytest.approx(purity[mine].mean())
+        n_batches = len(np.unique(batch[code == k]))
+        assert m.loc[t, "batch_mixing"] == pytest.approx(np.nanmean(entropy[mine]) / np.log(n_batches))
+    with pytest.raises(ValueError, match="rows of neighbours"):
+        mixing_metrics(adata, {"e": whole}, batch_key="sample_id", cells=cells)
 
 
 def test_communication_recovery_ranks_significant_changes_by_size_against_the_truth():
