@@ -14,8 +14,9 @@ each size, and the growth exponent of each (the slope of log value on log cells,
 squares over the sizes). A job's wall time also counts its waits (for the disk, for a core
 shared with the other job and with Snakemake); its CPU time is the work itself, so where
 the two exponents part, the growth is in the waiting. The script draws the log-log figure
-to ``<out>/scaling.png`` and writes the table to ``<out>/scaling.tsv``. The row ``workflow`` is Snakemake's wall time for the whole run
-(both cores working at once, so below the jobs' sum). From the exponents it projects each
+to ``<out>/scaling.png`` and writes the table to ``<out>/scaling.tsv``. The row
+``workflow`` is Snakemake's wall time for the whole run (both cores working at once, so
+below the jobs' sum). From the exponents it projects each
 row to ``--project`` cells (a million by default), anchored at the largest size run: a plan
 for the time and memory a larger cohort asks, not a measurement. A size already run is read
 again, not rerun (delete its folder to rerun it).

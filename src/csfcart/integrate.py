@@ -226,18 +226,16 @@ def nearest_neighbours(
     exact (brute force) neighbours among all cells, at a cost that grows with the cells
     queried times all cells.
     """
+    from sklearn.neighbors import NearestNeighbors
+
     xy = np.asarray(xy, dtype=np.float32)
     k = min(k, len(xy) - 1)
     if cells is not None:
-        from sklearn.neighbors import NearestNeighbors
-
         cells = np.asarray(cells, dtype=np.int64)
         idx = NearestNeighbors(n_neighbors=k + 1, algorithm="brute", n_jobs=n_jobs).fit(xy)
         idx = idx.kneighbors(xy[cells], return_distance=False)
         return _without_self(idx, cells, k)
     if len(xy) <= EXACT_NEIGHBOURS:
-        from sklearn.neighbors import NearestNeighbors
-
         return NearestNeighbors(n_neighbors=k, n_jobs=n_jobs).fit(xy).kneighbors(return_distance=False)
     from pynndescent import NNDescent
 
