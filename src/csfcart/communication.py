@@ -57,6 +57,17 @@ def lr_resource(genes: pd.Index) -> str:
     return "mouseconsensus" if len(names) and float((names.str.upper() != names).mean()) > 0.5 else "consensus"
 
 
+def resource_genes(genes: pd.Index) -> list[str]:
+    """The genes of ``genes`` that take part in an interaction of the resource
+    :func:`lr_resource` picks for them (every subunit of a complex): all that LIANA's
+    ligand-receptor scoring reads, so a rule can read those columns alone."""
+    import liana as li
+
+    resource = li.rs.select_resource(lr_resource(genes))
+    subunits = pd.concat([resource["ligand"], resource["receptor"]]).str.split("_").explode()
+    return sorted(set(subunits) & set(pd.Index(genes).astype(str)))
+
+
 def score_sample(adata: ad.AnnData, *, min_cells: int, expr_prop: float = 0.1, seed: int) -> pd.DataFrame:
     """LIANA SingleCellSignalR scores of one sample (log-normalised ``X``): every LR pair of
     the resource between cell types with at least ``min_cells`` cells, ``expressed`` where

@@ -402,19 +402,29 @@ def read_obs(path: str | Path) -> pd.DataFrame:
         return read_elem(f["obs"])
 
 
+def read_var(path: str | Path) -> pd.DataFrame:
+    """The gene table (``var``) of an .h5ad alone (as :func:`read_obs` reads ``obs``)."""
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        return read_elem(f["var"])
+
+
 def read_cells(
     path: str | Path,
     *,
     matrix: str = "X",
     rows: np.ndarray | None = None,
     genes: Sequence[str] | None = None,
+    obsm: Sequence[str] = (),
     block: int = 65536,
 ) -> ad.AnnData:
     """``obs``, ``var`` and one matrix of an .h5ad (``X`` or a layer: ``layers/counts``), for
     the cells ``rows`` (a boolean mask or indices; all when None) and the ``genes`` named
     (all when None; those of the file, in its order: a name it lacks is left out). With
     ``genes``, a sparse matrix is read ``block`` rows at a time, so that only the named
-    genes of all the cells are held.
+    genes of all the cells are held. ``obsm`` names the embeddings to read with them (``X_umap``).
 
     A rule that needs the counts of the annotated object reads them without the normalised
     ``X``, the embeddings and the neighbour graph: at a million cells each of those costs
@@ -428,20 +438,28 @@ def read_cells(
         if matrix not in f:
             raise KeyError(f"{path}: no '{matrix}' in the file (its layers: {', '.join(f.get('layers', {}))})")
         obs, var = read_elem(f["obs"]), read_elem(f["var"])
+        absent = [key for key in obsm if f"obsm/{key}" not in f]
+        if absent:
+            raise KeyError(
+                f"{path}: no obsm '{', '.join(absent)}' in the file (its obsm: {', '.join(f.get('obsm', {}))})"
+            )
+        embeddings = {key: read_elem(f[f"obsm/{key}"]) for key in obsm}
+        chosen = None if rows is None else np.asarray(rows)
+        if chosen is not None:
+            chosen = np.flatnonzero(chosen) if chosen.dtype == bool else np.sort(chosen)
+            embeddings = {key: value[chosen] for key, value in embeddings.items()}
         columns = None if genes is None else np.flatnonzero(var.index.isin(list(genes)))
         blockwise = columns is not None and not isinstance(f[matrix], h5py.Dataset)
         if blockwise:
             stored = sparse_dataset(f[matrix])
-            index = np.arange(len(obs)) if rows is None else np.asarray(rows)
-            index = np.flatnonzero(index) if index.dtype == bool else np.sort(index)
+            index = np.arange(len(obs)) if chosen is None else chosen
             obs, var = obs.iloc[index].copy(), var.iloc[columns].copy()
             parts = [sp.csr_matrix(stored[index[s : s + block]])[:, columns] for s in range(0, len(index), block)]
             x = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, len(columns)), dtype=np.float32)
         elif rows is None:
             x = read_elem(f[matrix])
         else:
-            index = np.asarray(rows)
-            index = np.flatnonzero(index) if index.dtype == bool else np.sort(index)
+            index = chosen
             obs = obs.iloc[index].copy()
             if not len(index):
                 x = sp.csr_matrix((0, len(var)), dtype=np.float32)
@@ -452,5 +470,5 @@ def read_cells(
     if columns is not None and not blockwise:  # a dense matrix: the genes are selected once read
         x, var = x[:, columns], var.iloc[columns].copy()
     if matrix == "X":
-        return ad.AnnData(X=x, obs=obs, var=var)
-    return ad.AnnData(X=None, obs=obs, var=var, layers={matrix.split("/", 1)[1]: x})
+        return ad.AnnData(X=x, obs=obs, var=var, obsm=embeddings)
+    return ad.AnnData(X=None, obs=obs, var=var, obsm=embeddings, layers={matrix.split("/", 1)[1]: x})

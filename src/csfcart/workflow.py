@@ -291,22 +291,22 @@ def end_run(state: str | Path, pid: int) -> None:
 
 
 # Peak memory of the rules that hold the whole cohort: a floor (libraries, per-sample work) and
-# bytes per stored count (nonzero of the counts matrix), fitted to the peak RSS in Snakemake's
-# benchmark files by scripts/benchmark_scale.py (2 cores, the default cohort grown to 16,000-
-# 100,000 cells, about 620 nonzeros per cell: 26 million at 41,815 cells, 61 million at 98,988).
+# MB per million stored counts (nonzeros of the counts matrix), fitted to the peak RSS in
+# Snakemake's benchmark files (scripts/benchmark_scale.py, 2 cores, the default cohort grown by
+# patients: 176 million counts at 281,759 cells, 557 million at 892,991, about 625 per cell).
 # Memory follows the nonzeros (cells x genes detected), so data with more genes detected per
 # cell asks for more. The request is HEADROOM times the model
 # (at least the rule's own floor), and more on each retry.
 MEMORY_MODEL: dict[str, tuple[float, float]] = {
     "merge": (180, 17.0),
-    "integrate": (1150, 26.0),
-    "annotate": (520, 29.0),
+    "integrate": (1300, 17.5),
+    "annotate": (500, 26.0),
     "plot_integration": (250, 2.0),
     "compare_integration": (1150, 26.0),
-    "plot_annotation": (520, 29.0),
-    "pseudobulk": (400, 7.0),
-    "programs": (700, 1.0),  # sample by sample: the largest sample and the cell table
-    "communication_pseudobulk": (500, 14.0),
+    "plot_annotation": (500, 1.6),  # the cell table, the UMAP and the marker genes
+    "pseudobulk": (400, 1.5),
+    "programs": (300, 3.0),  # sample by sample: the largest sample and the cell table
+    "communication_pseudobulk": (500, 2.0),  # the CSF cells' ligand and receptor genes
     "composition": (300, 2.0),
     "car_t": (300, 2.0),
     "evaluate_annotation": (300, 2.0),

@@ -343,3 +343,36 @@ def test_scores_read_as_categories_give_the_same_tables(tmp_path):
     np.testing.assert_array_equal(a, b)
     axis_plain = axis_scores(scores, meta, present, lineage_of=shipped_lineages())
     pd.testing.assert_frame_equal(axis_plain, axis_scores(read, meta, present, lineage_of=shipped_lineages()))
+
+
+def test_the_pseudobulk_route_reads_the_resource_genes_alone_and_finds_the_same_interactions():
+    """A rule reads only :func:`resource_genes` of the annotated object; LIANA's pseudobulk
+    route over those columns gives the table it gives over all genes."""
+    import anndata as ad
+    import liana as li
+    import scipy.sparse as sp
+
+    from csfcart.communication import pseudobulk_interactions, resource_genes
+
+    resource = li.rs.select_resource("consensus").head(60)
+    lr = sorted(set(pd.concat([resource["ligand"], resource["receptor"]]).str.split("_").explode()))
+    genes = lr + [f"OTHER{i}" for i in range(40)]
+    rng = np.random.default_rng(3)
+    n = 240
+    x = sp.random(n, len(genes), density=0.4, format="csr", random_state=4, dtype=np.float32)
+    obs = pd.DataFrame({"cell_type": np.repeat(["B", "microglia", "T"], n // 3)}, index=[f"c{i}" for i in range(n)])
+    adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=genes))
+    de = pd.DataFrame(
+        [
+            {"compartment": "CSF", "contrast": "d14_vs_baseline", "cell_type": t, "gene": g,
+             "stat": rng.normal(), "log2FoldChange": rng.normal(), "padj": rng.uniform()}
+            for t in ("B", "microglia", "T") for g in genes
+        ]
+    )  # fmt: skip
+    kept = resource_genes(adata.var_names)
+    assert set(kept) == set(lr) & set(li.rs.select_resource("consensus").stack().str.split("_").explode())
+    assert not any(g.startswith("OTHER") for g in kept)
+    whole = pseudobulk_interactions(adata, de)
+    part = pseudobulk_interactions(adata[:, kept].copy(), de)
+    assert len(whole) > 0
+    pd.testing.assert_frame_equal(whole.reset_index(drop=True), part.reset_index(drop=True))

@@ -229,6 +229,21 @@ def test_rules_read_the_cells_and_counts_they_need_without_the_rest(tmp_path):
         read_cells(path, matrix="layers/spliced")
 
 
+def test_a_figure_reads_the_embedding_and_the_named_genes_of_the_cells_it_draws(tmp_path):
+    from csfcart.io import read_cells, read_var
+
+    adata, path = _annotated(tmp_path)
+    assert read_var(path).index.equals(adata.var_names)
+    cells = read_cells(path, genes=["LYZ", "CD3E"], obsm=["X_umap"])
+    assert np.array_equal(cells.obsm["X_umap"], adata.obsm["X_umap"]) and not cells.obsp
+    d14 = (adata.obs["sample_id"] == "P1_CSF_d14").to_numpy()
+    some = read_cells(path, rows=d14, genes=["LYZ"], obsm=["X_umap"])
+    assert np.array_equal(some.obsm["X_umap"], adata.obsm["X_umap"][d14])  # the rows of the cells read
+    assert np.allclose(some.X.toarray(), adata[d14, ["LYZ"]].X.toarray())
+    with pytest.raises(KeyError, match=r"X_tsne.*its obsm: X_umap"):
+        read_cells(path, obsm=["X_tsne"])
+
+
 def test_pseudobulk_summed_sample_by_sample_equals_the_whole_object(tmp_path):
     from csfcart.pseudobulk import pseudobulk, pseudobulk_file
 
