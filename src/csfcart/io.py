@@ -395,20 +395,20 @@ def read_sample_rows(path: str | Path, sample_id: str, *, obs_columns: tuple[str
 def read_obs(path: str | Path) -> pd.DataFrame:
     """The cell table (``obs``) of an .h5ad alone: no matrix, embedding or graph is read
     (``backed='r'`` would load every layer, ``obsm`` and ``obsp`` first)."""
-    import h5py
-    from anndata.io import read_elem
-
-    with h5py.File(path, "r") as f:
-        return read_elem(f["obs"])
+    return _read_table(path, "obs")
 
 
 def read_var(path: str | Path) -> pd.DataFrame:
     """The gene table (``var``) of an .h5ad alone (as :func:`read_obs` reads ``obs``)."""
+    return _read_table(path, "var")
+
+
+def _read_table(path: str | Path, key: str) -> pd.DataFrame:
     import h5py
     from anndata.io import read_elem
 
     with h5py.File(path, "r") as f:
-        return read_elem(f["var"])
+        return read_elem(f[key])
 
 
 def read_cells(
