@@ -14,6 +14,7 @@ cohort-wide resolution.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing
@@ -247,10 +248,43 @@ def fuzzy_connectivities(indices: np.ndarray, distances: np.ndarray, *, n_neighb
     return sp.csr_matrix(union)
 
 
+#: the most Lanczos vectors the UMAP's spectral start may ask for (:func:`lanczos_basis`)
+LANCZOS_VECTORS = 128
+
+
+@contextlib.contextmanager
+def lanczos_basis(at_most: int):
+    """Within the block, ARPACK's ``eigsh`` builds a Lanczos basis of at most ``at_most``
+    vectors (and always more than twice the eigenvectors asked for).
+
+    umap-learn's spectral start (the layout's default initialisation) asks ARPACK for the
+    normalised Laplacian's smallest eigenvectors with a basis of sqrt(n) vectors: 945
+    vectors of 893k float64 values, 6.7 GB beside the graph, and memory that grows as
+    n^1.5. The eigenvectors are the same to ARPACK's tolerance with any basis that
+    converges; measured on the neighbour graph of 893k cells, 128 vectors took 62 s and
+    0.6 GB. Graphs under ``at_most``^2 cells (16,384 for 128) keep umap-learn's own basis, so
+    their layout is scanpy's to the bit."""
+    import scipy.sparse.linalg as sla
+
+    eigsh = sla.eigsh
+
+    def bounded(a, k=6, *args, ncv=None, **kwargs):
+        if ncv is not None:
+            ncv = min(ncv, max(at_most, 2 * k + 1))
+        return eigsh(a, k, *args, ncv=ncv, **kwargs)
+
+    sla.eigsh = bounded
+    try:
+        yield
+    finally:
+        sla.eigsh = eigsh
+
+
 def _umap_of_graph(layout: ad.AnnData, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
     import scanpy as sc
 
-    sc.tl.umap(layout, random_state=seed)
+    with lanczos_basis(LANCZOS_VECTORS):
+        sc.tl.umap(layout, random_state=seed)
     return layout.obsm["X_umap"], layout.uns["umap"]
 
 

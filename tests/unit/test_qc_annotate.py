@@ -359,6 +359,43 @@ def test_umap_beside_the_annotation_is_scanpys_layout():
     np.testing.assert_array_equal(lost.obsm["X_umap"], adata.obsm["X_umap"])
 
 
+def test_the_umaps_spectral_start_with_a_bounded_lanczos_basis_is_umaps_own(monkeypatch):
+    """Within lanczos_basis, umap-learn's spectral start asks ARPACK for at most the bounded
+    basis (here 8 vectors for a graph of 600 cells, where umap-learn asks 24) and finds the
+    same eigenvectors, up to their sign; outside the block ARPACK is as before."""
+    import scanpy as sc
+    import scipy.sparse.linalg as sla
+    from umap.spectral import spectral_layout
+
+    from csfcart.annotate import lanczos_basis
+
+    # cells along a curve: one connected graph whose leading eigenvectors are well apart
+    t = np.linspace(0, 1, 600)
+    curve = np.c_[np.cos(np.pi * t), np.sin(np.pi * t), t, np.zeros((600, 5))] * 10
+    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(600)]))
+    adata.obsm["X_scVI"] = (curve + np.random.default_rng(0).normal(0, 0.1, curve.shape)).astype(np.float32)
+    sc.pp.neighbors(adata, use_rep="X_scVI", n_neighbors=10, transformer="sklearn")
+    graph = adata.obsp["connectivities"].tocoo()
+    assert sp.csgraph.connected_components(graph)[0] == 1
+    own = spectral_layout(None, graph, 2, np.random.RandomState(0))
+    asked = []
+    eigsh = sla.eigsh
+
+    def recorded(a, k=6, *args, ncv=None, **kwargs):
+        asked.append(ncv)
+        return eigsh(a, k, *args, ncv=ncv, **kwargs)
+
+    monkeypatch.setattr(sla, "eigsh", recorded)
+    with lanczos_basis(8):
+        bounded = spectral_layout(None, graph, 2, np.random.RandomState(0))
+    assert asked and set(asked) == {8}
+    assert sla.eigsh is recorded
+    for column in range(2):
+        assert abs(np.corrcoef(own[:, column], bounded[:, column])[0, 1]) > 0.999
+    spectral_layout(None, graph, 2, np.random.RandomState(0))
+    assert asked[-1] == 24
+
+
 def test_exact_neighbours_are_scanpys_graph():
     """The neighbour graph with connectivities computed without umap-learn is scanpy's, to the
     bit (obsp and uns), also with a duplicated cell (distance 0 to another)."""
