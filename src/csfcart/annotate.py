@@ -363,15 +363,23 @@ class UmapBeside:
             self._pool = None
 
 
-def log_normalised(counts: Any, *, columns: np.ndarray | None = None, block: int = 65536) -> sp.csr_matrix:
+def log_normalised(
+    counts: Any, *, columns: np.ndarray | None = None, block: int = 65536, in_place: bool = False
+) -> sp.csr_matrix:
     """scanpy's ``normalize_total(target_sum=1e4)`` then ``log1p`` of ``counts`` (cells x
     genes), for the genes ``columns`` (all when None; each cell's library is always its
     count over all genes), as float32 CSR. Computed on one copy of the selected counts in
     place, ``block`` rows at a time: scanpy's functions hold a second copy of the matrix
-    (1.4 GB more at 282k cells)."""
+    (1.4 GB more at 282k cells). ``in_place`` (all genes of float32 CSR counts): no copy at
+    all, the counts themselves become the result (4.2 GB less at 893k cells)."""
+    if in_place and (columns is not None or not sp.isspmatrix_csr(counts) or counts.dtype != np.float32):
+        raise ValueError("log_normalised: in_place needs all genes of float32 CSR counts")
     counts = sp.csr_matrix(counts)
     library = np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()
-    x = sp.csr_matrix(counts if columns is None else counts[:, columns], dtype=np.float32, copy=True)
+    if in_place:
+        x = counts
+    else:
+        x = sp.csr_matrix(counts if columns is None else counts[:, columns], dtype=np.float32, copy=True)
     scale = 1e4 / np.where(library > 0, library, 1.0)
     for start in range(0, x.shape[0], block):
         stop = min(start + block, x.shape[0])
@@ -381,11 +389,18 @@ def log_normalised(counts: Any, *, columns: np.ndarray | None = None, block: int
     return x
 
 
-def normalise(adata: ad.AnnData) -> None:
+def normalise(adata: ad.AnnData, *, keep_counts: bool = True) -> None:
     """Log-normalised expression of all genes in ``X`` (:func:`log_normalised` of
-    ``layers['counts']``, which stay). The annotation is the first step that needs it: the
-    merged and integrated objects carry the counts alone."""
-    adata.X = log_normalised(adata.layers[COUNTS])
+    ``layers['counts']``). The annotation is the first step that needs it: the merged and
+    integrated objects carry the counts alone. ``keep_counts=False`` turns the counts
+    themselves into ``X`` (float32 CSR counts; others are copied) and drops the layer, so
+    that the two are never held together."""
+    if keep_counts:
+        adata.X = log_normalised(adata.layers[COUNTS])
+        return
+    counts = adata.layers.pop(COUNTS)
+    own = sp.isspmatrix_csr(counts) and counts.dtype == np.float32
+    adata.X = log_normalised(counts, in_place=own)
 
 
 class GeneSetScorer:

@@ -475,7 +475,7 @@ def test_log_normalisation_is_scanpys_for_all_genes_or_some():
     the same values for those genes (the library still counts all genes); counts untouched."""
     import scanpy as sc
 
-    from csfcart.annotate import log_normalised
+    from csfcart.annotate import log_normalised, normalise
 
     rng = np.random.default_rng(5)
     counts = sp.csr_matrix(rng.poisson(rng.uniform(0.05, 3, 200), (300, 200)).astype(np.float32))
@@ -491,3 +491,18 @@ def test_log_normalisation_is_scanpys_for_all_genes_or_some():
     np.testing.assert_allclose(log_normalised(counts, columns=some, block=17).toarray(), reference.X[:, some].toarray(),
                                rtol=1e-6, atol=1e-6)  # fmt: skip
     assert (counts != before).nnz == 0 and whole.dtype == np.float32
+    own = counts.copy()
+    data = own.data
+    result = log_normalised(own, in_place=True, block=64)
+    assert np.shares_memory(result.data, data)
+    np.testing.assert_array_equal(result.toarray(), whole.toarray())
+    with pytest.raises(ValueError, match="in_place needs all genes of float32 CSR counts"):
+        log_normalised(counts.astype(np.int64), in_place=True)
+    # the annotate rule's normalisation: X from the counts, the layer gone, the same values
+    for stored in (counts, counts.astype(np.int32)):
+        adata = ad.AnnData(
+            obs=pd.DataFrame(index=[str(i) for i in range(counts.shape[0])]), layers={"counts": stored.copy()}
+        )
+        normalise(adata, keep_counts=False)
+        assert "counts" not in adata.layers
+        np.testing.assert_array_equal(adata.X.toarray(), whole.toarray())

@@ -4,7 +4,6 @@ import anndata as ad
 import pandas as pd
 
 from csfcart.annotate import UmapBeside, annotate_step, normalise, write_annotated
-from csfcart.keys import COUNTS
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
@@ -12,10 +11,10 @@ setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 layout = UmapBeside()  # its process prepares UMAP while the cells are read and clustered
 try:
     adata = ad.read_h5ad(snakemake.input.h5ad)
-    normalise(adata)
-    # the annotation works on the normalised X; the counts are copied into the output file
-    # from the input, block by block, instead of being held beside X
-    del adata.layers[COUNTS]
+    # the annotation works on the normalised X, made from the counts in place; the counts
+    # are copied into the output file from the input, block by block, instead of being
+    # held beside X
+    normalise(adata, keep_counts=False)
     table = annotate_step(
         adata,
         clustering=snakemake.params.clustering,
