@@ -313,7 +313,8 @@ class UmapBeside:
     sends it the graph, and :meth:`wait` stores ``obsm['X_umap']`` and ``uns['umap']``.
     UMAP runs on one core (a fixed random state makes it serial), as do the marker scores:
     side by side they take the longer of the two instead of the sum. The layout is the one
-    ``sc.tl.umap`` gives in this process (same graph, same random state). Where the platform
+    ``sc.tl.umap`` gives in this process (same graph, same random state, ARPACK's basis
+    bounded by :func:`lanczos_basis` in both). Where the platform
     cannot fork, or the process is lost, :meth:`wait` lays it out here.
     """
 
