@@ -373,7 +373,7 @@ def log_normalised(
     place, ``block`` rows at a time: scanpy's functions hold a second copy of the matrix
     (1.4 GB more at 282k cells). ``in_place`` (all genes of float32 CSR counts): no copy at
     all, the counts themselves become the result (4.2 GB less at 893k cells)."""
-    if in_place and (columns is not None or not sp.isspmatrix_csr(counts) or counts.dtype != np.float32):
+    if in_place and (columns is not None or not _float32_csr(counts)):
         raise ValueError("log_normalised: in_place needs all genes of float32 CSR counts")
     counts = sp.csr_matrix(counts)
     library = np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()
@@ -400,8 +400,12 @@ def normalise(adata: ad.AnnData, *, keep_counts: bool = True) -> None:
         adata.X = log_normalised(adata.layers[COUNTS])
         return
     counts = adata.layers.pop(COUNTS)
-    own = sp.isspmatrix_csr(counts) and counts.dtype == np.float32
-    adata.X = log_normalised(counts, in_place=own)
+    adata.X = log_normalised(counts, in_place=_float32_csr(counts))
+
+
+def _float32_csr(counts: Any) -> bool:
+    """Whether :func:`log_normalised` can turn ``counts`` into its result in place."""
+    return sp.isspmatrix_csr(counts) and counts.dtype == np.float32
 
 
 class GeneSetScorer:
