@@ -300,7 +300,7 @@ def end_run(state: str | Path, pid: int) -> None:
 MEMORY_MODEL: dict[str, tuple[float, float]] = {
     "merge": (180, 17.0),
     "integrate": (1300, 17.5),
-    "annotate": (800, 17.3),
+    "annotate": (800, 17.3),  # 99k (rerun) and 893k cells, after its peak fell to 10.4 GB
     "plot_integration": (250, 2.0),
     "compare_integration": (1150, 26.0),
     "plot_annotation": (500, 1.6),  # the cell table, the UMAP and the marker genes
