@@ -737,7 +737,7 @@ def masked_non_negative_cp(
     matrix product and the rest on the small result (:func:`_mttkrp`), without an unfolded
     copy. The values agree with tensorly's to rounding (a test holds the loadings to
     Tensor-cell2cell's); at 357 samples x 600 pairs x 14 x 14 cell types (a 336 MB float64
-    tensor) an iteration takes about a third of the time and half the memory."""
+    tensor) an iteration takes about a sixth of the time and half the memory."""
     from tensorly.decomposition._cp import initialize_cp
 
     eps = np.finfo(tensor.dtype).eps
