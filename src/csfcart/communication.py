@@ -743,10 +743,11 @@ def masked_non_negative_cp(
     eps = np.finfo(tensor.dtype).eps
     missing = ~np.asarray(mask, dtype=bool)
     weights, factors = initialize_cp(tensor, rank, init="random", non_negative=True, random_state=seed)
-    weights, factors = np.asarray(weights), [np.asarray(f) for f in factors]
-    ndim, shape = tensor.ndim, tensor.shape
-    # tensorly's first imputation, ``tensor * mask`` with an integer mask, promotes to float64
+    ndim = tensor.ndim
+    # tensorly's first imputation, ``tensor * mask`` with an integer mask, promotes to float64;
+    # the model is computed in that dtype from the start
     work = np.array(tensor, dtype=np.result_type(tensor.dtype, np.int64))
+    weights, factors = np.asarray(weights, dtype=work.dtype), [np.asarray(f, dtype=work.dtype) for f in factors]
     model = np.empty_like(work)
     errors = []
     for iteration in range(n_iter_max):
@@ -757,12 +758,12 @@ def masked_non_negative_cp(
                     accum = accum * (factors[e].T @ factors[e])
             accum = weights[:, None] * accum * weights[None, :]
             if mode or not (tol and iteration):  # else imputed by the error step, from the same model
-                np.copyto(work, _cp_full(weights, factors, shape, out=model), where=missing)
+                np.copyto(work, _cp_full(weights, factors, out=model), where=missing)
             numerator = np.clip(_mttkrp(work, factors, weights, mode), eps, None)
             denominator = np.clip(factors[mode] @ accum, eps, None)
             factors[mode] = factors[mode] * numerator / denominator
         if tol:
-            low_rank = _cp_full(weights, factors, shape, out=model)
+            low_rank = _cp_full(weights, factors, out=model)
             np.copyto(work, low_rank, where=missing)
             residual = np.subtract(work, low_rank, out=model).ravel()
             errors.append(np.sqrt(residual @ residual) / np.sqrt(work.ravel() @ work.ravel()))
@@ -798,15 +799,9 @@ def _khatri_rao(factors: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _cp_full(
-    weights: np.ndarray, factors: list[np.ndarray], shape: tuple[int, ...], out: np.ndarray | None = None
-) -> np.ndarray:
-    """The CP model as a full tensor, written into ``out`` where its dtype is the product's
-    (the first update may still run in the input's float32)."""
-    left, right = factors[0] * weights, _khatri_rao(factors[1:]).T
-    if out is None or np.result_type(left, right) != out.dtype:
-        return (left @ right).reshape(shape)
-    np.matmul(left, right, out=out.reshape(left.shape[0], -1))
+def _cp_full(weights: np.ndarray, factors: list[np.ndarray], out: np.ndarray) -> np.ndarray:
+    """The CP model as a full tensor, written into ``out`` (of the factors' dtype)."""
+    np.matmul(factors[0] * weights, _khatri_rao(factors[1:]).T, out=out.reshape(len(factors[0]), -1))
     return out
 
 
