@@ -374,28 +374,60 @@ def read_sample(path: str | Path, fmt: str, sample: dict[str, str], *, labels: s
     return adata
 
 
-def read_sample_rows(path: str | Path, sample_id: str, *, obs_columns: tuple[str, ...] = ()) -> ad.AnnData:
-    """The cells of one sample from a merged .h5ad, reading only their rows of ``X``.
+def read_rows(path: str | Path, rows: np.ndarray, *, obs: pd.DataFrame) -> ad.AnnData:
+    """Rows ``rows`` (positions, ascending) of ``X`` of an .h5ad, with ``obs`` as their cell
+    table (the caller's: one row per position) and the file's gene names.
 
-    Cheaper than opening the file in backed mode, which loads every ``obsm``/``obsp``
-    (the neighbour graph of all cells) before a row is read.
+    Neither the file's cell table nor any other matrix is read, so a rule that takes a
+    cohort's samples one by one (reading the cell table once, with :func:`read_obs`) pays for
+    each sample's cells and not, again, for the whole cohort's: opening the file in backed mode
+    would load every ``obsm``/``obsp`` (the neighbour graph of all cells) first.
     """
     import h5py
     from anndata.io import read_elem, sparse_dataset
 
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) != len(obs):
+        raise ValueError(f"{path}: {len(rows)} rows asked for but a cell table of {len(obs)} given")
     with h5py.File(path, "r") as f:
-        obs = read_elem(f["obs"])
         var = read_elem(f["var"])
-        rows = np.flatnonzero(obs["sample_id"].astype(str).to_numpy() == sample_id)
-        x = sparse_dataset(f["X"])[rows] if len(rows) else sp.csr_matrix((0, len(var)), dtype=np.float32)
-    keep = [c for c in ("sample_id", *obs_columns) if c in obs]
-    return ad.AnnData(X=sp.csr_matrix(x), obs=obs.iloc[rows][keep].copy(), var=var[[]].copy())
+        x = stored_rows(sparse_dataset(f["X"]), rows) if len(rows) else sp.csr_matrix((0, len(var)), dtype=np.float32)
+    return ad.AnnData(X=x, obs=obs.copy(), var=var[[]].copy())
 
 
-def read_obs(path: str | Path) -> pd.DataFrame:
+def stored_rows(stored, rows: np.ndarray) -> sp.csr_matrix:
+    """Rows ``rows`` (positions, ascending) of a CSR matrix on disk (anndata's
+    ``sparse_dataset``). Where they lie in stretches of consecutive rows (a sample of a merged
+    object; a block of all cells), each stretch is read as one slice of the file; scattered
+    rows are read one by one, as anndata reads an array of positions (two reads per row). A
+    slice costs about as much as 30 rows read apart (2.4 ms against 0.08 ms at 878k cells),
+    so stretches are read as slices where they average 64 rows or more.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
+    if len(runs) * 64 > len(rows):
+        return sp.csr_matrix(stored[rows])
+    return sp.vstack([sp.csr_matrix(stored[int(r[0]) : int(r[-1]) + 1]) for r in runs], format="csr")
+
+
+def read_obs(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """The cell table (``obs``) of an .h5ad alone: no matrix, embedding or graph is read
-    (``backed='r'`` would load every layer, ``obsm`` and ``obsp`` first)."""
-    return _read_table(path, "obs")
+    (``backed='r'`` would load every layer, ``obsm`` and ``obsp`` first). With ``columns``,
+    those of them the file has, alone (in the file's order), beside the cell names."""
+    if columns is None:
+        return _read_table(path, "obs")
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        group = f["obs"]
+        index_key = group.attrs["_index"]
+        wanted = set(columns)
+        names = [c for c in group.attrs["column-order"] if c in wanted]
+        table = pd.DataFrame({c: read_elem(group[c]) for c in names}, index=read_elem(group[index_key]))
+    if index_key != "_index":
+        table.index.name = index_key
+    return table
 
 
 def read_var(path: str | Path) -> pd.DataFrame:
@@ -454,7 +486,7 @@ def read_cells(
             stored = sparse_dataset(f[matrix])
             index = np.arange(len(obs)) if chosen is None else chosen
             obs, var = obs.iloc[index].copy(), var.iloc[columns].copy()
-            parts = [sp.csr_matrix(stored[index[s : s + block]])[:, columns] for s in range(0, len(index), block)]
+            parts = [stored_rows(stored, index[s : s + block])[:, columns] for s in range(0, len(index), block)]
             x = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, len(columns)), dtype=np.float32)
         elif rows is None:
             x = read_elem(f[matrix])
@@ -466,7 +498,7 @@ def read_cells(
             elif isinstance(f[matrix], h5py.Dataset):  # dense
                 x = f[matrix][index]
             else:
-                x = sp.csr_matrix(sparse_dataset(f[matrix])[index])
+                x = stored_rows(sparse_dataset(f[matrix]), index)
     if columns is not None and not blockwise:  # a dense matrix: the genes are selected once read
         x, var = x[:, columns], var.iloc[columns].copy()
     if matrix == "X":

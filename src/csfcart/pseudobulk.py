@@ -51,6 +51,8 @@ def pseudobulk_file(path: str, *, groups: str = CELL_TYPE) -> ad.AnnData:
     import h5py
     from anndata.io import read_elem, sparse_dataset
 
+    from csfcart.io import stored_rows
+
     with h5py.File(path, "r") as f:
         if f"layers/{COUNTS}" not in f:
             raise KeyError(f"{path}: no layers/{COUNTS} (the raw counts the pseudobulk sums)")
@@ -58,7 +60,7 @@ def pseudobulk_file(path: str, *, groups: str = CELL_TYPE) -> ad.AnnData:
         cols = _columns(obs, groups)
         counts = sparse_dataset(f[f"layers/{COUNTS}"])
         parts = [
-            _summed(sp.csr_matrix(counts[rows]), obs.iloc[rows], var.index, cols, groups)
+            _summed(stored_rows(counts, rows), obs.iloc[rows], var.index, cols, groups)
             for rows in obs.groupby("sample_id", observed=True).indices.values()
         ]
         parts.append(_absent(parts, obs, cols, groups, var.index))

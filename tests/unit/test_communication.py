@@ -395,3 +395,48 @@ def test_the_pseudobulk_route_reads_the_resource_genes_alone_and_finds_the_same_
     part = pseudobulk_interactions(adata[:, kept].copy(), de)
     assert len(whole) > 0
     pd.testing.assert_frame_equal(whole.reset_index(drop=True), part.reset_index(drop=True))
+
+
+def test_each_sample_is_scored_from_its_own_rows_of_the_file(tmp_path):
+    """Rule communication reads the cell table once and each sample's rows of X alone: the
+    tables it writes are those of each sample scored in memory, with one worker or two, where
+    a sample's rows lie together in the file and where they are scattered."""
+    import anndata as ad
+    import liana as li
+    import scipy.sparse as sp
+
+    from csfcart.communication import score_sample, score_samples
+
+    resource = li.rs.select_resource("consensus").head(80)
+    genes = sorted(set(pd.concat([resource["ligand"], resource["receptor"]]).str.split("_").explode()))
+    n = 360
+    samples = np.repeat(["P1_CSF_baseline", "P1_CSF_d14", "P2_CSF_baseline"], n // 3)
+    samples[[5, 200, 300]] = "P1_CSF_d14"  # this sample's rows are scattered through the file
+    x = sp.random(n, len(genes), density=0.3, format="csr", random_state=5, dtype=np.float32)
+    x.data = np.log1p(10 * x.data)
+    obs = pd.DataFrame(
+        {
+            "sample_id": pd.Categorical(samples),
+            "cell_type": pd.Categorical(np.tile(["B", "microglia_like", "CD4_T", "rare"], n // 4)),
+            "total_counts": np.arange(n, dtype=float),
+        },
+        index=[f"cell{i}" for i in range(n)],
+    )
+    obs.loc[obs["sample_id"] == "P2_CSF_baseline", "cell_type"] = "CD4_T"  # one type: nothing to score
+    adata = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=genes))
+    adata.obsm["X_umap"] = np.zeros((n, 2))
+    path = tmp_path / "annotated.h5ad"
+    adata.write_h5ad(path)
+    for workers in (1, 2):
+        outputs = {s: str(tmp_path / f"{s}.{workers}.parquet") for s in [*sorted(set(samples)), "P3_CSF_baseline"]}
+        score_samples(str(path), outputs, min_cells=10, seed=0, workers=workers)
+        for sample, out in outputs.items():
+            alone = score_sample(adata[(obs["sample_id"] == sample).to_numpy()].copy(), min_cells=10, seed=0)
+            written = pd.read_parquet(out)
+            assert len(written) == len(alone)
+            if sample == "P1_CSF_baseline":
+                assert len(written) > 0 and set(written["source"]) == {"B", "microglia_like", "CD4_T", "rare"}
+            if len(alone):
+                pd.testing.assert_frame_equal(
+                    written.reset_index(drop=True), alone.reset_index(drop=True), check_dtype=False
+                )

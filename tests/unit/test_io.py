@@ -356,3 +356,40 @@ def test_counts_copied_block_by_block_into_an_annotated_file_read_back_equal(tmp
     without[:10].copy().write_h5ad(fewer)
     with pytest.raises(ValueError, match=r"counts of 90 cells.*10 cells"):
         copy_counts(source, fewer)
+
+
+def test_a_samples_rows_are_read_with_the_cell_table_read_once(tmp_path):
+    from csfcart.io import read_obs, read_rows
+
+    adata, path = _annotated(tmp_path)
+    table = read_obs(path, columns=("cell_type", "sample_id", "not_there"))
+    assert table.columns.tolist() == ["sample_id", "cell_type"]  # the file's order; absent names left out
+    pd.testing.assert_frame_equal(table, adata.obs[["sample_id", "cell_type"]])
+    runs = np.r_[3:10, 20, 40:45, 89]  # stretches of consecutive rows, read one slice each
+    for rows in (np.arange(30, 60), np.array([0, 31, 88]), runs, np.zeros(0, dtype=int)):
+        part = read_rows(path, rows, obs=table.iloc[rows])
+        assert part.obs_names.tolist() == adata.obs_names[rows].tolist()
+        assert part.var_names.tolist() == adata.var_names.tolist() and part.X.shape == (len(rows), adata.n_vars)
+        assert (part.X != adata.X[rows]).nnz == 0
+    with pytest.raises(ValueError, match="2 rows asked for but a cell table of 3"):
+        read_rows(path, np.array([0, 1]), obs=table.iloc[:3])
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [np.arange(1000), np.r_[0:300, 301:700, 999], np.r_[5:6, 100:400], np.arange(0, 1000, 3), np.array([7])],
+    ids=["all", "two-stretches-and-one", "one-and-a-stretch", "scattered", "one"],
+)
+def test_rows_of_a_matrix_on_disk_are_the_rows_in_memory(tmp_path, rows):
+    """Stretches of consecutive rows are read as slices, scattered rows one by one: the same rows either way."""
+    import h5py
+    from anndata.io import sparse_dataset
+
+    from csfcart.io import stored_rows
+
+    x = sp.random(1000, 40, density=0.2, format="csr", random_state=2, dtype=np.float32)
+    ad.AnnData(X=x).write_h5ad(tmp_path / "m.h5ad", compression="gzip")
+    with h5py.File(tmp_path / "m.h5ad", "r") as f:
+        read = stored_rows(sparse_dataset(f["X"]), rows)
+    assert isinstance(read, sp.csr_matrix) and read.dtype == np.float32 and read.shape == (len(rows), 40)
+    assert (read != x[rows]).nnz == 0
