@@ -310,6 +310,9 @@ MEMORY_MODEL: dict[str, tuple[float, float]] = {
     "composition": (300, 2.0),
     "car_t": (300, 2.0),
     "evaluate_annotation": (300, 2.0),
+    # per process: a parent holding the cell table forks one worker per thread, each scoring a
+    # sample at a time (fitted to the summed RSS of 3 processes, 42k and 878k cells)
+    "communication": (660, 0.5),
 }
 HEADROOM = 1.5
 NONZEROS_PER_CELL = 625  # a dry run's guess, before any file is read (the default cohort's density)
@@ -369,13 +372,16 @@ def scores_memory_mb(rule: str, inputs, *, floor_mb: int, attempt: int = 1) -> i
     return int(max(floor_mb, math.ceil(need / 100) * 100)) * attempt
 
 
-def job_memory_mb(rule: str, inputs, *, expected_cells: int, floor_mb: int, attempt: int = 1) -> int:
+def job_memory_mb(
+    rule: str, inputs, *, expected_cells: int, floor_mb: int, attempt: int = 1, processes: int = 1
+) -> int:
     """Memory (MB) to request for a whole-cohort ``rule`` (:data:`MEMORY_MODEL`): from the
     stored counts of its .h5ad inputs where they exist (a job about to run; merge's per-sample
-    files add up), else from ``expected_cells`` (a dry run; :func:`expected_cells`). Never below
-    ``floor_mb``; ``attempt`` times that on a retry."""
+    files add up), else from ``expected_cells`` (a dry run; :func:`expected_cells`), times the
+    ``processes`` the job runs where the model is per process. Never below ``floor_mb``;
+    ``attempt`` times that on a retry."""
     base, per_count = MEMORY_MODEL[rule]
     h5ads = [p for p in map(str, inputs) if p.endswith(".h5ad") and Path(p).exists()]
     counts = sum(h5ad_nonzeros(p) for p in h5ads) if h5ads else expected_cells * NONZEROS_PER_CELL
-    need = HEADROOM * (base + per_count * counts / 1e6)
+    need = HEADROOM * processes * (base + per_count * counts / 1e6)
     return int(max(floor_mb, math.ceil(need / 100) * 100)) * attempt

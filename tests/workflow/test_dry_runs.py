@@ -81,7 +81,7 @@ def test_cohort_rules_ask_memory_by_the_cohort_size_in_a_dry_run(tmp_path):
     big.write_text(f"dataset: csf_bcma_cart_1m\nextends: {ROOT}/config/datasets/csf_bcma_cart.yaml\n"
                    f"results: {tmp_path}\nsimulation:\n  n_patients: 112\n")  # fmt: skip
     small = run_snakemake("-n", "--config", f"results={tmp_path}")
-    large = run_snakemake("-n", "--configfile", str(big))
+    large = run_snakemake("-n", "--cores", "8", "--configfile", str(big))  # threads as on a cluster
     assert small.returncode == 0 and large.returncode == 0, large.stderr[-3000:]
     for rule, floor in (("merge", 4000), ("integrate", 8000), ("annotate", 6000), ("programs", 4000)):
         assert _requested_mb(small.stdout, rule) == floor  # 45,000 cells: the floor suffices
@@ -91,3 +91,12 @@ def test_cohort_rules_ask_memory_by_the_cohort_size_in_a_dry_run(tmp_path):
     for rule in ("communication_diff", "communication_tensor"):
         assert _requested_mb(small.stdout, rule) == 4000
         assert 1.5 * (336 * 0.2e6 * SCORES_MODEL[rule][1] / 1e6) < _requested_mb(large.stdout, rule) < 20_000, rule
+    # LIANA's scoring: a parent holding the cell table and a worker per thread, each process
+    # asking by the counts (not twice the file's size per thread: 28 GB at a million cells)
+    base, per_count = MEMORY_MODEL["communication"]
+    threads = int(re.search(r"threads: (\d+)", large.stdout.split("rule communication:", 1)[1]).group(1))
+    processes = threads + 1 if threads > 1 else 1
+    assert _requested_mb(small.stdout, "communication") == 3000
+    asked = _requested_mb(large.stdout, "communication")
+    assert 1.5 * processes * (base + per_count * 600) < asked < 1.5 * processes * (base + per_count * 700) + 100
+    assert asked < 12_000

@@ -126,14 +126,17 @@ def ingest_input(wildcards):
     return {"data": SAMPLES.loc[wildcards.sample, "path"]}
 
 
-def memory(name, floor_mb):
-    """mem_mb of a whole-cohort rule: from the counts stored in its inputs (csfcart.workflow)."""
-    return lambda wc, input, attempt: job_memory_mb(
+def memory(name, floor_mb, workers=False):
+    """mem_mb of a whole-cohort rule: from the counts stored in its inputs (csfcart.workflow).
+    ``workers``: the job forks a worker per thread beside itself, each process modelled apart.
+    """
+    return lambda wc, input, threads, attempt: job_memory_mb(
         name,
         input,
         expected_cells=EXPECTED_CELLS,
         floor_mb=floor_mb,
         attempt=attempt,
+        processes=threads + 1 if workers and threads > 1 else 1,
     )
 
 

@@ -16,9 +16,7 @@ rule communication:
         "../../envs/csfcart.yaml"
     threads: 4
     resources:
-        mem_mb=lambda wc, input, threads, attempt: max(3000, 2 * input.size_mb)
-        * threads
-        * attempt,
+        mem_mb=memory("communication", 3000, workers=True),
         runtime=lambda wc, attempt: (20 + len(CSF_SAMPLES)) * attempt,
     params:
         samples=CSF_SAMPLES,
