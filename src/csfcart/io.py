@@ -391,7 +391,7 @@ def read_rows(path: str | Path, rows: np.ndarray, *, obs: pd.DataFrame) -> ad.An
         raise ValueError(f"{path}: {len(rows)} rows asked for but a cell table of {len(obs)} given")
     with h5py.File(path, "r") as f:
         var = read_elem(f["var"])
-        x = stored_rows(sparse_dataset(f["X"]), rows) if len(rows) else sp.csr_matrix((0, len(var)), dtype=np.float32)
+        x = stored_rows(sparse_dataset(f["X"]), rows)
     return ad.AnnData(X=x, obs=obs.copy(), var=var[[]].copy())
 
 
@@ -404,7 +404,9 @@ def stored_rows(stored, rows: np.ndarray) -> sp.csr_matrix:
     so stretches are read as slices where they average 64 rows or more.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
+    if not len(rows):
+        return sp.csr_matrix((0, stored.shape[1]), dtype=stored.dtype)
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
     if len(runs) * 64 > len(rows):
         return sp.csr_matrix(stored[rows])
     return sp.vstack([sp.csr_matrix(stored[int(r[0]) : int(r[-1]) + 1]) for r in runs], format="csr")

@@ -377,8 +377,15 @@ def test_a_samples_rows_are_read_with_the_cell_table_read_once(tmp_path):
 
 @pytest.mark.parametrize(
     "rows",
-    [np.arange(1000), np.r_[0:300, 301:700, 999], np.r_[5:6, 100:400], np.arange(0, 1000, 3), np.array([7])],
-    ids=["all", "two-stretches-and-one", "one-and-a-stretch", "scattered", "one"],
+    [
+        np.arange(1000),
+        np.r_[0:300, 301:700, 999],
+        np.r_[5:6, 100:400],
+        np.arange(0, 1000, 3),
+        np.array([7]),
+        np.zeros(0, dtype=int),
+    ],
+    ids=["all", "two-stretches-and-one", "one-and-a-stretch", "scattered", "one", "none"],
 )
 def test_rows_of_a_matrix_on_disk_are_the_rows_in_memory(tmp_path, rows):
     """Stretches of consecutive rows are read as slices, scattered rows one by one: the same rows either way."""
