@@ -143,7 +143,7 @@ def score_samples(path: str, outputs: dict[str, str], *, min_cells: int, seed: i
 
     log = logging.getLogger(__name__)
     obs = read_obs(path, columns=("sample_id", CELL_TYPE))
-    where = pd.Series(np.arange(len(obs))).groupby(obs["sample_id"].astype(str).to_numpy()).indices
+    where = obs.groupby(obs["sample_id"].astype(str), observed=True).indices  # positions per sample
     rows = [where.get(sample, np.zeros(0, dtype=np.int64)) for sample in outputs]
     work = partial(score_to_file, path, min_cells=min_cells, seed=seed)
     workers = max(1, min(workers, len(outputs)))

@@ -365,7 +365,7 @@ def test_a_samples_rows_are_read_with_the_cell_table_read_once(tmp_path):
     table = read_obs(path, columns=("cell_type", "sample_id", "not_there"))
     assert table.columns.tolist() == ["sample_id", "cell_type"]  # the file's order; absent names left out
     pd.testing.assert_frame_equal(table, adata.obs[["sample_id", "cell_type"]])
-    runs = np.r_[3:10, 20, 40:45, 89]  # stretches of consecutive rows, read one slice each
+    runs = np.r_[3:10, 20, 40:45, 89]  # short stretches and single rows
     for rows in (np.arange(30, 60), np.array([0, 31, 88]), runs, np.zeros(0, dtype=int)):
         part = read_rows(path, rows, obs=table.iloc[rows])
         assert part.obs_names.tolist() == adata.obs_names[rows].tolist()

@@ -92,7 +92,7 @@ def test_cohort_rules_ask_memory_by_the_cohort_size_in_a_dry_run(tmp_path):
         assert _requested_mb(small.stdout, rule) == 4000
         assert 1.5 * (336 * 0.2e6 * SCORES_MODEL[rule][1] / 1e6) < _requested_mb(large.stdout, rule) < 20_000, rule
     # LIANA's scoring: a parent holding the cell table and a worker per thread, each process
-    # asking by the counts (not twice the file's size per thread: 28 GB at a million cells)
+    # asking by the counts (not twice the file's size per thread: eight times annotated.h5ad)
     base, per_count = MEMORY_MODEL["communication"]
     threads = int(re.search(r"threads: (\d+)", large.stdout.split("rule communication:", 1)[1]).group(1))
     processes = threads + 1 if threads > 1 else 1
