@@ -42,21 +42,23 @@ def main() -> int:
         table = analyse(load_cohort(ROOT / "config" / "datasets" / f"{name}.yaml"), default_config(ROOT))
         table.insert(0, "dataset", name)
         rows.append(table)
-        wrong = table.loc[table["verdict"] != table["expected_verdict"], "claim_id"].tolist()
+        wrong = table.loc[~table["verdict_matches"], "claim_id"].tolist()
         print(
             f"{name}: {len(table) - len(wrong)}/{len(table)} as expected ({time.perf_counter() - start:.0f} s)",
             flush=True,
         )
     runs = pd.concat(rows, ignore_index=True)
-    short = {"reproduced": "R", "not_reproduced": "-", "not_testable": "?"}
+    short = {"reproduced": "R", "contradicted": "x", "inconclusive": "-", "not_tested": "g", "not_reproduced": "-",
+             "not_testable": "?"}  # fmt: skip
     cell = runs["verdict"].map(short) + "/" + runs["expected_verdict"].map(short).fillna(" ")
     grid = runs.assign(cell=cell).pivot(index="dataset", columns="claim_id", values="cell")
-    print("\nverdict/expected (R reproduced, - not reproduced, ? not testable)")
+    print("\nverdict/expected (R reproduced, x contradicted, - inconclusive or not reproduced, g not tested, "
+          "? not testable)")  # fmt: skip
     print(grid.reindex(runs["dataset"].unique()).fillna("").to_string())
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         runs.to_csv(args.out, sep="\t", index=False)
-    return 0 if (runs["verdict"] == runs["expected_verdict"]).all() else 1
+    return 0 if runs["verdict_matches"].all() else 1
 
 
 if __name__ == "__main__":

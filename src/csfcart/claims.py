@@ -2,48 +2,56 @@
 within patient.
 
 Each readout of a claim is measured per patient (a change from that patient's own baseline,
-or a CSF-minus-blood difference at matched visits) and tested one-sided against the size the
-claim asserts, on the readout's scale:
+or a CSF-minus-blood difference at matched visits) and its estimand (stated on the readout)
+is the mean patient's value, so that patients who respond differently widen the interval
+instead of inflating the error:
 
-* counts (cells of a type, immunoglobulin UMIs) by a conditional Poisson model of the
-  patient's own visits (:func:`csfcart.stats.rate_ratio`): the percent change of the rate
-  with a profile-likelihood interval; a patient without any cells at baseline still counts;
-* per-patient values (CAR+ fractions, expression readouts, log ratios) by their mean, a 95%
-  t interval and a one-sided t-test, with an exact sign-flip test beside it for 8 patients
-  or fewer; the larger p decides (:func:`csfcart.stats.one_sided_mean`).
+* counts (cells of a type among non-CAR cells, immunoglobulin UMIs) as each patient's log
+  rate ratio (:func:`csfcart.stats.rate_change`), reported as percent change;
+* per-patient values (CAR+ fractions, expression readouts, log ratios) as they are.
 
-A claim with several readouts needs all of them (its p is the largest, an
-intersection-union test). Claims of one registry family are tested in registry order by a
-fixed-sequence procedure (``p_adjusted`` is the running maximum): the first claim that is
-not reproduced stops its family. ``reproduced`` means the adjusted p is below ``alpha``,
-that is, the confidence bound lies beyond the claimed size; ``not_testable`` means fewer
-than two patients carry the data (the reason says which). An optional readout is skipped,
-and said, when its exact test cannot reach ``alpha`` with the patients it has; where the
-first readout cannot, the reason says so beside its p.
+Both are tested across patients by a one-sided t-test and an exact sign-flip test together
+(:func:`csfcart.stats.one_sided_mean`): a claim is **reproduced** exactly when the one-sided
+confidence bound of both lies beyond the claimed size (``bound``, at level ``1 - level``),
+**contradicted** when the bound on the other side falls short of the size (the data
+exclude the claimed size), **inconclusive** otherwise. ``ci_low`` / ``ci_high`` are the
+two-sided 95% t interval, a description beside the bound that decides.
+
+A claim with several readouts needs all of them (an intersection-union test). The claims of
+a registry family share ``alpha`` by a graphical procedure (:func:`csfcart.stats.graphical_levels`,
+weights and passes in the registry): ``level`` is a claim's share; a claim whose share is
+still 0 is **not_tested** and names the claim that gates it. A claim with fewer than
+``min_patients`` informative patients is **not_testable** and says why. ``loo_stable`` says
+whether the verdict survives leaving out any one patient; the reason names a patient that
+flips it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from csfcart.registry import CLAIMS, Claim, Readout, families
 from csfcart.stats import (
-    fixed_sequence,
+    graphical_levels,
     one_sided_from_two_sided,
     one_sided_mean,
     poisson_upper,
+    rate_change,
     rate_ratio,
     unpaired_summary,
 )
 from csfcart.timepoints import days_since_infusion, is_pre_infusion, order_timepoints
 
-COLUMNS = ["claim_id", "statement", "metric", "scale", "size", "estimate", "ci_low", "ci_high", "p_value",
-           "p_sign_flip", "p_adjusted", "family", "n_patients", "patients_consistent", "verdict", "reason",
-           "sensitivity_estimate", "sensitivity_ci_low", "sensitivity_ci_high", "post_fraction_upper"]  # fmt: skip
+COLUMNS = ["claim_id", "statement", "metric", "scale", "size", "estimate", "bound", "bound_level", "other_bound",
+           "ci_low", "ci_high", "p_value", "p_sign_flip", "level", "family", "n_patients", "patients_consistent",
+           "verdict", "loo_stable", "reason", "sensitivity_estimate", "sensitivity_ci_low", "sensitivity_ci_high",
+           "post_fraction_upper"]  # fmt: skip
+#: the verdicts a claim can get, in the order the report lists them
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "not_tested", "not_testable")
 PATIENT_COLUMNS = ["claim_id", "readout", "patient_id", "timepoint", "quantity", "base_label", "base", "post_label",
                    "post", "value", "condition"]  # fmt: skip
 META = ("patient_id", "timepoint", "compartment")
@@ -144,35 +152,36 @@ def _count_model(table: pd.DataFrame, y: pd.Series, n: pd.Series, r: Readout, m:
                           "n": n.reindex(t.index)})  # fmt: skip
     frame = frame[frame["timepoint"].isin([baseline, *tps])]
     frame["visit"] = frame["timepoint"].where(frame["timepoint"] != baseline, "baseline")
-    summary = rate_ratio(frame, tps, direction=r.direction, size=r.size)
-    # each patient's own change (shown per patient; the test is the count model above)
+    summary = rate_change(frame, tps, direction=r.direction, size=r.size)
+    # each patient's own change (shown per patient; the test is on the patients' log rate ratios)
     rate = frame.assign(rate=frame["y"] / frame["n"].where(frame["n"] > 0))
     rows = _visit_rows(rate, rate["rate"], baseline, tps)
-    own = rows.groupby("patient_id").agg(base=("base", "first"), post=("post", "mean"))
-    values = 100 * (own["post"] / own["base"].where(own["base"] > 0) - 1)
     rows["value"] = 100 * (rows["post"] / rows["base"].where(rows["base"] > 0) - 1)
+    values = summary.pop("patient_values")
     post_rows = frame[frame["timepoint"].isin(tps)]
     extra = {"post_fraction_upper": poisson_upper(post_rows["y"].sum(), post_rows["n"].sum())}
     if sensitivity_n is not None:
-        s = rate_ratio(frame.assign(n=sensitivity_n.reindex(frame.index)), tps, direction=r.direction, size=r.size)
+        s = rate_change(frame.assign(n=sensitivity_n.reindex(frame.index)), tps, direction=r.direction, size=r.size)
         extra.update(
             sensitivity_estimate=s["estimate"], sensitivity_ci_low=s["ci_low"], sensitivity_ci_high=s["ci_high"]
         )
+    pooled = rate_ratio(frame, tps, direction=r.direction, size=r.size)
     note = f"{r.compartment} visits {', '.join(tps)} (weighted equally)"
     if summary["uninformative"]:
         note += f"; {summary['uninformative']} patient(s) with none at any visit carry no information"
-    if np.isfinite(summary.get("phi", np.nan)) and summary["phi"] > 1:
-        note += f"; overdispersion {summary['phi']:.2g}"
+    if np.isfinite(pooled["estimate"]):
+        note += f"; one rate for all patients (a description): {pooled['estimate']:+.3g}%"
     return Measured(values=values, visits=rows, note=note, summary=summary, extra=extra)
 
 
 def depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
-    """Cells of the readout's types among all cells of the sample (count model); beside it the
-    same among cells other than CAR-T cells, so that a fall that is only dilution by arriving
-    CAR-T cells shows."""
+    """Cells of the readout's types among the sample's cells other than CAR-T cells, so that
+    CAR-T cells arriving cannot make a type look depleted by dilution; beside it (the
+    sensitivity columns) the same among all cells."""
     num, den = _types(m.counts, r.types(m.lineages))
-    car = m.counts["CAR_T"] if "CAR_T" in m.counts else None
-    return _count_model(m.counts, num, den, r, m, baseline, sensitivity_n=den - car if car is not None else None)
+    if "CAR_T" not in m.counts:
+        return _count_model(m.counts, num, den, r, m, baseline)
+    return _count_model(m.counts, num, den - m.counts["CAR_T"], r, m, baseline, sensitivity_n=den)
 
 
 def ig_depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
@@ -367,14 +376,19 @@ def _smallest_p(s: dict) -> float:
     return 2.0 ** -s["n_patients"] if np.isfinite(s.get("p_sign_flip", np.nan)) else 0.0
 
 
-def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float) -> dict:
-    """One row of the claims table, before the family's adjustment.
+def _fmt_bound(x: float) -> str:
+    return f"{x:+.3g}" if np.isfinite(x) else ("-inf" if x < 0 else "+inf")
 
-    An optional readout is skipped, and said, when fewer than two patients carry it or when
-    its test cannot reach ``alpha`` with the patients it has (3 patients: an exact test's
-    smallest p is 1/8): such a readout would veto the claim whatever the data show."""
+
+def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float, min_patients: int = 3) -> dict:
+    """One row of the claims table, before its family's procedure sets its level and verdict.
+
+    The row keeps the tested readouts and their summaries (``_tested``) for the verdict. An
+    optional readout is skipped, and said, when fewer than ``min_patients`` patients carry it
+    or when its test cannot reach ``alpha`` with the patients it has (4 patients: an exact
+    test's smallest p is 1/16): such a readout would veto the claim whatever the data show."""
     row = {"claim_id": c.id, "statement": c.statement, "metric": c.metric, "scale": c.scale, "size": c.size,
-           "family": c.family, "n_patients": 0, "patients_consistent": 0}  # fmt: skip
+           "family": c.family, "n_patients": 0, "patients_consistent": 0, "_tested": []}  # fmt: skip
     missing = _missing(c, set(m.counts["compartment"]))
     if missing:
         return {**row, "verdict": "not_testable", "reason": missing}
@@ -382,28 +396,31 @@ def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float) -> dict:
     for k, r in enumerate(c.readouts):
         measured = MEASURES[r.measure](r, m, baseline)
         s = _test(r, measured)
-        enough = s["n_patients"] >= 2 and np.isfinite(s.get("p_value", np.nan))
+        enough = s["n_patients"] >= min_patients and np.isfinite(s.get("p_value", np.nan))
+        unit = "donors" if c.design == "unpaired" else "patients"
         if k == 0:
             row.update({key: s.get(key, np.nan) for key in ("estimate", "ci_low", "ci_high", "p_value",
                         "p_sign_flip", "n_patients", "patients_consistent")}, **measured.extra)  # fmt: skip
             if not enough:
-                unit = "donors per condition" if c.design == "unpaired" else "patients"
                 return {**row, "verdict": "not_testable",
-                        "reason": f"{s['n_patients']} {unit} with data ({measured.note}); at least 2 needed"}  # fmt: skip
-            parts.append(f"{measured.note}; {s['patients_consistent']}/{s['n_patients']} patients beyond the "
+                        "reason": f"{s['n_patients']} {unit} with data ({measured.note}); at least {min_patients} "
+                                  "needed (analysis.min_patients)"}  # fmt: skip
+            parts.append(f"{measured.note}; {s['patients_consistent']}/{s['n_patients']} {unit} beyond the "
                          f"claimed size; one-sided p = {s['p_value']:.3g} against {r.size:+g} ({r.scale})")  # fmt: skip
             if _smallest_p(s) >= alpha:
                 parts.append(f"with {s['n_patients']} patients the exact test's smallest possible "
                              f"p is {_smallest_p(s):.3g}, not below alpha = {alpha:g}")  # fmt: skip
+            failed = False
             if r.baseline_below is not None and measured.visits is not None and len(measured.visits):
                 base = float(measured.visits.groupby("patient_id")["base"].first().mean())
                 parts.append(f"baseline {base:.3f}")
                 if base >= r.baseline_below:
-                    p_values.append(1.0)
+                    failed = True
                     parts.append(f"signal before infusion (at least {r.baseline_below})")
             if "post_fraction_upper" in measured.extra and np.isfinite(measured.extra["post_fraction_upper"]):
                 parts.append(f"post-infusion fraction at most {measured.extra['post_fraction_upper']:.2%} (95% bound)")
-            p_values.append(s["p_value"])
+            p_values.append(1.0 if failed else s["p_value"])
+            row["_tested"].append((r, s, failed))
             continue
         if r.optional and enough and _smallest_p(s) >= alpha:
             parts.append(f"{r.name} not tested: {s['estimate']:+.3g} (95% CI {s['ci_low']:+.3g} to "
@@ -414,14 +431,12 @@ def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float) -> dict:
             if r.optional:
                 parts.append(f"{r.name} not tested ({measured.note})")
                 continue
-            return {
-                **row,
-                "verdict": "not_testable",
-                "reason": f"{r.name}: {measured.note}; at least 2 patients needed",
-            }
+            return {**row, "verdict": "not_testable",
+                    "reason": f"{r.name}: {measured.note}; at least {min_patients} patients needed"}  # fmt: skip
         parts.append(f"{r.name}: {s['estimate']:+.3g} (95% CI {s['ci_low']:+.3g} to {s['ci_high']:+.3g}), "
                      f"one-sided p = {s['p_value']:.3g} against {r.size:+g} ({measured.note})")  # fmt: skip
         p_values.append(s["p_value"])
+        row["_tested"].append((r, s, False))
     if any(r.measure == "lr_strength" for r in c.readouts) and (note := liana_axis_note(m, baseline)):
         parts.append(note)
     row["p_value"] = float(max(p_values))  # every readout is needed: intersection-union test
@@ -429,37 +444,98 @@ def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float) -> dict:
     return row
 
 
-def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float) -> pd.DataFrame:
+def _decide(row: dict, level: float, gates: list[str]) -> None:
+    """Set a testable row's verdict from its readouts' one-sided bounds at ``level``."""
+    if level <= 0:
+        row["verdict"] = "not_tested"
+        row["reason"] = (f"not tested: its share of alpha comes from {' or '.join(gates)}, not reproduced; "
+                         f"{row['reason']}")  # fmt: skip
+        return
+    beyond, short, said = [], [], []
+    for k, (r, s, failed) in enumerate(row["_tested"]):
+        deciding, other = s["bounds"](level)
+        if k == 0:
+            row.update(bound=deciding, other_bound=other, bound_level=1 - level)
+        beyond.append(not failed and r.direction * (deciding - r.size) > 0)
+        short.append(r.direction * (other - r.size) < 0)
+        side = "upper" if r.direction < 0 else "lower"
+        said.append(f"{r.name}: one-sided {100 * (1 - level):.4g}% {side} bound {_fmt_bound(deciding)} "
+                    f"against {r.size:+g}")  # fmt: skip
+    if all(beyond):
+        row["verdict"] = "reproduced"
+    elif any(short):
+        row["verdict"] = "contradicted"
+        said.append("the data exclude the claimed size")
+    else:
+        row["verdict"] = "inconclusive"
+    row["reason"] = f"{'; '.join(said)}; {row['reason']}"
+
+
+def _verdicts(m: Measurements, claim_ids: list[str], baseline: str, alpha: float, min_patients: int) -> dict:
+    rows = {cid: score_claim(CLAIMS[cid], m, baseline, alpha, min_patients) for cid in families(claim_ids)}
+    for fam in dict.fromkeys(CLAIMS[c].family for c in rows):
+        members = [c for c in rows if CLAIMS[c].family == fam]
+        p = [rows[c]["p_value"] if rows[c].get("verdict") != "not_testable" else np.nan for c in members]
+        weights = [CLAIMS[c].weight for c in members]
+        passes = [[dict(CLAIMS[a].passes).get(b, 0.0) for b in members] for a in members]
+        levels = graphical_levels(p, weights, passes, alpha)
+        for cid, level in zip(members, levels, strict=True):
+            row = rows[cid]
+            if row.get("verdict") == "not_testable":
+                continue
+            row["level"] = level
+            gates = [a for a in members if dict(CLAIMS[a].passes).get(cid, 0) > 0]
+            _decide(row, level, gates)
+    return rows
+
+
+def _without(m: Measurements, patient: str) -> Measurements:
+    """The measurements without one patient's samples."""
+    kept = {}
+    for name in ("counts", "car", "ig", "programs", "communication", "interactions"):
+        table = getattr(m, name)
+        kept[name] = table if table is None or "patient_id" not in table else table[table["patient_id"] != patient]
+    conditions = m.conditions
+    if conditions is not None:
+        conditions = conditions[conditions.index.isin(kept["counts"].index)]
+    return replace(m, **kept, conditions=conditions)
+
+
+def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float, min_patients: int = 3,
+                 leave_one_out: bool = True) -> pd.DataFrame:  # fmt: skip
     """Score ``claim_ids`` on the measurements; one row per claim (see module docstring).
 
     The other claims of their families are scored too (they gate them), so a claim's
-    verdict and adjusted p never depend on which other claims were asked for."""
-    rows = {cid: score_claim(CLAIMS[cid], m, baseline, alpha) for cid in families(claim_ids)}
-    for fam in dict.fromkeys(CLAIMS[c].family for c in rows):
-        members = [c for c in rows if CLAIMS[c].family == fam]
-        testable = [c for c in members if rows[c].get("verdict") != "not_testable"]
-        adjusted = fixed_sequence([rows[c]["p_value"] for c in testable])
-        stopped = None
-        for cid, p_adj in zip(testable, adjusted, strict=True):
-            row = rows[cid]
-            row["p_adjusted"] = p_adj
-            if stopped:
-                row["verdict"] = "not_reproduced"
-                row["reason"] = (
-                    f"not tested: {stopped} comes first in family {fam} and was not reproduced; {row['reason']}"
-                )
-                continue
-            row["verdict"] = "reproduced" if p_adj < alpha else "not_reproduced"
-            if row["verdict"] != "reproduced":
-                stopped = cid
+    verdict and level never depend on which other claims were asked for. With
+    ``leave_one_out`` every verdict is recomputed without each patient in turn."""
+    rows = _verdicts(m, claim_ids, baseline, alpha, min_patients)
+    if leave_one_out:
+        patients = sorted(set(m.counts["patient_id"]))
+        flips: dict[str, list[str]] = {cid: [] for cid in rows}
+        for patient in patients if len(patients) > 1 else []:
+            other = _verdicts(_without(m, patient), claim_ids, baseline, alpha, min_patients)
+            for cid, row in rows.items():
+                if other[cid]["verdict"] != row["verdict"]:
+                    flips[cid].append(f"{patient} ({other[cid]['verdict'].replace('_', ' ')})")
+        for cid, row in rows.items():
+            if len(patients) > 1 and row["verdict"] != "not_testable":
+                row["loo_stable"] = not flips[cid]
+                if len(flips[cid]) == len(patients):
+                    row["reason"] = (
+                        f"the verdict changes without any one of the {len(patients)} patients; {row['reason']}"
+                    )
+                elif flips[cid]:
+                    row["reason"] = f"the verdict changes without patient {', '.join(flips[cid])}; {row['reason']}"
     out = []
     for cid in claim_ids:
         if cid in rows:
-            out.append(rows[cid])
+            out.append({k: v for k, v in rows[cid].items() if not k.startswith("_")})
         else:
             out.append({"claim_id": cid, "statement": cid, "metric": "", "n_patients": 0, "patients_consistent": 0,
                         "verdict": "not_testable", "reason": "unknown claim"})  # fmt: skip
-    return pd.DataFrame(out).reindex(columns=COLUMNS)
+    table = pd.DataFrame(out).reindex(columns=COLUMNS)
+    table["loo_stable"] = table["loo_stable"].astype("boolean")
+    return table
 
 
 def claim_patients(m: Measurements, claim_ids: list[str], *, baseline: str) -> pd.DataFrame:
@@ -506,13 +582,18 @@ def score_against_truth(claims: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFra
     covers = (out["ci_low"] <= out["true_effect"]) & (out["true_effect"] <= out["ci_high"])
     # no interval (not testable): no statement about coverage
     out["ci_covers_truth"] = covers.astype("boolean").where(out["ci_low"].notna() & out["ci_high"].notna(), pd.NA)
+    # the deciding bound covers the truth when the truth lies on its far side from the claim
+    direction = out["claim_id"].map(lambda c: CLAIMS[c].direction if c in CLAIMS else np.nan).astype(float)
+    beyond = direction * (out["true_effect"] - out["bound"].astype(float)) >= 0
+    out["bound_covers_truth"] = beyond.astype("boolean").where(out["bound"].notna() & out["true_effect"].notna(), pd.NA)
     if "truth_scale" in out:
-        # a truth on another scale than the estimate (C7: ligand-receptor expression against
-        # LR scores) says nothing about the interval's coverage
+        # a truth on another scale than the estimate says nothing about the interval's coverage
         same = out["truth_scale"] == out["claim_id"].map(lambda c: CLAIMS[c].scale if c in CLAIMS else None)
-        out["ci_covers_truth"] = out["ci_covers_truth"].astype("boolean").where(same.to_numpy(), pd.NA)
+        for col in ("ci_covers_truth", "bound_covers_truth"):
+            out[col] = out[col].astype("boolean").where(same.to_numpy(), pd.NA)
         out = out.drop(columns="truth_scale")
-    out["verdict_matches"] = out["verdict"] == out["expected_verdict"]
+    # a claim the truth says does not hold is matched by any verdict but reproduced
+    out["verdict_matches"] = (out["verdict"] == "reproduced") == (out["expected_verdict"] == "reproduced")
     return out
 
 
@@ -520,6 +601,7 @@ __all__ = [
     "CLAIMS",
     "COLUMNS",
     "MEASURES",
+    "VERDICTS",
     "Measurements",
     "applicable_claims",
     "claim_patients",

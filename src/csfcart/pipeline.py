@@ -163,7 +163,6 @@ def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[
         )
         meta = sample_meta(adata.obs)
         m.communication = axis_scores(scores, meta[meta["compartment"] == "CSF"], lineage_of=lineages)
-    claims = claims_table(
-        m, applicable_claims(m.counts, cohort.claims), baseline=cohort.baseline, alpha=config["analysis"]["alpha"]
-    )
+    claims = claims_table(m, applicable_claims(m.counts, cohort.claims), baseline=cohort.baseline,
+                          alpha=config["analysis"]["alpha"], min_patients=config["analysis"]["min_patients"])  # fmt: skip
     return score_against_truth(claims, claim_truth(cohort, model))

@@ -26,7 +26,8 @@ CELL_TYPE_COLOURS: dict[str, str] = {
 
 
 # verdicts in Paul Tol's 'bright' scheme (green / red / grey stay apart for colour-blind readers)
-VERDICT_COLOURS: dict[str, str] = {"reproduced": "#228833", "not_reproduced": "#CC3311", "not_testable": "#999999"}
+VERDICT_COLOURS: dict[str, str] = {"reproduced": "#228833", "contradicted": "#CC3311", "inconclusive": "#EE7733",
+                                   "not_tested": "#777777", "not_testable": "#999999"}  # fmt: skip
 
 
 def _colour(name: str, i: int) -> str:
@@ -141,7 +142,7 @@ def plot_claims(claims):
     fig, axes = plt.subplots(n, 1, figsize=(9, 0.9 * n + 1), layout="constrained", squeeze=False)
     for ax, row in zip(axes.ravel(), claims.to_dict("records"), strict=True):
         colour = colours.get(row["verdict"], "black")
-        values = [row.get(k) for k in ("ci_low", "ci_high", "estimate", "size")]
+        values = [row.get(k) for k in ("ci_low", "ci_high", "estimate", "size", "bound")]
         finite = [abs(float(v)) for v in values if v is not None and np.isfinite(v)]
         span = max([*finite, 1e-3])
         if np.isfinite(row["estimate"]):
@@ -150,6 +151,9 @@ def plot_claims(claims):
                 # an interval open on one side (a rate that may rise without bound) runs to the edge
                 ax.plot(np.clip([lo, hi], -1.1 * span, 1.1 * span), [0, 0], color=colour, lw=2)
             ax.plot(row["estimate"], 0, "o", color=colour, ms=7)
+            bound = row.get("bound", np.nan)
+            if bound is not None and np.isfinite(bound):  # the one-sided bound that decided the claim
+                ax.plot([bound, bound], [-0.5, 0.5], color=colour, lw=2.5)
             ax.axvline(0, color="black", lw=0.6, ls="--")
             size = row.get("size", np.nan)
             if size is not None and np.isfinite(size) and size != 0:
@@ -177,7 +181,8 @@ def plot_claims(claims):
         )
         ax.tick_params(axis="x", labelsize=8)
         ax.set_xlabel(row["metric"], fontsize=7)
-    fig.suptitle("Claims: estimates with 95% CIs (dashed: no change; dotted: the claimed size)", fontsize=10)
+    fig.suptitle("Claims: estimates with two-sided 95% CIs and the deciding one-sided bound (bar); "
+                 "dashed: no change; dotted: the claimed size", fontsize=10)  # fmt: skip
     return fig
 
 

@@ -10,13 +10,17 @@ a claim means adding an entry here and one measurement function in :mod:`csfcart
 This module is data only: it imports nothing from the analysis or the simulator, so that
 both can read it without reading each other.
 
-Decision rule (applied in :mod:`csfcart.claims`): each readout is tested one-sided against
-its claimed size (H0: ``direction * effect <= direction * size``; the claim needs the effect
-strictly beyond its size); the claim is reproduced
-when every readout it needs is. Claims of one family are tested in the registry's order by
-a fixed-sequence procedure at level ``alpha``: the first claim that fails stops the
-family, so the family-wise error stays at ``alpha`` without splitting it, and a claim's
-verdict depends only on its own family, never on which other claims a run includes.
+Decision rule (applied in :mod:`csfcart.claims`): each readout has an estimand (a
+population quantity, stated in words on the readout) and a one-sided confidence bound at
+the claim's level; the claim is **reproduced** when the deciding bound of every readout it
+needs lies strictly beyond its claimed size, **contradicted** when the other bound of a
+readout falls short of its size (the data exclude the claimed size), and **inconclusive**
+otherwise. The level of each claim comes from a graphical multiple-testing procedure
+(Bretz et al. 2009) over the claims of its family: ``weight`` is a claim's initial share of
+``alpha`` and ``passes`` says where its share goes once it is reproduced. A claim whose share
+is still 0 when the procedure stops is **not tested**, and the claim that gates it is
+named. The family-wise error stays at ``alpha`` and a claim's verdict depends only on its
+own family, never on which other claims a run includes.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class Readout:
     baseline_below: float | None = None  # the baseline value must stay below this (no signal before infusion)
     until_day: float | None = None  # only visits up to this many days after infusion count
     truth_scale: str = ""  # where the simulator's truth is on another scale than the estimate
+    estimand: str = ""  # the population quantity the estimate targets, in words
 
     def types(self, lineage_of: Mapping[str, str]) -> list[str]:
         """The cell types this readout counts or scores, with ``lineage_of`` (type -> lineage,
@@ -71,6 +76,8 @@ class Claim:
     readouts: tuple[Readout, ...]
     design: str = "paired"  # or unpaired: a condition against the reference condition, donors as the unit
     notes: str = ""
+    weight: float = 1.0  # initial share of its family's alpha (graphical procedure)
+    passes: tuple[tuple[str, float], ...] = ()  # once reproduced, its share goes to these claims (fractions)
 
     @property
     def primary(self) -> Readout:
@@ -141,10 +148,12 @@ _REGISTRY: tuple[Claim, ...] = (
                 0.01,
                 "fraction",
                 quantity="CAR+ fraction of CSF T cells",
+                estimand="the mean patient's change of the CAR+ fraction of CSF T cells from baseline to the post-infusion visits (visits weighted equally)",
                 baseline_below=0.005,
             ),
         ),
         notes="the baseline CAR+ fraction must stay below 0.005 (no CAR signal before infusion)",
+        passes=(("C2", 2 / 3), ("C9", 1 / 3)),
     ),
     Claim(
         "C2",
@@ -163,6 +172,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 window="last",
                 quantity="CAR+ fraction of CSF T cells",
                 labels=("first after", "last"),
+                estimand="the mean patient's log2 fold change of the CAR+ fraction of CSF T cells from the first to the last post-infusion visit",
             ),
             Readout(
                 "csf_over_blood",
@@ -174,11 +184,14 @@ _REGISTRY: tuple[Claim, ...] = (
                 window="matched",
                 quantity="CAR+ fraction of T cells",
                 labels=("blood", "CSF"),
+                estimand="the mean patient's log2 ratio of the CAR+ fraction of T cells, CSF over blood, over matched post-infusion visits",
                 needs=("blood",),
                 optional=True,
             ),
         ),
         notes="tested on persistence alone where blood was not sampled",
+        weight=0.0,
+        passes=(("C9", 1.0),),
     ),
     Claim(
         "C3",
@@ -189,13 +202,14 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "b_fraction",
                 "depletion",
-                "percent change from baseline of the B-cell fraction of CSF cells "
-                "(count model, post-infusion visits weighted equally)",
+                "percent change from baseline of the B-cell share of non-CAR CSF cells "
+                "(per-patient rate ratios, post-infusion visits weighted equally)",
                 -1,
                 -50.0,
                 "percent",
                 lineages=B_LINEAGE,
-                quantity="B-lineage fraction of CSF cells",
+                quantity="B-lineage share of non-CAR CSF cells",
+                estimand="the mean patient's fold change (geometric mean, as percent) of the B-lineage share of CSF cells other than CAR-T cells, baseline to the post-infusion visits",
             ),
         ),
     ),
@@ -208,16 +222,18 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "asc_fraction",
                 "depletion",
-                "percent change from baseline of the plasma-cell fraction of CSF cells "
-                "(count model, post-infusion visits weighted equally)",
+                "percent change from baseline of the plasma-cell share of non-CAR CSF cells "
+                "(per-patient rate ratios, post-infusion visits weighted equally)",
                 -1,
                 -50.0,
                 "percent",
                 lineages=ASC,
-                quantity="plasma-cell fraction of CSF cells",
+                quantity="plasma-cell share of non-CAR CSF cells",
+                estimand="the mean patient's fold change (geometric mean, as percent) of the plasma-cell share of CSF cells other than CAR-T cells, baseline to the post-infusion visits",
             ),
         ),
         notes="falls to about zero: the upper confidence bound of the post-infusion fraction is reported",
+        passes=(("C5", 1.0),),
     ),
     Claim(
         "C5",
@@ -229,14 +245,16 @@ _REGISTRY: tuple[Claim, ...] = (
                 "asc_ig",
                 "ig_depletion",
                 "percent change from baseline of Ig UMIs of antibody-secreting cells per "
-                "CSF UMI (count model in cell equivalents)",
+                "CSF UMI (per-patient rate ratios)",
                 -1,
                 -50.0,
                 "percent",
                 lineages=ASC,
                 quantity="ASC Ig UMIs per CSF UMI",
+                estimand="the mean patient's fold change (geometric mean, as percent) of immunoglobulin UMIs of antibody-secreting cells per UMI of the CSF sample",
             ),
         ),
+        weight=0.0,
     ),
     Claim(
         "C6",
@@ -253,6 +271,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 "log2",
                 lineages=MICROGLIA,
                 quantity="microglia activation (log2 CPM)",
+                estimand="the mean patient's log2 fold change of the activation genes' expression in CSF microglia-like cells, baseline to the post-infusion visits",
                 program="microglia_activation",
                 group="microglia-like",
             ),
@@ -273,6 +292,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 "log2",
                 lineages=MICROGLIA,
                 quantity="microglia-like inflammatory signalling (log2 CPM)",
+                estimand="the mean patient's log2 fold change of the inflammatory ligands and receptors of CSF microglia-like cells",
                 program="microglia_inflammatory_signalling",
                 group="microglia-like",
             ),
@@ -285,6 +305,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 0.0,
                 "log2",
                 quantity="B / microglia-like ligand and receptor expression (log2 CPM)",
+                estimand="the mean patient's log2 fold change of B-lineage <-> microglia-like ligand and receptor expression at visits with both partners",
                 program="b_microglia",
                 optional=True,
             ),
@@ -308,6 +329,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 "log2",
                 lineages=MYELOID,
                 quantity="cytokine program (log2 CPM)",
+                estimand="the mean patient's log2 fold change of cytokine expression in CSF myeloid and microglia-like cells",
                 program="inflammatory_cytokines",
                 group="myeloid",
             ),
@@ -330,12 +352,15 @@ _REGISTRY: tuple[Claim, ...] = (
                 window="matched",
                 cell_types=("CAR_T", "CD8_T"),
                 quantity="exhaustion, CAR-T minus CD8 T",
+                estimand="the mean patient's CSF-minus-blood difference of the exhaustion readout of CAR-T minus CD8 T cells (log2), over matched post-infusion visits",
                 labels=("blood", "CSF"),
                 needs=("blood",),
                 program="t_exhaustion",
                 group="CAR_T",
             ),
         ),
+        weight=0.0,
+        passes=(("C2", 1.0),),
     ),
     Claim(
         "D1",
@@ -346,15 +371,16 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "b_fraction",
                 "depletion",
-                "percent change from baseline of the blood B-cell fraction at the first "
-                "post-infusion visit (count model)",
+                "percent change from baseline of the B-cell share of non-CAR blood cells at the first "
+                "post-infusion visit (per-patient rate ratios)",
                 -1,
                 -50.0,
                 "percent",
                 compartment="blood",
                 window="first",
                 lineages=B_LINEAGE,
-                quantity="B-cell fraction of blood cells",
+                quantity="B-cell share of non-CAR blood cells",
+                estimand="the mean patient's fold change (geometric mean, as percent) of the B-cell share of blood cells other than CAR-T cells, baseline to the first post-infusion visit",
                 labels=("baseline", "first after"),
             ),
         ),
@@ -377,6 +403,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 window="last",
                 until_day=100,
                 quantity="CAR+ fraction of blood T cells",
+                estimand="the mean patient's change of the CAR+ fraction of blood T cells from baseline to the last visit up to day 100",
                 labels=("baseline", "month 3"),
             ),
         ),
@@ -398,6 +425,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 window="last",
                 lineages=B_LINEAGE,
                 quantity="log2 odds naive among blood B",
+                estimand="the mean patient's log2 odds ratio of naive among blood B cells, last visit against baseline",
                 labels=("baseline", "last"),
             ),
         ),
@@ -418,6 +446,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 "log2",
                 lineages=B_LINEAGE,
                 quantity="log2 B-cell fraction of CSF cells",
+                estimand="the difference of mean log2 B-cell fractions of CSF cells, MS donors minus control donors",
                 labels=("control", "MS"),
             ),
         ),
@@ -439,6 +468,7 @@ _REGISTRY: tuple[Claim, ...] = (
                 "log2",
                 lineages=ASC,
                 quantity="log2 plasma fraction of CSF cells",
+                estimand="the difference of mean log2 plasma-cell fractions of CSF cells, MS donors minus control donors",
                 labels=("control", "MS"),
             ),
         ),

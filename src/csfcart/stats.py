@@ -145,13 +145,45 @@ def unpaired_summary(group: Sequence[float], reference: Sequence[float], *, dire
         return out
     _, low, high, p = welch(a.mean(), a.var(ddof=1), len(a), b.mean(), b.var(ddof=1), len(b))
     out.update(ci_low=float(low), ci_high=float(high), p_value=float(p))
+    s1, s0 = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(s1 + s0))
+    df = (s1 + s0) ** 2 / (s1**2 / (len(a) - 1) + s0**2 / (len(b) - 1)) if se > 0 else 1.0
+
+    def bounds(alpha: float) -> tuple[float, float]:
+        half = float(stats.t.ppf(1 - alpha, df)) * se
+        return diff - direction * half, diff + direction * half
+
+    out["bounds"] = bounds
     return out
 
 
 # -- one-sided tests against a claimed size ----------------------------------------------------
 
 #: Exact sign-flip p-values are computed up to this many patients (2**n sign patterns).
-SIGN_FLIP_MAX_N = 8
+SIGN_FLIP_MAX_N = 16
+
+_SIGNS: dict[int, np.ndarray] = {}
+
+
+def _signs(n: int) -> np.ndarray:
+    """Every pattern of n signs (2**n x n, +1 / -1), made once per n."""
+    if n not in _SIGNS:
+        _SIGNS[n] = (1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)).astype(float)
+    return _SIGNS[n]
+
+
+def sign_flip_p_many(d: np.ndarray) -> np.ndarray:
+    """Exact one-sided sign-flip p of the mean of each column of ``d`` (patients x cohorts)
+    being above 0: the share of the 2**n sign patterns whose mean is at least the observed."""
+    d = np.asarray(d, dtype=float)
+    if d.ndim == 1:
+        d = d[:, None]
+    n = d.shape[0]
+    if n == 0 or n > SIGN_FLIP_MAX_N:
+        return np.full(d.shape[1], np.nan)
+    flipped = _signs(n) @ np.abs(d)  # 2**n x cohorts: sums under each sign pattern
+    observed = d.sum(axis=0)
+    return (flipped >= observed[None, :] - 1e-9 * (1 + np.abs(observed))[None, :]).mean(axis=0)
 
 
 def sign_flip_p(values: Sequence[float], *, direction: int, size: float = 0.0) -> float:
@@ -164,12 +196,63 @@ def sign_flip_p(values: Sequence[float], *, direction: int, size: float = 0.0) -
     """
     d = direction * (np.asarray(values, dtype=float) - size)
     d = d[np.isfinite(d)]
-    n = len(d)
-    if n == 0 or n > SIGN_FLIP_MAX_N:
+    if len(d) == 0:
         return np.nan
-    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-    means = (signs * np.abs(d)).mean(axis=1)
-    return float(np.mean(means >= d.mean() - 1e-12))
+    return float(sign_flip_p_many(d)[0])
+
+
+def t_p_many(d: np.ndarray) -> np.ndarray:
+    """One-sided t-test p of each column's mean (patients x cohorts) being above 0; a column
+    without spread gives 0 when its mean is above 0, else 1."""
+    d = np.asarray(d, dtype=float)
+    n = d.shape[0]
+    mean, sd = d.mean(axis=0), d.std(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = stats.t.sf(mean / (sd / np.sqrt(n)), n - 1)
+    return np.where(sd > 0, p, np.where(mean > 0, 0.0, 1.0))
+
+
+def _sign_flip_bound(v: np.ndarray, direction: int, alpha: float) -> float:
+    """The one-sided (1 - alpha) bound of the sign-flip test: the edge of the sizes it rejects
+    (below the bound for direction +1, above it for -1); infinite where no size is rejected.
+
+    The p-value is a non-increasing step function of how far the size lies from the data, so
+    the edge is found by bisection between the smallest value (p = 2**-n) and the mean."""
+    n = len(v)
+    if n == 0 or n > SIGN_FLIP_MAX_N or 2.0**-n > alpha + 1e-12:
+        return -direction * np.inf
+    x = direction * v  # the bound of direction * effect from below
+    lo, hi = float(x.min()) - 1e-9 * (1 + abs(float(x.min()))), float(x.mean())  # rejected at lo, not at hi
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if sign_flip_p_many(x - mid)[0] <= alpha:
+            lo = mid
+        else:
+            hi = mid
+    return direction * lo
+
+
+def mean_bounds(values: Sequence[float], *, direction: int, alpha: float) -> tuple[float, float]:
+    """The one-sided (1 - alpha) bounds of the mean of per-patient ``values`` that decide a
+    claim: ``(deciding, other)``. The deciding bound lies on the side of the claimed effect
+    (lower for direction +1, upper for -1); the other bound on the opposite side. Each is the
+    more cautious of the t bound and the exact sign-flip bound (an effect is beyond a size
+    only when both tests say so), so a claim is reproduced exactly when
+    ``direction * (deciding - size) > 0``, and the data exclude the claimed size when
+    ``direction * (other - size) < 0``. With n patients a sign-flip bound is finite only if
+    2**-n <= alpha (5 patients at alpha 0.05); fewer give infinite bounds."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    n = len(v)
+    if n < 2:
+        return -direction * np.inf, direction * np.inf
+    mean, sd = float(v.mean()), float(v.std(ddof=1))
+    half = stats.t.ppf(1 - alpha, n - 1) * sd / np.sqrt(n)
+    out = []
+    for side in (direction, -direction):  # deciding, then other
+        t_bound = mean - side * half
+        sf_bound = _sign_flip_bound(v, side, alpha)
+        out.append(t_bound - side * max(side * (t_bound - sf_bound), 0.0))  # the one farther from the mean
+    return out[0], out[1]
 
 
 def one_sided_mean(values: Sequence[float], *, direction: int, size: float = 0.0) -> dict[str, float]:
@@ -179,20 +262,19 @@ def one_sided_mean(values: Sequence[float], *, direction: int, size: float = 0.0
     :data:`SIGN_FLIP_MAX_N` patients the exact sign-flip p is computed beside it
     (``p_sign_flip``) and ``p_value`` is the larger of the two, since with few patients a
     t-test's smallest p-values rest on a normality that skewed per-patient values break.
+    ``bounds(alpha)`` gives the deciding and the other one-sided bound at level 1 - alpha
+    (:func:`mean_bounds`), the inversion of the same two tests.
     """
     out = paired_summary(values, direction=direction)
     out.update(p_t=np.nan, p_sign_flip=np.nan, p_value=np.nan)
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     n = len(v)
     out["patients_consistent"] = int((direction * (v - size) > 0).sum())
+    out["bounds"] = lambda alpha: mean_bounds(v, direction=direction, alpha=alpha)
     if n < 2:
         return out
-    sd = float(v.std(ddof=1))
-    dist = direction * (float(v.mean()) - size)
-    if sd == 0:
-        p_t = 0.0 if dist > 0 else 1.0
-    else:
-        p_t = float(stats.t.sf(dist / (sd / np.sqrt(n)), n - 1))
+    d = direction * (v - size)
+    p_t = float(t_p_many(d[:, None])[0])
     p_sf = sign_flip_p(v, direction=direction, size=size)
     out.update(p_t=p_t, p_sign_flip=p_sf, p_value=float(np.nanmax([p_t, p_sf])))
     return out
@@ -205,21 +287,100 @@ def one_sided_from_two_sided(p_two: float, estimate: float, *, direction: int, s
     return p_two / 2 if direction * (estimate - size) > 0 else 1 - p_two / 2
 
 
-def fixed_sequence(p_values: Sequence[float]) -> np.ndarray:
-    """Adjusted p-values of a fixed-sequence procedure: hypotheses tested in the given order,
-    each at the full level until the first that is not rejected (the adjusted p is the
-    running maximum). Missing p-values (claims that cannot be tested) are skipped."""
+def graphical_levels(p_values: Sequence[float], weights: Sequence[float], transitions, alpha: float) -> np.ndarray:
+    """Local levels of a graphical multiple-testing procedure (Bretz et al. 2009).
+
+    Hypothesis ``i`` starts with ``weights[i] * alpha``; ``transitions[i][j]`` is the share of
+    ``i``'s level that goes to ``j`` once ``i`` is rejected (rows summing to at most 1). While
+    some hypothesis has ``p <= its level`` it is rejected and the graph is updated; the
+    family-wise error stays at ``alpha``. Returns each hypothesis's final level: the level at
+    which it was rejected, or the level it held when the procedure stopped (0: never
+    reached). A NaN p (a claim the data cannot test) is removed before testing, its share
+    passed on as the graph says, so that an untestable claim neither blocks nor is
+    rejected."""
     p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    running = 0.0
-    for i, x in enumerate(p):
-        if np.isfinite(x):
-            running = max(running, x)
-            out[i] = running
-    return out
+    k = len(p)
+    w = np.asarray(weights, dtype=float).copy()
+    g = np.asarray(transitions, dtype=float).reshape(k, k).copy()
+    active = np.ones(k, dtype=bool)
+    level = np.zeros(k)
+
+    def remove(j: int) -> None:
+        active[j] = False
+        for a in np.flatnonzero(active):
+            w[a] += w[j] * g[j, a]
+        new = np.zeros_like(g)
+        for a in np.flatnonzero(active):
+            for b in np.flatnonzero(active):
+                if a != b:
+                    denom = 1 - g[a, j] * g[j, a]
+                    new[a, b] = (g[a, b] + g[a, j] * g[j, b]) / denom if denom > 1e-12 else 0.0
+        g[:] = new
+        w[j] = 0.0
+
+    for j in np.flatnonzero(~np.isfinite(p)):
+        remove(j)
+    while True:
+        ready = [j for j in np.flatnonzero(active) if p[j] <= w[j] * alpha + 1e-15 and w[j] > 0]
+        if not ready:
+            break
+        j = ready[0]
+        level[j] = w[j] * alpha
+        remove(j)
+    for j in np.flatnonzero(active):
+        level[j] = w[j] * alpha
+    return level
 
 
-# -- counts: rate ratios within patient --------------------------------------------------------
+# -- counts: per-patient log rate ratios --------------------------------------------------------
+
+
+def patient_log_ratios(counts: pd.DataFrame, post: Sequence[str]) -> tuple[pd.Series, int]:
+    """Each patient's log ratio of the post-infusion rate over the baseline rate.
+
+    ``counts`` has one row per sample: ``patient_id``, ``visit`` (``"baseline"`` or a label
+    of ``post``), ``y`` (events) and ``n`` (exposure). A patient's post rate is the mean of
+    its post visits' rates (visits weighted equally); each side gets half an event of
+    continuity over its exposure (Haldane), so that a rate that falls to zero gives a finite
+    ratio pulled towards no change, never a dropped patient. A patient without any event at
+    any of these visits carries no information and is left out; the number left out is
+    returned beside the ratios."""
+    post = list(post)
+    c = counts[counts["visit"].isin(["baseline", *post]) & (counts["n"] > 0)]
+    c = c.assign(rate=c["y"] / c["n"])
+    base = c[c["visit"] == "baseline"].groupby("patient_id")[["y", "n"]].sum()
+    after = c[c["visit"] != "baseline"].groupby(["patient_id", "visit"])[["y", "n", "rate"]].sum()
+    after = after.groupby("patient_id").agg(rate=("rate", "mean"), y=("y", "sum"), n=("n", "sum"))
+    both = base.join(after, how="inner", lsuffix="_base")
+    informative = (both["y_base"] + both["y"]) > 0
+    both = both[informative]
+    post_rate = (both["rate"] * both["n"] + 0.5) / both["n"]
+    base_rate = (both["y_base"] + 0.5) / both["n_base"]
+    return np.log(post_rate / base_rate).rename("log_ratio"), int((~informative).sum())
+
+
+def rate_change(counts: pd.DataFrame, post: Sequence[str], *, direction: int, size: float) -> dict:
+    """The mean patient's change of a rate, in percent: per-patient log rate ratios
+    (:func:`patient_log_ratios`) tested across patients by :func:`one_sided_mean` against
+    ``log(1 + size / 100)``, so that every patient weighs the same and patients who respond
+    differently widen the interval instead of inflating the error. Estimate, 95% t interval
+    and bounds are on the percent scale (``100 * (exp(mean log ratio) - 1)``: the geometric
+    mean of the patients' fold changes)."""
+    ratios, uninformative = patient_log_ratios(counts, post)
+    s = one_sided_mean(ratios.to_numpy(), direction=direction, size=float(np.log1p(size / 100.0)))
+
+    def pct(x: float) -> float:
+        return float(100.0 * np.expm1(x)) if np.isfinite(x) else (-100.0 if x < 0 else np.inf)
+
+    log_bounds = s["bounds"]
+    s.update({k: pct(s[k]) for k in ("estimate", "ci_low", "ci_high")})
+    s["bounds"] = lambda alpha: tuple(pct(b) for b in log_bounds(alpha))
+    s["uninformative"] = uninformative
+    s["patient_values"] = 100.0 * np.expm1(ratios)
+    return s
+
+
+# -- counts: one rate ratio for all patients (a description) ----------------------------------
 
 _BOUND = 40.0  # |log rate ratio| beyond which a rate counts as zero or unbounded
 

@@ -57,6 +57,14 @@ def _provenance(info: dict | None) -> str:
     )
 
 
+def _bound(r: dict) -> str:
+    """The one-sided bound that decided the claim, with its confidence."""
+    level = r.get("bound_level")
+    if level is None or not np.isfinite(float(level)):
+        return ""
+    return f"{_fmt(r.get('bound'))} ({100 * float(level):.4g}%)"
+
+
 def render_summary(
     claims: pd.DataFrame,
     forest_png: bytes,
@@ -71,7 +79,8 @@ def render_summary(
         extra = [c for c in ("true_effect", "expected_verdict", "ci_covers_truth") if c in truth]
         table = table.merge(truth[["claim_id", *extra]], on="claim_id", how="left")
     counts = table["verdict"].value_counts()
-    head = ["claim", "statement", "metric", "estimate (95% CI)", "adjusted p", "patients", "verdict"]
+    head = ["claim", "statement", "metric", "estimate (two-sided 95% CI)", "deciding bound (level)", "patients",
+            "verdict"]  # fmt: skip
     if "true_effect" in table:
         head += ["simulated effect", "CI covers it"]
     rows = []
@@ -85,7 +94,7 @@ def render_summary(
             f"<div class='reason'>{html.escape(str(r.get('reason') or ''))}</div></td>",
             f"<td>{html.escape(str(r.get('metric') or ''))}</td>",
             f"<td class='num'>{ci}</td>",
-            f"<td class='num'>{_fmt(r.get('p_adjusted'))}</td>",
+            f"<td class='num'>{_bound(r)}</td>",
             f"<td class='num'>{_fmt(r.get('patients_consistent'))} of {_fmt(r.get('n_patients'))}</td>",
             f"<td>{_verdict(r['verdict'])}</td>",
         ]
@@ -107,9 +116,11 @@ def render_summary(
 <body>
 <h1>Claims scored on {html.escape(dataset)}</h1>
 <p class="meta">csfcart {html.escape(__version__)}. The patient is the unit: each patient is compared with their own
-baseline, the cohort estimate carries a 95% confidence interval, and each claim is tested one-sided against its
-claimed size, the claims of a family in a fixed sequence (the first that fails stops its family). The full report
-(report.html) holds every figure behind these numbers.</p>
+baseline, and the cohort estimate (the mean patient's change) carries a two-sided 95% confidence interval. A claim
+is reproduced when its one-sided confidence bound lies beyond the claimed size, contradicted when the bound on the
+other side falls short of it, and inconclusive otherwise; the claims of a family share the level by the registry's
+graph, and a claim whose gate was not reproduced is not tested. The full report (report.html) holds every figure
+behind these numbers.</p>
 <p class="counts">{tally}</p>
 <table id="claims">
 <thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>
@@ -118,7 +129,8 @@ claimed size, the claims of a family in a fixed sequence (the first that fails s
 </tbody>
 </table>
 <h2>Forest plot</h2>
-<p>Each claim's cohort estimate with its 95% CI, coloured by verdict; the dashed line is no change.</p>
+<p>Each claim's cohort estimate with its two-sided 95% CI and the one-sided bound that decided it (bar), coloured by
+verdict; the dashed line is no change, the dotted line the claimed size.</p>
 <img id="forest" alt="Forest plot of the claims' estimates with 95% confidence intervals"
  src="data:image/png;base64,{image}">
 <h2>What produced these results</h2>

@@ -19,6 +19,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
+from csfcart.claims import VERDICTS
 from csfcart.simulate.cohort import load_cohort
 from csfcart.simulate.model import CohortModel
 from tests.conftest import ROOT, run_snakemake, shipped_lineages, write_config
@@ -146,7 +147,7 @@ def test_an_irregular_cohort_tests_what_it_can(tmp_path, cohort):
     csf = claims[claims.index.isin(["C1", "C3", "C4", "C5", "C6", "C8"])]
     # two patients have a CSF baseline and a later CSF visit: no CSF claim counts more
     assert csf["n_patients"].fillna(0).le(2).all(), csf[["n_patients", "verdict", "reason"]]
-    assert set(claims["verdict"]) <= {"reproduced", "not_reproduced", "not_testable"}
+    assert set(claims["verdict"]) <= set(VERDICTS)
     composition = pd.read_csv(out / "composition" / "changes.tsv", sep="\t")
     assert "P02" not in set(composition["patient_id"].astype(str))  # no baseline, no paired change
     shutil.rmtree(tmp_path / "data")  # the results stand without the inputs
@@ -271,7 +272,7 @@ def test_mouse_symbols(tmp_path, cohort):
     obs = ad.read_h5ad(out / "annotated.h5ad", backed="r").obs
     share = obs["cell_type"].astype(str).value_counts(normalize=True)
     assert share.get("CD4_T", 0) > 0.2 and share.get("low_confidence", 0) < 0.2, share
-    assert set(claims["verdict"]) <= {"reproduced", "not_reproduced", "not_testable"}
+    assert set(claims["verdict"]) <= set(VERDICTS)
 
 
 def test_real_counts_from_an_installed_package(tmp_path):

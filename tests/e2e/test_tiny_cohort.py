@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 
+from csfcart.claims import VERDICTS
 from tests.conftest import ROOT, run_snakemake
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +84,11 @@ def test_claims_table_has_every_claim_with_statistics(tiny_run):
         "ci_high",
         "p_value",
         "p_sign_flip",
-        "p_adjusted",
+        "bound",
+        "bound_level",
+        "other_bound",
+        "level",
+        "loo_stable",
         "size",
         "family",
         "n_patients",
@@ -91,12 +97,12 @@ def test_claims_table_has_every_claim_with_statistics(tiny_run):
         "reason",
     ]:
         assert col in claims.columns, col
-    assert set(claims["verdict"]) <= {"reproduced", "not_reproduced", "not_testable"}
+    assert set(claims["verdict"]) <= set(VERDICTS)
     # CAR-T cells appear in every tiny patient's CSF, beyond the claimed size; yet with 3
     # patients an exact sign-flip test cannot go below p = 1/8, and the verdict says so
     assert claims.loc["C1", "patients_consistent"] == claims.loc["C1", "n_patients"] == 3
     assert claims.loc["C1", "p_sign_flip"] == pytest.approx(1 / 8)
-    assert claims.loc["C1", "verdict"] == "not_reproduced"
+    assert claims.loc["C1", "verdict"] == "inconclusive" and claims.loc["C1", "bound"] == -np.inf
     # every claim says why it got its verdict
     assert claims["reason"].str.len().gt(0).all()
     scored = pd.read_csv(tiny_run / "evaluation" / "claims.tsv", sep="\t")

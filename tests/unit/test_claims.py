@@ -76,7 +76,11 @@ def test_a_pure_patient_effect_with_no_time_effect_gives_no_call():
     # patients differ threefold in B and plasma cells and in activation, nothing changes over time
     scale = np.array([0.5, 1.0, 1.5, 2.0, 3.0])
     t = _verdicts(_cohort(b_post=40, plasma_post=10, car_post=0.0, patient_scale=scale))
-    assert (t["verdict"] == "not_reproduced").all(), t[["estimate", "p_value", "reason"]]
+    assert not (t["verdict"] == "reproduced").any(), t[["estimate", "p_value", "reason"]]
+    # nothing changes, precisely measured: the data exclude the claimed falls
+    assert (t.loc[["C3", "C4", "C6"], "verdict"] == "contradicted").all(), t[["estimate", "other_bound", "reason"]]
+    # C5 draws its level from C4 alone, which was not reproduced: not tested, and it says why
+    assert t.loc["C5", "verdict"] == "not_tested" and "comes from C4" in t.loc["C5", "reason"]
 
 
 def test_a_missing_cell_type_is_not_testable():
@@ -84,13 +88,13 @@ def test_a_missing_cell_type_is_not_testable():
     m.programs = m.programs.iloc[0:0]  # no microglia-like cells scored anywhere
     t = _verdicts(m, ("C6", "C9"))
     assert (t["verdict"] == "not_testable").all()
-    assert "at least 2 needed" in t.loc["C6", "reason"]
+    assert "at least 3 needed" in t.loc["C6", "reason"]
 
 
 def test_a_claim_without_its_measurements_is_reported_not_dropped():
     t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2), ("C7",))
     assert t.loc["C7", "verdict"] == "not_testable"
-    assert "microglia-like cells" in t.loc["C7", "reason"] and "at least 2 needed" in t.loc["C7", "reason"]
+    assert "microglia-like cells" in t.loc["C7", "reason"] and "at least 3 needed" in t.loc["C7", "reason"]
 
 
 def _with_signalling(m, change, strength_change=None, b_post_present=True):
@@ -122,7 +126,7 @@ def test_c7_needs_the_interaction_strength_where_both_partners_are_present():
     assert re.search(r"strength: -(0\.9|1\.0)", t.loc["C7", "reason"])
     # signalling falls, but where B cells are there the interactions keep their strength: not reproduced
     m = _with_signalling(_cohort(b_post=20, plasma_post=5, car_post=0.2), change=-1.0, strength_change=0.0)
-    assert _verdicts(m, ("C7",)).loc["C7", "verdict"] == "not_reproduced"
+    assert _verdicts(m, ("C7",)).loc["C7", "verdict"] == "inconclusive"
 
 
 @pytest.mark.parametrize("with_strength", [3, 4, 5])
@@ -142,13 +146,14 @@ def test_an_optional_readout_that_cannot_reach_alpha_does_not_veto_the_claim(wit
             t.loc["C7", "reason"],
         )
     else:
-        assert t.loc["C7", "verdict"] == "not_reproduced"
+        assert t.loc["C7", "verdict"] == "inconclusive"
         assert "strength: " in t.loc["C7", "reason"]
 
 
 def test_a_first_readout_that_cannot_reach_alpha_says_so():
     t = _verdicts(_cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0, n=3), ("C6",))
-    assert t.loc["C6", "verdict"] == "not_reproduced" and t.loc["C6", "p_value"] == pytest.approx(0.125)
+    assert t.loc["C6", "verdict"] == "inconclusive" and t.loc["C6", "p_value"] == pytest.approx(0.125)
+    assert t.loc["C6", "bound"] == np.inf  # no exact test on 3 patients reaches alpha: the bound is open
     assert "smallest possible p is 0.125" in t.loc["C6", "reason"]
 
 
@@ -158,7 +163,7 @@ def test_c7_is_not_decided_by_b_cells_vanishing():
     m = _with_signalling(_cohort(b_post=0, plasma_post=0, car_post=0.2), change=0.0, strength_change=-5.0,
                          b_post_present=False)  # fmt: skip
     t = _verdicts(m, ("C7",))
-    assert t.loc["C7", "verdict"] == "not_reproduced"
+    assert t.loc["C7", "verdict"] == "contradicted"
     assert "strength not tested" in t.loc["C7", "reason"]
 
 
@@ -170,10 +175,17 @@ def test_claims_follow_the_compartments():
 
 
 def test_scoring_against_truth_checks_coverage():
-    claims = pd.DataFrame({"claim_id": ["C3"], "ci_low": [-2.0], "ci_high": [-1.0], "verdict": ["reproduced"]})
-    truth = pd.DataFrame({"claim_id": ["C3"], "true_effect": [-1.5], "expected_verdict": ["reproduced"]})
-    out = score_against_truth(claims, truth)
-    assert bool(out["ci_covers_truth"].iloc[0]) and bool(out["verdict_matches"].iloc[0])
+    claims = pd.DataFrame({"claim_id": ["C3", "C4"], "ci_low": [-2.0, -80.0], "ci_high": [-1.0, -60.0],
+                           "bound": [-1.2, -62.0], "verdict": ["reproduced", "inconclusive"]})  # fmt: skip
+    truth = pd.DataFrame({"claim_id": ["C3", "C4"], "true_effect": [-1.5, -55.0],
+                          "expected_verdict": ["reproduced", "not_reproduced"]})  # fmt: skip
+    out = score_against_truth(claims, truth).set_index("claim_id")
+    assert bool(out.loc["C3", "ci_covers_truth"]) and bool(out.loc["C3", "verdict_matches"])
+    assert bool(out.loc["C3", "bound_covers_truth"])  # a fall (-1.5) at least as small as the upper bound
+    # the truth above the upper bound of a fall: neither interval nor bound covers it; any
+    # verdict but reproduced matches a claim the truth says does not hold
+    assert not out.loc["C4", "ci_covers_truth"] and not out.loc["C4", "bound_covers_truth"]
+    assert bool(out.loc["C4", "verdict_matches"])
 
 
 def test_grouped_summary_equals_the_per_group_one():
@@ -232,7 +244,7 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
     t = claims_table(m, ["M1", "M2"], baseline="baseline", alpha=0.05).set_index("claim_id")
     assert t.loc["M1", "verdict"] == "reproduced" and t.loc["M1", "n_patients"] == 6
     assert t.loc["M1", "ci_low"] < t.loc["M1", "estimate"] < t.loc["M1", "ci_high"]
-    assert t.loc["M2", "verdict"] == "not_reproduced"  # same plasma counts in both groups
+    assert t.loc["M2", "verdict"] != "reproduced"  # same plasma counts in both groups
     # Welch against a known case
     s = unpaired_summary([2.0, 3.0, 4.0], [0.0, 1.0, 2.0])
     assert s["estimate"] == pytest.approx(2.0) and s["ci_low"] == pytest.approx(
@@ -276,14 +288,14 @@ def test_a_screening_visit_is_not_pooled_as_post_infusion():
     assert with_screening.loc["C3", "estimate"] == pytest.approx(without.loc["C3", "estimate"])
 
 
-def test_a_claims_verdict_and_adjusted_p_do_not_depend_on_the_other_claims_asked_for():
+def test_a_claims_verdict_and_level_do_not_depend_on_the_other_claims_asked_for():
     m = _cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0)
     every = applicable_claims(m.counts, None)
     together = claims_table(m, every, baseline="baseline", alpha=0.05).set_index("claim_id")
     for cid in every:
         alone = claims_table(m, [cid], baseline="baseline", alpha=0.05).set_index("claim_id")
         assert alone.loc[cid, "verdict"] == together.loc[cid, "verdict"], cid
-        assert np.isclose(alone.loc[cid, "p_adjusted"], together.loc[cid, "p_adjusted"], equal_nan=True), cid
+        assert np.isclose(alone.loc[cid, "level"], together.loc[cid, "level"], equal_nan=True), cid
 
 
 def test_a_family_stops_at_its_first_claim_that_fails():
@@ -299,7 +311,7 @@ def test_a_fall_short_of_the_claimed_size_is_not_a_reproduction():
     m = _cohort(b_post=28, plasma_post=7, car_post=0.2)
     t = _verdicts(m, ("C3", "C4"))
     assert (t["estimate"] < -20).all() and (t["estimate"] > -40).all()
-    assert (t["verdict"] == "not_reproduced").all(), t[["estimate", "ci_high", "p_value"]]
+    assert (t["verdict"] == "contradicted").all(), t[["estimate", "ci_high", "other_bound", "p_value"]]
 
 
 def test_a_patient_without_cells_at_baseline_still_counts():
@@ -336,10 +348,123 @@ def test_sign_flip_p_is_exact():
     assert s["p_t"] < s["p_value"]  # the more conservative of the two decides
 
 
-def test_the_fixed_sequence_keeps_the_running_maximum():
-    from csfcart.stats import fixed_sequence
+def test_the_graph_passes_a_reproduced_claims_level_on():
+    from csfcart.stats import graphical_levels
 
-    assert np.allclose(fixed_sequence([0.01, np.nan, 0.003, 0.2, 0.04]), [0.01, np.nan, 0.01, 0.2, 0.2], equal_nan=True)
+    # C1 -> C2 (2/3), C9 (1/3); C2 <-> C9: C1 rejected, then C2 at 2/3 alpha, then C9 at alpha
+    passes = [[0, 2 / 3, 1 / 3], [0, 0, 1], [0, 1, 0]]
+    levels = graphical_levels([0.01, 0.03, 0.04], [1, 0, 0], passes, 0.05)
+    assert np.allclose(levels, [0.05, 0.05 * 2 / 3, 0.05])
+    # C2 fails: C9 keeps its third
+    assert np.allclose(graphical_levels([0.01, 0.2, 0.04], [1, 0, 0], passes, 0.05), [0.05, 0.05 * 2 / 3, 0.05 / 3])
+    # C1 fails: nothing passes on
+    assert np.allclose(graphical_levels([0.2, 0.001, 0.001], [1, 0, 0], passes, 0.05), [0.05, 0, 0])
+    # an untestable gate passes its share on without being rejected
+    assert np.allclose(graphical_levels([np.nan, 0.2, 0.001], [1, 0, 0], passes, 0.05), [0, 0.05, 0.05 / 3])
+    # a fixed sequence is the graph of a chain
+    assert np.allclose(graphical_levels([0.01, 0.02], [1, 0], [[0, 1], [0, 0]], 0.05), [0.05, 0.05])
+
+
+def test_a_gated_claim_is_not_tested_and_names_its_gate():
+    # no CAR-T cells: C1 is not reproduced, so C2 and C9 receive no level at all
+    m = _cohort(b_post=2, plasma_post=0, car_post=0.0)
+    t = claims_table(m, ["C1", "C2"], baseline="baseline", alpha=0.05).set_index("claim_id")
+    assert t.loc["C1", "verdict"] != "reproduced"
+    assert t.loc["C2", "verdict"] == "not_tested" and "comes from C1" in t.loc["C2", "reason"]
+    assert t.loc["C2", "level"] == 0
+
+
+def test_two_patients_never_reproduce_a_claim():
+    # 40 -> 1 and 60 -> 2 B cells: a steep fall in both, but two patients cannot carry a claim
+    rows = []
+    for p, (base, post) in enumerate([(40, 1), (60, 2)]):
+        for tp, b in (("baseline", base), ("d14", post)):
+            rows.append({"sample_id": f"P{p}_{tp}", "patient_id": f"P{p}", "timepoint": tp, "compartment": "CSF",
+                         "CD4_T": 900, "naive_B": b, "memory_B": 0, "plasma": 0})  # fmt: skip
+    counts = pd.DataFrame(rows).set_index("sample_id")
+    empty = counts[["patient_id", "timepoint", "compartment"]].iloc[:0]
+    m = Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), lineages=shipped_lineages())
+    t = claims_table(m, ["C3"], baseline="baseline", alpha=0.05).set_index("claim_id")
+    assert t.loc["C3", "verdict"] == "not_testable" and "at least 3 needed" in t.loc["C3", "reason"]
+    t = claims_table(m, ["C3"], baseline="baseline", alpha=0.05, min_patients=2).set_index("claim_id")
+    assert t.loc["C3", "verdict"] == "inconclusive" and t.loc["C3", "bound"] == np.inf
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_claim_is_reproduced_exactly_when_its_bound_passes_the_size(seed):
+    rng = np.random.default_rng(seed)
+    m = _cohort(b_post=float(rng.uniform(5, 30)), plasma_post=float(rng.uniform(1, 8)), car_post=0.2,
+                activation_change=float(rng.normal(-0.4, 0.2)), patient_scale=rng.uniform(0.5, 2, 5 + seed % 3), n=5 + seed % 3,
+                seed=seed)  # fmt: skip
+    t = _verdicts(m, ("C3", "C4", "C6"))
+    for cid, row in t.iterrows():
+        beyond = row["bound"] < row["size"]  # falls: the upper bound below the claimed size
+        assert (row["verdict"] == "reproduced") == beyond, (cid, row[["bound", "size", "verdict"]])
+        assert (row["verdict"] == "contradicted") == (not beyond and row["other_bound"] > row["size"])
+        assert row["bound_level"] == pytest.approx(0.95)
+        # the deciding bound lies within the two-sided 95% interval's side (it is at least as cautious)
+        assert row["bound"] >= row["estimate"]
+
+
+def test_mean_bounds_invert_the_tests_they_come_from():
+    from csfcart.stats import mean_bounds, one_sided_mean
+
+    rng = np.random.default_rng(5)
+    for n in (5, 8, 12, 16):
+        v = rng.normal(-0.8, 0.5, n)
+        upper, lower = mean_bounds(v, direction=-1, alpha=0.05)
+        assert lower < v.mean() < upper
+        # just inside the bound the one-sided test rejects; just outside it does not
+        assert one_sided_mean(v, direction=-1, size=upper + 1e-6)["p_value"] <= 0.05
+        assert one_sided_mean(v, direction=-1, size=upper - 1e-3)["p_value"] > 0.05
+
+
+def test_sign_flip_p_is_exact_up_to_16_patients():
+    from itertools import product
+
+    from csfcart.stats import sign_flip_p
+
+    rng = np.random.default_rng(2)
+    v = rng.normal(0.3, 1.0, 10)
+    brute = np.mean([np.mean(np.array(s) * np.abs(v)) >= v.mean() - 1e-12 for s in product([1, -1], repeat=10)])
+    assert sign_flip_p(v, direction=+1) == pytest.approx(brute)
+    assert sign_flip_p(np.full(16, 1.0), direction=+1) == pytest.approx(2.0**-16)
+
+
+def test_the_decision_follows_the_mean_patient_not_the_largest():
+    # one patient with many cells loses nothing; four smaller ones lose 90 %: the mean patient
+    # falls by about 75 %, though a rate pooled over patients barely moves
+    scale = np.array([20.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    m = _cohort(b_post=4, plasma_post=1, car_post=0.2, patient_scale=scale, n=6)
+    big = m.counts["patient_id"] == "P0"
+    m.counts.loc[big & (m.counts["timepoint"] != "baseline"), ["naive_B", "memory_B"]] = 400
+    t = _verdicts(m, ("C3",))
+    assert t.loc["C3", "estimate"] < -60 and "one rate for all patients (a description): -" in t.loc["C3", "reason"]
+
+
+def test_arriving_car_t_cells_do_not_count_as_depletion():
+    # B and plasma cells unchanged in number; CAR-T cells reach 60 % of T cells after infusion
+    m = _cohort(b_post=40, plasma_post=10, car_post=1.4)
+    t = _verdicts(m, ("C3", "C4"))
+    assert (t["estimate"].abs() < 10).all() and (t["verdict"] == "contradicted").all(), t[["estimate", "reason"]]
+    # among all cells (the sensitivity column) the same cohort looks depleted by about half
+    assert (t["sensitivity_estimate"] < -40).all()
+
+
+def test_leave_one_out_names_the_patients_a_verdict_rests_on():
+    # six patients: five fall by 1.0 in log2 (beyond the claimed 0.3), P5 by 0.2 only. With
+    # all six the claim is reproduced (exact p 2/64); without any one of the five who fall,
+    # the four left and P5 give 2/32, above alpha; without P5 it stays reproduced.
+    m = _cohort(b_post=40, plasma_post=10, car_post=0.2, activation_change=-1.0, n=6)
+    m.programs.loc[(m.programs["patient_id"] == "P5") & (m.programs["timepoint"] != "baseline"), "score"] += 0.8
+    t = _verdicts(m, ("C6",))
+    assert t.loc["C6", "verdict"] == "reproduced", t.loc["C6", "reason"]
+    assert not t.loc["C6", "loo_stable"]
+    named = re.search(r"the verdict changes without patient ([^;]*);", t.loc["C6", "reason"]).group(1)
+    assert {p.split(" ")[0] for p in named.split(", ")} == {"P0", "P1", "P2", "P3", "P4"}
+    # a verdict every patient agrees with keeps its verdict without any of them
+    m = _cohort(b_post=40, plasma_post=10, car_post=0.2, activation_change=-1.0, n=7)
+    assert bool(_verdicts(m, ("C6",)).loc["C6", "loo_stable"])
 
 
 def _relabel(m, mapping):

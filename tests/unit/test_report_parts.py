@@ -63,7 +63,8 @@ def test_summary_page_carries_every_claim_and_needs_nothing_else():
             "estimate": [0.12, np.nan],
             "ci_low": [0.05, np.nan],
             "ci_high": [0.2, np.nan],
-            "p_adjusted": [0.01, np.nan],
+            "bound": [0.07, np.nan],
+            "bound_level": [0.95, np.nan],
             "n_patients": [5, 0],
             "patients_consistent": [5, 0],
             "verdict": ["reproduced", "not_testable"],
@@ -75,6 +76,7 @@ def test_summary_page_carries_every_claim_and_needs_nothing_else():
     body = page.split("<tbody>")[1].split("</tbody>")[0]
     assert body.count("<tr>") == 2
     assert "not testable" in body and "reproduced" in body and "0.12 (0.05 to 0.2)" in body
+    assert "0.07 (95%)" in body  # the bound that decided, with its confidence
     assert "simulated effect" in page
     assert "data:image/png;base64," in page
     assert "http://" not in page and "https://" not in page and "<script" not in page

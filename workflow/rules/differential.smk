@@ -248,6 +248,7 @@ rule claims:
         claims=CLAIMS,
         days=DAYS,
         alpha=CONFIG["analysis"]["alpha"],
+        min_patients=CONFIG["analysis"]["min_patients"],
         conditions=CONDITIONS,
         reference_condition=CONFIG["reference_condition"],
         lineages=LINEAGE_OF,

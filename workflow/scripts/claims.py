@@ -28,6 +28,7 @@ claims = claims_table(
     ids,
     baseline=snakemake.params.baseline,
     alpha=snakemake.params.alpha,
+    min_patients=snakemake.params.min_patients,
 )
 claims.to_csv(snakemake.output.table, sep="\t", index=False)
 write_table_html(claims, snakemake.output.page, title="Claims")
