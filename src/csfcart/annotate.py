@@ -30,10 +30,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from csfcart.errors import InputError
-from csfcart.keys import CAR_POSITIVE, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE, OWN_LABEL
+from csfcart.keys import CAR_POSITIVE, CAR_T, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE, OWN_LABEL
 from csfcart.logs import step
 
-CAR_T = "CAR_T"
 log = logging.getLogger(__name__)
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from csfcart.keys import CAR_T
 from csfcart.registry import CLAIMS, Claim, Readout, families
 from csfcart.stats import (
     graphical_levels,
@@ -179,19 +180,22 @@ def depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
     CAR-T cells arriving cannot make a type look depleted by dilution; beside it (the
     sensitivity columns) the same among all cells."""
     num, den = _types(m.counts, r.types(m.lineages))
-    if "CAR_T" not in m.counts:
+    if CAR_T not in m.counts:
         return _count_model(m.counts, num, den, r, m, baseline)
-    return _count_model(m.counts, num, den - m.counts["CAR_T"], r, m, baseline, sensitivity_n=den)
+    return _count_model(m.counts, num, den - m.counts[CAR_T], r, m, baseline, sensitivity_n=den)
 
 
 def ig_depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
-    """Ig UMIs of antibody-secreting cells per UMI of the sample, counted in cell equivalents
-    (UMIs divided by the cohort's median Ig UMIs per antibody-secreting cell), so that the
-    count model's dispersion is that of cells rather than of single UMIs."""
+    """Ig UMIs of antibody-secreting cells per UMI of the sample's cells other than CAR-T
+    cells, counted in cell equivalents (UMIs divided by the cohort's median Ig UMIs per
+    antibody-secreting cell), so that the half-event continuity of a patient's ratio is half
+    a cell's worth of Ig rather than half a UMI."""
     ig = m.ig
     per_cell = (ig["asc_ig_umis"] / ig["asc_cells"].where(ig["asc_cells"] > 0)).median()
     unit = float(per_cell) if np.isfinite(per_cell) and per_cell > 0 else 1.0
-    out = _count_model(ig, ig["asc_ig_umis"] / unit, ig["total_umis"] / unit, r, m, baseline)
+    # UMIs of cells other than CAR-T cells: arriving CAR-T cells cannot dilute the readout
+    den = ig["non_car_umis"] if "non_car_umis" in ig else ig["total_umis"]
+    out = _count_model(ig, ig["asc_ig_umis"] / unit, den / unit, r, m, baseline)
     out.extra.pop("post_fraction_upper", None)
     return out
 

@@ -7,6 +7,7 @@ UMAP = "X_umap"
 CELL_TYPE = "cell_type"
 CLUSTER = "cluster"
 CAR_POSITIVE = "car_positive"
+CAR_T = "CAR_T"  # the cell type of CAR-T cells
 CONFIDENCE = "annotation_confidence"
 LOW_CONFIDENCE = "low_confidence"
 OWN_LABEL = "own_label"  # the user's own cell-type labels (annotation.labels)

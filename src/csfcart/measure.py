@@ -12,7 +12,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from csfcart.keys import CAR_POSITIVE, CELL_TYPE, COUNTS
+from csfcart.keys import CAR_POSITIVE, CAR_T, CELL_TYPE, COUNTS
 from csfcart.pseudobulk import META, program_scores, pseudobulk, summed_groups
 from csfcart.registry import ASC, POOLS, T_CELLS, types_of
 
@@ -63,7 +63,8 @@ def car_fractions(obs: pd.DataFrame, lineage_of: Mapping[str, str]) -> pd.DataFr
 
 
 def asc_immunoglobulin(pb: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.DataFrame:
-    """Per sample: immunoglobulin UMIs carried by antibody-secreting cells per 1,000 UMIs.
+    """Per sample: immunoglobulin UMIs carried by antibody-secreting cells per 1,000 UMIs, and
+    the sample's UMIs in cells other than CAR-T cells (``non_car_umis``, the claims' denominator).
 
     Ig transcripts of the ambient soup land in every droplet; counting only those inside
     cells annotated as antibody-secreting, relative to the sample's total UMIs, keeps the
@@ -80,10 +81,12 @@ def asc_immunoglobulin(pb: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.Data
         else np.zeros(pb.n_obs)
     )
     is_asc = pb.obs[CELL_TYPE].astype(str).isin(types_of(ASC, lineage_of)).to_numpy()
+    is_car = (pb.obs[CELL_TYPE].astype(str) == CAR_T).to_numpy()
     frame = pd.DataFrame(
         {
             "sample_id": pb.obs["sample_id"].astype(str).to_numpy(),
             "total": total,
+            "non_car": np.where(is_car, 0.0, total),
             "asc_ig": np.where(is_asc, ig, 0.0),
             "asc_cells": np.where(is_asc, pb.obs["psbulk_cells"].to_numpy(dtype=float), 0.0),
         }
@@ -93,6 +96,7 @@ def asc_immunoglobulin(pb: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.Data
     table["asc_cells"] = sums["asc_cells"].reindex(table.index).astype(int)
     table["asc_ig_umis"] = sums["asc_ig"].reindex(table.index)
     table["total_umis"] = sums["total"].reindex(table.index)
+    table["non_car_umis"] = sums["non_car"].reindex(table.index)
     table["asc_ig_per_1000_umis"] = 1000 * table["asc_ig_umis"] / table["total_umis"]
     return table
 

@@ -193,6 +193,7 @@ PERTURBATIONS = {
     "csf_depletion_only": {"C3": True, "C4": True, "C5": True, "C6": False, "C7": False, "C8": False},
     "csf_ligand_only": {"C3": False, "C4": False, "C5": False, "C6": True, "C7": True},
     "csf_dilution": {"C1": True, "C3": False, "C4": False, "C5": False, "C6": False, "C7": False, "C8": False},
+    "csf_dilution_strong": {"C1": True, "C3": False, "C4": False, "C5": False},
     "csf_high_ambient": {f"C{i}": True for i in range(1, 10)},
     "csf_small": {f"C{i}": True for i in range(1, 10)},
 }

@@ -9,6 +9,13 @@ Only the scoring step reads this; the analysis never does.
 
 Where the truth's definition differs from what the analysis estimates, it says so here:
 
+* Count readouts (C3, C4, C5, D1) are the mean patient's fold change (the geometric mean
+  over the population's patients of each patient's post-over-baseline ratio), as percent;
+  depletion is of the types' share of cells other than CAR-T cells, so that CAR-T cells
+  arriving on top of the cells already there change nothing. The analysis adds half a cell
+  of continuity per patient and side, which pulls a fall to zero slightly towards no
+  change.
+
 * Program readouts (C6, C7's signalling, C8, C9) are ``log2(expected share of the readout
   genes together after / at baseline)`` in the cell type's pseudobulk; the analysis takes
   the log2 CPM of the program's summed pseudobulk counts, whose pseudocount of half a count
@@ -149,25 +156,49 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
         m = matched(r)
         return float(np.mean([log_car_ratio(("CSF", tp), ("blood", tp)) for tp in m])) if m else None
 
+    def mean_patient_fold(r, tps, share) -> float:
+        """Percent change of the mean patient's (geometric mean) fold of ``share(composition)``
+        from baseline to the post visits (their values averaged, visits weighted equally)."""
+        before = e.per_patient(r.compartment, base)
+        after = [e.per_patient(r.compartment, tp) for tp in tps]
+        logs = [
+            np.log(np.mean([share(a[k]) for a in after]) / share(b))
+            for k, b in enumerate(before)
+            if share(b) > 0 and np.mean([share(a[k]) for a in after]) > 0
+        ]
+        return float(100 * np.expm1(np.mean(logs))) if logs else 0.0
+
     def depletion(r, tps):
-        """Percent change of the population-mean fraction (post visits weighted equally)."""
-        before = _share(e.composition(r.compartment, base), r.types(CLAIM_LINEAGE))
-        after = float(np.mean([_share(e.composition(r.compartment, tp), r.types(CLAIM_LINEAGE)) for tp in tps]))
-        return 100 * (after / before - 1) if before else 0.0
+        """The types' share of cells other than CAR-T cells: the change in their numbers
+        relative to the cells that were there, which CAR-T cells arriving cannot dilute."""
+        types = r.types(CLAIM_LINEAGE)
+        return mean_patient_fold(r, tps, lambda c: _share(c, types) / max(1.0 - c.get("CAR_T", 0.0), 1e-12))
 
     def ig_depletion(r, tps):
         ig = e.genes(READOUTS["asc_immunoglobulin"])
+        types = r.types(CLAIM_LINEAGE)
+        per_cell = {tp: {t: MEDIAN_UMIS[t] * e.profiles(r.compartment, tp)[t][ig].sum() for t in types}
+                    for tp in [base, *tps]}  # fmt: skip
+        which = {}
 
-        def per_1000(tp: str) -> float:
-            c = e.composition(r.compartment, tp)
-            total = sum(c[t] * MEDIAN_UMIS[t] for t in c)
-            prof = e.profiles(r.compartment, tp)
-            return (
-                1000 * sum(c.get(t, 0.0) * MEDIAN_UMIS[t] * prof[t][ig].sum() for t in r.types(CLAIM_LINEAGE)) / total
-            )
+        def per_umi(c: dict[str, float]) -> float:
+            tp = which["tp"]
+            total = sum(c[t] * MEDIAN_UMIS[t] for t in c if t != "CAR_T")  # UMIs of non-CAR cells
+            return sum(c.get(t, 0.0) * per_cell[tp][t] for t in types) / total
 
-        before = per_1000(base)
-        return 100 * (float(np.mean([per_1000(tp) for tp in tps])) / before - 1) if before else 0.0
+        # Ig UMIs of antibody-secreting cells per UMI depend on the visit's profiles as well
+        before = e.per_patient(r.compartment, base)
+        logs = []
+        for k, b in enumerate(before):
+            which["tp"] = base
+            b0 = per_umi(b)
+            post = []
+            for tp in tps:
+                which["tp"] = tp
+                post.append(per_umi(e.per_patient(r.compartment, tp)[k]))
+            if b0 > 0 and np.mean(post) > 0:
+                logs.append(np.log(np.mean(post) / b0))
+        return float(100 * np.expm1(np.mean(logs))) if logs else 0.0
 
     def program_change(r, tps):
         group = types_of(POOLS[r.group], CLAIM_LINEAGE) if r.group in POOLS else [r.group]
