@@ -384,7 +384,7 @@ def _fmt_bound(x: float) -> str:
     return f"{x:+.3g}" if np.isfinite(x) else ("-inf" if x < 0 else "+inf")
 
 
-def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float, min_patients: int = 3) -> dict:
+def score_claim(c: Claim, m: Measurements, baseline: str, alpha: float, min_patients: int) -> dict:
     """One row of the claims table, before its family's procedure sets its level and verdict.
 
     The row keeps the tested readouts and their summaries (``_tested``) for the verdict. An
@@ -505,7 +505,7 @@ def _without(m: Measurements, patient: str) -> Measurements:
     return replace(m, **kept, conditions=conditions)
 
 
-def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float, min_patients: int = 3,
+def claims_table(m: Measurements, claim_ids: list[str], *, baseline: str, alpha: float, min_patients: int,
                  leave_one_out: bool = True) -> pd.DataFrame:  # fmt: skip
     """Score ``claim_ids`` on the measurements; one row per claim (see module docstring).
 

@@ -48,7 +48,7 @@ def _cohort(
 
 
 def _verdicts(m, claims=("C1", "C3", "C4", "C5", "C6")):
-    table = claims_table(m, list(claims), baseline="baseline", alpha=0.05)
+    table = claims_table(m, list(claims), baseline="baseline", alpha=0.05, min_patients=3)
     return table.set_index("claim_id")
 
 
@@ -241,7 +241,7 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
     empty = counts[["patient_id", "timepoint", "compartment"]].iloc[:0]
     m = Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), conditions=pd.Series(conditions),
                      lineages=shipped_lineages())  # fmt: skip
-    t = claims_table(m, ["M1", "M2"], baseline="baseline", alpha=0.05).set_index("claim_id")
+    t = claims_table(m, ["M1", "M2"], baseline="baseline", alpha=0.05, min_patients=3).set_index("claim_id")
     assert t.loc["M1", "verdict"] == "reproduced" and t.loc["M1", "n_patients"] == 6
     assert t.loc["M1", "ci_low"] < t.loc["M1", "estimate"] < t.loc["M1", "ci_high"]
     assert t.loc["M2", "verdict"] != "reproduced"  # same plasma counts in both groups
@@ -256,6 +256,7 @@ def test_unpaired_claims_compare_conditions_with_donors_as_the_unit():
         ["M1"],
         baseline="baseline",
         alpha=0.05,
+        min_patients=3,
     )
     assert t["verdict"].iloc[0] == "not_testable" and "condition" in t["reason"].iloc[0]
 
@@ -291,9 +292,9 @@ def test_a_screening_visit_is_not_pooled_as_post_infusion():
 def test_a_claims_verdict_and_level_do_not_depend_on_the_other_claims_asked_for():
     m = _cohort(b_post=2, plasma_post=0, car_post=0.2, activation_change=-1.0)
     every = applicable_claims(m.counts, None)
-    together = claims_table(m, every, baseline="baseline", alpha=0.05).set_index("claim_id")
+    together = claims_table(m, every, baseline="baseline", alpha=0.05, min_patients=3).set_index("claim_id")
     for cid in every:
-        alone = claims_table(m, [cid], baseline="baseline", alpha=0.05).set_index("claim_id")
+        alone = claims_table(m, [cid], baseline="baseline", alpha=0.05, min_patients=3).set_index("claim_id")
         assert alone.loc[cid, "verdict"] == together.loc[cid, "verdict"], cid
         assert np.isclose(alone.loc[cid, "level"], together.loc[cid, "level"], equal_nan=True), cid
 
@@ -301,7 +302,7 @@ def test_a_claims_verdict_and_level_do_not_depend_on_the_other_claims_asked_for(
 def test_a_family_stops_at_its_first_claim_that_fails():
     # no CAR-T cells: C1 fails, so C2 and C9 (same family, tested after it) are not reproduced
     m = _cohort(b_post=2, plasma_post=0, car_post=0.0)
-    t = claims_table(m, ["C2"], baseline="baseline", alpha=0.05).set_index("claim_id")
+    t = claims_table(m, ["C2"], baseline="baseline", alpha=0.05, min_patients=3).set_index("claim_id")
     assert t.loc["C2", "verdict"] != "reproduced"
     assert t.loc["C2", "family"] == "car_t_csf"
 
@@ -368,7 +369,7 @@ def test_the_graph_passes_a_reproduced_claims_level_on():
 def test_a_gated_claim_is_not_tested_and_names_its_gate():
     # no CAR-T cells: C1 is not reproduced, so C2 and C9 receive no level at all
     m = _cohort(b_post=2, plasma_post=0, car_post=0.0)
-    t = claims_table(m, ["C1", "C2"], baseline="baseline", alpha=0.05).set_index("claim_id")
+    t = claims_table(m, ["C1", "C2"], baseline="baseline", alpha=0.05, min_patients=3).set_index("claim_id")
     assert t.loc["C1", "verdict"] != "reproduced"
     assert t.loc["C2", "verdict"] == "not_tested" and "comes from C1" in t.loc["C2", "reason"]
     assert t.loc["C2", "level"] == 0
@@ -384,7 +385,7 @@ def test_two_patients_never_reproduce_a_claim():
     counts = pd.DataFrame(rows).set_index("sample_id")
     empty = counts[["patient_id", "timepoint", "compartment"]].iloc[:0]
     m = Measurements(counts=counts, car=empty, ig=empty, programs=pd.DataFrame(), lineages=shipped_lineages())
-    t = claims_table(m, ["C3"], baseline="baseline", alpha=0.05).set_index("claim_id")
+    t = claims_table(m, ["C3"], baseline="baseline", alpha=0.05, min_patients=3).set_index("claim_id")
     assert t.loc["C3", "verdict"] == "not_testable" and "at least 3 needed" in t.loc["C3", "reason"]
     t = claims_table(m, ["C3"], baseline="baseline", alpha=0.05, min_patients=2).set_index("claim_id")
     assert t.loc["C3", "verdict"] == "inconclusive" and t.loc["C3", "bound"] == np.inf
