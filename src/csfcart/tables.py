@@ -135,8 +135,10 @@ COMPRESS_ABOVE = 1_000_000
 
 def _column(values: pd.Series) -> dict:
     """One column as JSON: numbers to 6 significant digits (NaN: null), text by levels."""
-    if pd.api.types.is_bool_dtype(values):
+    if pd.api.types.is_bool_dtype(values) and not values.isna().any():
         return {"kind": "bool", "values": [bool(v) for v in values]}
+    if pd.api.types.is_bool_dtype(values):  # a nullable flag with gaps: shown as text, gaps empty
+        values = values.astype(object)
     if pd.api.types.is_numeric_dtype(values):
         data = values.to_numpy(dtype=float)
         out = [None if not np.isfinite(v) else (int(v) if v.is_integer() and abs(v) < 2**53 else float(f"{v:.6g}"))

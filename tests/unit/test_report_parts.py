@@ -223,3 +223,10 @@ def test_condition_interactions_count_an_absent_interaction_as_zero():
 def test_an_empty_table_says_why_it_is_empty():
     page = render_table(pd.DataFrame(columns=["a", "b"]), title="t", empty="No rows: nothing testable.")
     assert '<tr class="empty"><td colspan="2">No rows: nothing testable.</td></tr>' in page
+
+
+def test_a_flag_with_gaps_is_shown_with_its_gaps(tmp_path):
+    # loo_stable of the claims table: true, false, or nothing (a claim that could not be tested)
+    frame = pd.DataFrame({"claim": ["a", "b", "c"], "flag": pd.array([True, False, pd.NA], dtype="boolean")})
+    write_table_html(frame, tmp_path / "t.html", title="flags")
+    assert (tmp_path / "t.html").stat().st_size > 0
