@@ -392,6 +392,8 @@ def rate_change(counts: pd.DataFrame, post: Sequence[str], *, direction: int, si
     s = one_sided_mean(ratios.to_numpy(), direction=direction, size=float(np.log1p(size / 100.0)))
 
     def pct(x: float) -> float:
+        if np.isnan(x):
+            return np.nan
         return float(100.0 * np.expm1(x)) if np.isfinite(x) else (-100.0 if x < 0 else np.inf)
 
     log_bounds = s["bounds"]
