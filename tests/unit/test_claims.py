@@ -389,6 +389,12 @@ def test_two_patients_never_reproduce_a_claim():
     assert t.loc["C3", "verdict"] == "not_testable" and "at least 3 needed" in t.loc["C3", "reason"]
     t = claims_table(m, ["C3"], baseline="baseline", alpha=0.05, min_patients=2).set_index("claim_id")
     assert t.loc["C3", "verdict"] == "inconclusive" and t.loc["C3", "bound"] == np.inf
+    # no plasma cells at any visit: no informative patient, and no estimate (not an infinite one)
+    from csfcart.stats import rate_change
+
+    none = pd.DataFrame({"patient_id": ["P1", "P1"], "visit": ["baseline", "d14"], "y": [0, 0], "n": [100, 100]})
+    s = rate_change(none, ["d14"], direction=-1, size=-50)
+    assert s["n_patients"] == 0 and s["uninformative"] == 1 and np.isnan(s["estimate"])
 
 
 @pytest.mark.parametrize("seed", range(6))
