@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from csfcart.keys import CAR_T
-from csfcart.registry import CLAIMS, Claim, Readout, families
+from csfcart.registry import CLAIMS, Claim, Readout, families, gates, graph
 from csfcart.stats import (
     graphical_levels,
     one_sided_from_two_sided,
@@ -480,16 +480,13 @@ def _verdicts(m: Measurements, claim_ids: list[str], baseline: str, alpha: float
     for fam in dict.fromkeys(CLAIMS[c].family for c in rows):
         members = [c for c in rows if CLAIMS[c].family == fam]
         p = [rows[c]["p_value"] if rows[c].get("verdict") != "not_testable" else np.nan for c in members]
-        weights = [CLAIMS[c].weight for c in members]
-        passes = [[dict(CLAIMS[a].passes).get(b, 0.0) for b in members] for a in members]
-        levels = graphical_levels(p, weights, passes, alpha)
+        levels = graphical_levels(p, *graph(members), alpha)
         for cid, level in zip(members, levels, strict=True):
             row = rows[cid]
             if row.get("verdict") == "not_testable":
                 continue
             row["level"] = level
-            gates = [a for a in members if dict(CLAIMS[a].passes).get(cid, 0) > 0]
-            _decide(row, level, gates)
+            _decide(row, level, gates(cid))
     return rows
 
 

@@ -494,6 +494,20 @@ def family(claim_id: str) -> list[str]:
     return [c.id for c in _REGISTRY if c.family == name]
 
 
+def graph(claim_ids: list[str]) -> tuple[list[float], list[list[float]]]:
+    """The graphical procedure's initial weights and transitions among ``claim_ids`` (one
+    family, in order): ``transitions[i][j]`` is the share of claim i's level that goes to
+    claim j once i is reproduced."""
+    weights = [CLAIMS[c].weight for c in claim_ids]
+    transitions = [[dict(CLAIMS[a].passes).get(b, 0.0) for b in claim_ids] for a in claim_ids]
+    return weights, transitions
+
+
+def gates(claim_id: str) -> list[str]:
+    """The claims that pass a share of their level to ``claim_id``."""
+    return [c.id for c in _REGISTRY if dict(c.passes).get(claim_id, 0.0) > 0]
+
+
 def families(claim_ids) -> list[str]:
     """``claim_ids`` with the other members of their families, in registry order."""
     wanted = {f for c in claim_ids if c in CLAIMS for f in family(c)}
@@ -514,6 +528,8 @@ __all__ = [
     "Readout",
     "families",
     "family",
+    "gates",
+    "graph",
     "measured_by",
     "types_of",
 ]

@@ -106,6 +106,14 @@ def summary_from_moments(n, mean, sd, consistent) -> pd.DataFrame:
     return out
 
 
+def welch_se_df(var1, n1, var0, n0):
+    """Standard error of a difference of two means and Welch-Satterthwaite degrees of freedom."""
+    v1, k1, v0, k0 = (np.asarray(x, dtype=float) for x in (var1, n1, var0, n0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s1, s0 = v1 / k1, v0 / k0
+        return np.sqrt(s1 + s0), (s1 + s0) ** 2 / (s1**2 / (k1 - 1) + s0**2 / (k0 - 1))
+
+
 def welch(mean1, var1, n1, mean0, var0, n0):
     """Difference of means (1 minus 0) with Welch's 95% CI and two-sided p, elementwise.
 
@@ -115,10 +123,8 @@ def welch(mean1, var1, n1, mean0, var0, n0):
     m1, v1, k1 = (np.asarray(x, dtype=float) for x in (mean1, var1, n1))
     m0, v0, k0 = (np.asarray(x, dtype=float) for x in (mean0, var0, n0))
     diff = m1 - m0
+    se, df = welch_se_df(v1, k1, v0, k0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        s1, s0 = v1 / k1, v0 / k0
-        se = np.sqrt(s1 + s0)
-        df = (s1 + s0) ** 2 / (s1**2 / (k1 - 1) + s0**2 / (k0 - 1))
         half = np.where(se == 0, 0.0, stats.t.ppf(0.975, df) * se)
         p = np.where(se == 0, np.where(diff != 0, 0.0, 1.0), 2 * stats.t.sf(np.abs(diff / se), df))
     few = (k1 < 2) | (k0 < 2)
@@ -145,9 +151,8 @@ def unpaired_summary(group: Sequence[float], reference: Sequence[float], *, dire
         return out
     _, low, high, p = welch(a.mean(), a.var(ddof=1), len(a), b.mean(), b.var(ddof=1), len(b))
     out.update(ci_low=float(low), ci_high=float(high), p_value=float(p))
-    s1, s0 = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = float(np.sqrt(s1 + s0))
-    df = (s1 + s0) ** 2 / (s1**2 / (len(a) - 1) + s0**2 / (len(b) - 1)) if se > 0 else 1.0
+    se, df = (float(x) for x in welch_se_df(a.var(ddof=1), len(a), b.var(ddof=1), len(b)))
+    df = df if se > 0 else 1.0
 
     def bounds(alpha: float) -> tuple[float, float]:
         half = float(stats.t.ppf(1 - alpha, df)) * se
@@ -249,9 +254,8 @@ def mean_bounds(values: Sequence[float], *, direction: int, alpha: float) -> tup
     half = stats.t.ppf(1 - alpha, n - 1) * sd / np.sqrt(n)
     out = []
     for side in (direction, -direction):  # deciding, then other
-        t_bound = mean - side * half
-        sf_bound = _sign_flip_bound(v, side, alpha)
-        out.append(t_bound - side * max(side * (t_bound - sf_bound), 0.0))  # the one farther from the mean
+        t_bound, sf_bound = mean - side * half, _sign_flip_bound(v, side, alpha)
+        out.append(min(t_bound, sf_bound) if side > 0 else max(t_bound, sf_bound))  # the more cautious
     return out[0], out[1]
 
 
@@ -275,9 +279,7 @@ def one_sided_mean(values: Sequence[float], *, direction: int, size: float = 0.0
         return out
     d = direction * (v - size)
     p_t, p_sf = float(t_p_many(d[:, None])[0]), float(sign_flip_p_many(d)[0])
-    out.update(
-        p_t=p_t, p_sign_flip=p_sf, p_value=float(one_sided_p_many(v[:, None], direction=direction, size=size)[0])
-    )
+    out.update(p_t=p_t, p_sign_flip=p_sf, p_value=float(np.fmax(p_t, p_sf)))  # as one_sided_p_many
     return out
 
 
@@ -381,6 +383,13 @@ def log_rate_ratio(y_base, n_base, y_post, n_post) -> np.ndarray:
     return np.log((post_rate * exposure + 0.5) / exposure) - base
 
 
+def _percent(x: float) -> float:
+    """A log ratio as percent change; an infinite one as -100 % or +inf, NaN as NaN."""
+    if np.isnan(x):
+        return np.nan
+    return float(100.0 * np.expm1(x)) if np.isfinite(x) else (-100.0 if x < 0 else np.inf)
+
+
 def rate_change(counts: pd.DataFrame, post: Sequence[str], *, direction: int, size: float) -> dict:
     """The mean patient's change of a rate, in percent: per-patient log rate ratios
     (:func:`patient_log_ratios`) tested across patients by :func:`one_sided_mean` against
@@ -391,14 +400,9 @@ def rate_change(counts: pd.DataFrame, post: Sequence[str], *, direction: int, si
     ratios, uninformative = patient_log_ratios(counts, post)
     s = one_sided_mean(ratios.to_numpy(), direction=direction, size=float(np.log1p(size / 100.0)))
 
-    def pct(x: float) -> float:
-        if np.isnan(x):
-            return np.nan
-        return float(100.0 * np.expm1(x)) if np.isfinite(x) else (-100.0 if x < 0 else np.inf)
-
     log_bounds = s["bounds"]
-    s.update({k: pct(s[k]) for k in ("estimate", "ci_low", "ci_high")})
-    s["bounds"] = lambda alpha: tuple(pct(b) for b in log_bounds(alpha))
+    s.update({k: _percent(s[k]) for k in ("estimate", "ci_low", "ci_high")})
+    s["bounds"] = lambda alpha: tuple(_percent(b) for b in log_bounds(alpha))
     s["uninformative"] = uninformative
     s["patient_values"] = 100.0 * np.expm1(ratios)
     return s
@@ -531,10 +535,7 @@ def rate_ratio(
     psi0 = np.log1p(size / 100.0)
     p_value = float(stats.t.sf(direction * signed_root(psi0), df))
 
-    def pct(x: float) -> float:
-        return float(100.0 * np.expm1(x)) if np.isfinite(x) else (-100.0 if x < 0 else np.inf)
-
-    out.update(estimate=pct(psi_hat), ci_low=pct(low), ci_high=pct(high), p_value=p_value)
+    out.update(estimate=_percent(psi_hat), ci_low=_percent(low), ci_high=_percent(high), p_value=p_value)
     return out
 
 

@@ -157,48 +157,37 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
         return float(np.mean([log_car_ratio(("CSF", tp), ("blood", tp)) for tp in m])) if m else None
 
     def mean_patient_fold(r, tps, share) -> float:
-        """Percent change of the mean patient's (geometric mean) fold of ``share(composition)``
-        from baseline to the post visits (their values averaged, visits weighted equally)."""
+        """Percent change of the mean patient's (geometric mean) fold of ``share(composition,
+        visit)`` from baseline to the post visits (their values averaged, visits weighted
+        equally)."""
         before = e.per_patient(r.compartment, base)
-        after = [e.per_patient(r.compartment, tp) for tp in tps]
-        logs = [
-            np.log(np.mean([share(a[k]) for a in after]) / share(b))
-            for k, b in enumerate(before)
-            if share(b) > 0 and np.mean([share(a[k]) for a in after]) > 0
-        ]
+        after = {tp: e.per_patient(r.compartment, tp) for tp in tps}
+        logs = []
+        for k, b in enumerate(before):
+            b0, post = share(b, base), np.mean([share(after[tp][k], tp) for tp in tps])
+            if b0 > 0 and post > 0:
+                logs.append(np.log(post / b0))
         return float(100 * np.expm1(np.mean(logs))) if logs else 0.0
 
     def depletion(r, tps):
         """The types' share of cells other than CAR-T cells: the change in their numbers
         relative to the cells that were there, which CAR-T cells arriving cannot dilute."""
         types = r.types(CLAIM_LINEAGE)
-        return mean_patient_fold(r, tps, lambda c: _share(c, types) / max(1.0 - c.get("CAR_T", 0.0), 1e-12))
+        return mean_patient_fold(r, tps, lambda c, tp: _share(c, types) / max(1.0 - c.get("CAR_T", 0.0), 1e-12))
 
     def ig_depletion(r, tps):
+        """Ig UMIs of antibody-secreting cells per UMI of non-CAR cells, with each visit's
+        expected expression."""
         ig = e.genes(READOUTS["asc_immunoglobulin"])
         types = r.types(CLAIM_LINEAGE)
         per_cell = {tp: {t: MEDIAN_UMIS[t] * e.profiles(r.compartment, tp)[t][ig].sum() for t in types}
                     for tp in [base, *tps]}  # fmt: skip
-        which = {}
 
-        def per_umi(c: dict[str, float]) -> float:
-            tp = which["tp"]
+        def per_umi(c: dict[str, float], tp: str) -> float:
             total = sum(c[t] * MEDIAN_UMIS[t] for t in c if t != "CAR_T")  # UMIs of non-CAR cells
             return sum(c.get(t, 0.0) * per_cell[tp][t] for t in types) / total
 
-        # Ig UMIs of antibody-secreting cells per UMI depend on the visit's profiles as well
-        before = e.per_patient(r.compartment, base)
-        logs = []
-        for k, b in enumerate(before):
-            which["tp"] = base
-            b0 = per_umi(b)
-            post = []
-            for tp in tps:
-                which["tp"] = tp
-                post.append(per_umi(e.per_patient(r.compartment, tp)[k]))
-            if b0 > 0 and np.mean(post) > 0:
-                logs.append(np.log(np.mean(post) / b0))
-        return float(100 * np.expm1(np.mean(logs))) if logs else 0.0
+        return mean_patient_fold(r, tps, per_umi)
 
     def program_change(r, tps):
         group = types_of(POOLS[r.group], CLAIM_LINEAGE) if r.group in POOLS else [r.group]
