@@ -275,13 +275,32 @@ def exhaustion_did(r: Readout, m: Measurements, baseline: str) -> Measured:
 EXPRESSED = 0.1
 
 
+def expressed_pairs(t: pd.DataFrame) -> pd.DataFrame:
+    """The ligand-receptor and sender-receiver pairs of ``t`` (rows of
+    :func:`csfcart.measure.lr_expression`) whose ligand and receptor are each detected in at
+    least :data:`EXPRESSED` of their cells, pooled over every patient and visit of ``t`` (each
+    sample weighted by its cells). Chosen on pooled expression, the pairs do not depend on
+    one patient's baseline, whose noise would otherwise select pairs that happen to be high
+    there and make them seem to fall."""
+    key = ["sender", "receiver", "ligand", "receptor"]
+    cells = t.assign(
+        ligand_cells=t["ligand_detected"] * t["sender_cells"],
+        receptor_cells=t["receptor_detected"] * t["receiver_cells"],
+    )
+    pooled = cells.groupby(key)[["ligand_cells", "receptor_cells", "sender_cells", "receiver_cells"]].sum()
+    on = (pooled["ligand_cells"] >= EXPRESSED * pooled["sender_cells"]) & (
+        pooled["receptor_cells"] >= EXPRESSED * pooled["receiver_cells"]
+    )
+    return pooled[on & (pooled["sender_cells"] > 0)].reset_index()[key]
+
+
 def lr_strength(r: Readout, m: Measurements, baseline: str) -> Measured:
     """Within patient, change of ligand-receptor expression of the axis ``r.program`` (config
-    ``interactions``): per pair and sender-receiver pair expressed at the patient's baseline
-    (both genes detected in at least 10 % of their cells), half the summed log2 CPM change of
-    the ligand in the sender and the receptor in the receiver, averaged over pairs per visit
-    and over visits. A visit where a partner is absent has no value (never 0): what is lost
-    only because a cell type vanished is not counted here."""
+    ``interactions``): per pair and sender-receiver pair expressed pooled over the cohort's
+    patients and visits (:func:`expressed_pairs`), half the summed log2 CPM change of the
+    ligand in the sender and the receptor in the receiver, averaged over pairs per visit and
+    over visits. A visit where a partner is absent has no value (never 0): what is lost only
+    because a cell type vanished is not counted here."""
     if m.interactions is None or m.interactions.empty:
         return Measured(note="ligand-receptor expression was not measured")
     t = m.interactions
@@ -289,15 +308,13 @@ def lr_strength(r: Readout, m: Measurements, baseline: str) -> Measured:
     post = post_visits(m.counts, r.compartment, baseline, m.days)
     tps = _window(r, post, m.days)
     key = ["patient_id", "sender", "receiver", "ligand", "receptor"]
-    base = t[(t["timepoint"] == baseline) & (t["ligand_detected"] >= EXPRESSED) & (t["receptor_detected"] >= EXPRESSED)]
-    base = base.assign(strength=0.5 * (base["ligand_lcpm"] + base["receptor_lcpm"]))[[*key, "strength"]]
-    after = t[t["timepoint"].isin(tps)]
-    after = after.assign(strength=0.5 * (after["ligand_lcpm"] + after["receptor_lcpm"]))[
-        [*key, "timepoint", "strength"]
-    ]
+    t = t.merge(expressed_pairs(t), on=key[1:])
+    t = t.assign(strength=0.5 * (t["ligand_lcpm"] + t["receptor_lcpm"]))
+    base = t.loc[t["timepoint"] == baseline, [*key, "strength"]]
+    after = t.loc[t["timepoint"].isin(tps), [*key, "timepoint", "strength"]]
     joined = after.merge(base, on=key, suffixes=("", "_base"))
     if joined.empty:
-        return Measured(note="no visit after baseline with both partners present and a pair expressed at baseline")
+        return Measured(note="no visit after baseline with both partners present at it and at baseline")
     rows = (
         joined.groupby(["patient_id", "timepoint"])
         .agg(base=("strength_base", "mean"), post=("strength", "mean"), pairs=("strength", "size"))

@@ -14,7 +14,7 @@ import pandas as pd
 
 from csfcart.keys import CAR_POSITIVE, CAR_T, CELL_TYPE, COUNTS
 from csfcart.pseudobulk import META, program_scores, pseudobulk, summed_groups
-from csfcart.registry import ASC, POOLS, T_CELLS, types_of
+from csfcart.registry import ASC, AXIS_PROGRAMS, POOLS, T_CELLS, types_of
 
 IG_GENES = ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM", "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"]
 
@@ -101,23 +101,46 @@ def asc_immunoglobulin(pb: ad.AnnData, lineage_of: Mapping[str, str]) -> pd.Data
     return table
 
 
+def scored_programs(programs: dict[str, list[str]], axes: dict) -> dict[str, list[str]]:
+    """The programs the claims score: config ``programs`` and the programs read from an
+    interaction axis (:data:`csfcart.registry.AXIS_PROGRAMS`: the ligands and receptors of the
+    axis's pairs, less the genes of the programs named there)."""
+    out = dict(programs)
+    for name, (axis, without) in AXIS_PROGRAMS.items():
+        if axis not in axes:
+            continue
+        other = {g for p in without for g in programs.get(p, [])}
+        out[name] = [g for pair in axes[axis]["pairs"] for g in pair if g not in other]
+        out[name] = list(dict.fromkeys(out[name]))
+    return out
+
+
 def programs_per_sample(
     pb: ad.AnnData,
     programs: dict[str, list[str]],
     *,
     lineage_of: Mapping[str, str],
+    markers: Mapping[str, list[str]],
     min_cells: int,
+    axes: dict | None = None,
 ) -> pd.DataFrame:
-    """Program scores (log2 CPM of the program's summed counts) per sample and cell type, and per
-    sample for the cells of each pooled group (:data:`csfcart.registry.POOLS`: ``myeloid``, all
-    myeloid and microglia-like cells; ``microglia-like``), whose types ``lineage_of`` (type ->
-    lineage) gives. ``pb``: the counts summed per sample and cell type
-    (:func:`csfcart.pseudobulk.pseudobulk`); a pool's counts are the sums of its types' rows."""
-    out = [program_scores(pb, programs, min_cells=min_cells)]
+    """Program scores (mean over genes of log2 CPM, :func:`csfcart.pseudobulk.program_scores`)
+    per sample and cell type, and per sample for the cells of each pooled group
+    (:data:`csfcart.registry.POOLS`: ``myeloid``, all myeloid and microglia-like cells;
+    ``microglia-like``), whose types ``lineage_of`` (type -> lineage) gives. ``pb``: the
+    counts summed per sample and cell type (:func:`csfcart.pseudobulk.pseudobulk`); a pool's
+    counts are the sums of its types' rows. Each group's identity markers (``markers``: type
+    -> positive markers of the marker table; a pool's, those of its types) are left out of
+    its programs. ``axes`` (config ``interactions``) adds the programs read from an axis
+    (:func:`scored_programs`)."""
+    programs = scored_programs(programs, axes or {})
+    out = [program_scores(pb, programs, min_cells=min_cells, leave_out=dict(markers))]
     types = pb.obs[CELL_TYPE].astype(str)
     for pool, lineages in POOLS.items():
         members = types.isin(types_of(lineages, lineage_of)).to_numpy()
-        out.append(program_scores(summed_groups(pb, members, pool), programs, groups="pool", min_cells=min_cells))
+        identity = [g for t in types_of(lineages, lineage_of) for g in markers.get(t, [])]
+        out.append(program_scores(summed_groups(pb, members, pool), programs, groups="pool", min_cells=min_cells,
+                                  leave_out={pool: identity}))  # fmt: skip
     return pd.concat(out, ignore_index=True)
 
 

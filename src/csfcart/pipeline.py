@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 
-from csfcart.annotate import annotate_step, lineage_of
+from csfcart.annotate import annotate_step, lineage_of, read_markers
 from csfcart.claims import Measurements, applicable_claims, claims_table, score_against_truth
 from csfcart.communication import axis_scores, score_sample
 from csfcart.config import default_config as defaults
@@ -109,11 +109,11 @@ def analyse(
     module docstring).
     """
     model = CohortModel(cohort)
-    adata = oracle_anndata(model) if oracle else _annotated(model, cohort, config)
+    adata = oracle_anndata(model) if oracle else annotated(model, cohort, config)
     return _claims(adata, cohort, model, config, communication=communication)
 
 
-def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad.AnnData:
+def annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad.AnnData:
     kept, summaries = [], []
     for i in range(len(model.samples)):
         out, _, summary = run_qc(
@@ -131,18 +131,34 @@ def _annotated(model: CohortModel, cohort: Cohort, config: dict[str, Any]) -> ad
 
 
 def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[str, Any], *, communication: bool):
+    m = measurements(adata, config, communication=communication)
+    claims = claims_table(m, applicable_claims(m.counts, cohort.claims), baseline=cohort.baseline,
+                          alpha=config["analysis"]["alpha"], min_patients=config["analysis"]["min_patients"])  # fmt: skip
+    return score_against_truth(claims, claim_truth(cohort, model))
+
+
+def measurements(adata: ad.AnnData, config: dict[str, Any], *, communication: bool = True) -> Measurements:
+    """The per-sample tables the claims are built on, from an annotated object."""
     programs = yaml.safe_load(Path(config["analysis"]["programs"]).read_text())
     pb = pseudobulk(adata)  # per sample and cell type, shared by programs and ligand-receptor expression
     lineages = lineage_of(config["annotation"]["markers"])
+    axes = yaml.safe_load(Path(config["analysis"]["interactions"]).read_text())
     m = Measurements(
         counts=cell_counts(adata.obs),
         car=car_fractions(adata.obs, lineages),
         ig=asc_immunoglobulin(pb, lineages),
-        programs=programs_per_sample(pb, programs, lineage_of=lineages, min_cells=config["analysis"]["min_cells"]),
+        programs=programs_per_sample(
+            pb,
+            programs,
+            lineage_of=lineages,
+            markers=read_markers(config["annotation"]["markers"]),
+            min_cells=config["analysis"]["min_cells"],
+            axes=axes,
+        ),
         lineages=lineages,
         interactions=lr_expression(
             adata,
-            yaml.safe_load(Path(config["analysis"]["interactions"]).read_text()),
+            axes,
             lineage_of=lineages,
             min_cells=config["analysis"]["min_cells"],
             pb=pb,
@@ -163,6 +179,4 @@ def _claims(adata: ad.AnnData, cohort: Cohort, model: CohortModel, config: dict[
         )
         meta = sample_meta(adata.obs)
         m.communication = axis_scores(scores, meta[meta["compartment"] == "CSF"], lineage_of=lineages)
-    claims = claims_table(m, applicable_claims(m.counts, cohort.claims), baseline=cohort.baseline,
-                          alpha=config["analysis"]["alpha"], min_patients=config["analysis"]["min_patients"])  # fmt: skip
-    return score_against_truth(claims, claim_truth(cohort, model))
+    return m

@@ -118,28 +118,71 @@ def log_cpm(counts: np.ndarray, *, pseudocount: float = 0.5) -> np.ndarray:
     return np.log2((counts + pseudocount) / np.maximum(lib, 1) * 1e6)
 
 
-def program_scores(
-    pb: ad.AnnData, programs: dict[str, list[str]], *, groups: str = CELL_TYPE, min_cells: int
-) -> pd.DataFrame:
-    """log2 CPM of each program's summed counts per pseudobulk sample (long table).
+#: A program gene counts in a group's score where the group's scored pseudobulk samples hold
+#: this many of its counts on average (pooled over every patient and visit): below it, half a
+#: count of pseudocount would pull its log changes towards 0 (by about 5 % at 10 counts).
+MIN_COUNTS = 10.0
 
-    The program's genes are summed before the log: a change of the score is the log2 change
-    of the program's share of the transcriptome, which the pseudocount (half a count) barely
-    touches even when single genes of the program have a handful of counts. A mean of
-    per-gene log2 CPM would pull the changes of such genes towards 0. Pseudobulk samples with
-    fewer than ``min_cells`` cells get NaN (too few to score).
+
+def program_genes(x: np.ndarray, var_names, genes: list[str], leave_out=()) -> tuple[list[str], list[str], list[str]]:
+    """The genes of a program scored in one group: present in the data, not among
+    ``leave_out`` (the group's identity markers) and with :data:`MIN_COUNTS` or more counts
+    per sample on average over the rows ``x`` (the group's scored pseudobulk samples).
+    Returns the genes kept, those left out as identity markers and those left out as too
+    sparse."""
+    present = [g for g in dict.fromkeys(genes) if g in var_names]
+    left_out = [g for g in present if g in set(leave_out)]
+    candidates = [g for g in present if g not in set(leave_out)]
+    idx = [var_names.get_loc(g) for g in candidates]
+    mean = x[:, idx].mean(axis=0) if len(x) else np.zeros(len(idx))
+    kept = [g for g, c in zip(candidates, mean, strict=True) if c >= MIN_COUNTS]
+    sparse = [g for g, c in zip(candidates, mean, strict=True) if c < MIN_COUNTS]
+    return kept, left_out, sparse
+
+
+def program_scores(
+    pb: ad.AnnData,
+    programs: dict[str, list[str]],
+    *,
+    groups: str = CELL_TYPE,
+    min_cells: int,
+    leave_out: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    """Mean over a program's genes of their log2 CPM, per pseudobulk sample (long table).
+
+    Each gene weighs the same, so a change of the score is the mean of the genes' log2
+    changes: a program is not read through its most expressed genes. The genes are chosen per
+    program and group, on the group's counts pooled over every scored sample
+    (:func:`program_genes`; never on one patient's or one visit's counts): the group's
+    identity markers (``leave_out``: group -> genes) are left out, since a readout of a cell
+    type's state must not move with how pure its cells are, and so are genes below
+    :data:`MIN_COUNTS` per sample. The columns ``genes``, ``identity_left_out`` and ``sparse_left_out``
+    name them. Pseudobulk samples with fewer than ``min_cells`` cells get NaN (too few to
+    score).
     """
     x = pb.X.toarray() if sp.issparse(pb.X) else np.asarray(pb.X)
     x = np.asarray(x, dtype=float)
     lib = np.maximum(x.sum(axis=1), 1)
+    scored = pb.obs["psbulk_cells"].to_numpy() >= min_cells
+    group_of = pb.obs[groups].astype(str).to_numpy()
+    leave_out = leave_out or {}
     rows = []
     for name, genes in programs.items():
-        idx = [pb.var_names.get_loc(g) for g in genes if g in pb.var_names]
-        score = np.log2((x[:, idx].sum(axis=1) + 0.5) / lib * 1e6) if idx else np.full(pb.n_obs, np.nan)
-        score = np.where(pb.obs["psbulk_cells"].to_numpy() >= min_cells, score, np.nan)
-        frame = pb.obs[[*META, groups, "psbulk_cells"]].copy().rename(columns={groups: "group"})
-        frame["program"] = name
-        frame["n_genes"] = len(idx)
-        frame["score"] = score
-        rows.append(frame)
+        for group in dict.fromkeys(group_of):
+            here = group_of == group
+            kept, left, sparse = program_genes(x[here & scored], pb.var_names, genes, leave_out.get(group, ()))
+            idx = [pb.var_names.get_loc(g) for g in kept]
+            sub = x[here]
+            if idx:
+                score = np.log2((sub[:, idx] + 0.5) / lib[here, None] * 1e6).mean(axis=1)
+            else:
+                score = np.full(int(here.sum()), np.nan)
+            frame = pb.obs.loc[here, [*META, groups, "psbulk_cells"]].copy().rename(columns={groups: "group"})
+            frame["program"] = name
+            frame["n_genes"] = len(kept)
+            frame["genes"] = ",".join(kept)
+            frame["identity_left_out"] = ",".join(left)
+            frame["sparse_left_out"] = ",".join(sparse)
+            frame["score"] = np.where(scored[here], score, np.nan)
+            rows.append(frame)
     return pd.concat(rows, ignore_index=True)

@@ -126,6 +126,13 @@ MYELOID = ("myeloid", "microglia-like")
 MICROGLIA = ("microglia-like",)
 #: pooled groups whose programs are scored over all their cells (a readout's ``group``)
 POOLS: dict[str, tuple[str, ...]] = {"myeloid": MYELOID, "microglia-like": MICROGLIA}
+#: Programs read from an interaction axis of config ``interactions`` instead of config
+#: ``programs``: name -> (axis, programs whose genes it leaves out). C7's microglia-side
+#: readout holds the ligands and receptors of the B-lineage <-> microglia-like pairs, less
+#: C8's cytokines, so that C7 and C8 share no gene.
+AXIS_PROGRAMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "b_microglia_partners": ("b_microglia", ("inflammatory_cytokines",)),
+}
 
 
 def types_of(lineages: tuple[str, ...], lineage_of: Mapping[str, str]) -> list[str]:
@@ -265,13 +272,14 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "activation",
                 "program_change",
-                "change in the activation readout of microglia-like cells (log2 CPM of its genes summed)",
+                "change in the activation readout of microglia-like cells (mean of its genes' log2 CPM, "
+                "identity markers left out)",
                 -1,
                 -0.3,
                 "log2",
                 lineages=MICROGLIA,
-                quantity="microglia activation (log2 CPM)",
-                estimand="the mean patient's log2 fold change of the activation genes' expression in CSF microglia-like cells, baseline to the post-infusion visits",
+                quantity="microglia activation (mean log2 CPM)",
+                estimand="the mean patient's log2 fold change, averaged over genes, of the activation genes other than microglia-like identity markers in CSF microglia-like cells, baseline to the post-infusion visits",
                 program="microglia_activation",
                 group="microglia-like",
             ),
@@ -286,21 +294,23 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "signalling",
                 "program_change",
-                "change in microglia-like inflammatory signalling (log2 CPM of the ligands sent and receptors carried, summed)",
+                "change in microglia-like expression of the B-lineage <-> microglia-like ligands and receptors "
+                "(mean of their log2 CPM; C8's cytokines left out)",
                 -1,
                 -0.3,
                 "log2",
                 lineages=MICROGLIA,
-                quantity="microglia-like inflammatory signalling (log2 CPM)",
-                estimand="the mean patient's log2 fold change of the inflammatory ligands and receptors of CSF microglia-like cells",
-                program="microglia_inflammatory_signalling",
+                quantity="microglia-like B-axis ligands and receptors (mean log2 CPM)",
+                estimand="the mean patient's log2 fold change, averaged over genes, of the B-lineage <-> microglia-like ligands and receptors (no cytokine of C8) in CSF microglia-like cells",
+                program="b_microglia_partners",
                 group="microglia-like",
             ),
             Readout(
                 "strength",
                 "lr_strength",
                 "change in B-lineage <-> microglia-like interaction strength: half the summed log2 CPM change of "
-                "ligand (sender) and receptor (receiver), pairs expressed at baseline, visits with both partners",
+                "ligand (sender) and receptor (receiver), pairs expressed pooled over patients and visits, visits with "
+                "both partners",
                 -1,
                 0.0,
                 "log2",
@@ -323,13 +333,13 @@ _REGISTRY: tuple[Claim, ...] = (
             Readout(
                 "cytokines",
                 "program_change",
-                "change in the cytokine readout of CSF myeloid and microglia-like cells (log2 CPM of its genes summed)",
+                "change in the cytokine readout of CSF myeloid and microglia-like cells (mean of its genes' log2 CPM)",
                 -1,
                 -0.3,
                 "log2",
                 lineages=MYELOID,
-                quantity="cytokine program (log2 CPM)",
-                estimand="the mean patient's log2 fold change of cytokine expression in CSF myeloid and microglia-like cells",
+                quantity="cytokine program (mean log2 CPM)",
+                estimand="the mean patient's log2 fold change, averaged over genes, of cytokine expression in CSF myeloid and microglia-like cells",
                 program="inflammatory_cytokines",
                 group="myeloid",
             ),

@@ -104,7 +104,7 @@ def _with_signalling(m, change, strength_change=None, b_post_present=True):
     for sid, row in m.counts.iterrows():
         post = row["timepoint"] != "baseline"
         meta = {"sample_id": sid, **{k: row[k] for k in ("patient_id", "timepoint", "compartment")}}
-        rows.append({**meta, "group": "microglia-like", "program": "microglia_inflammatory_signalling",
+        rows.append({**meta, "group": "microglia-like", "program": "b_microglia_partners",
                      "score": 9.0 + (change if post else 0.0) + rng.normal(0, 0.05)})  # fmt: skip
         if strength_change is None or (post and not b_post_present):
             continue
@@ -112,7 +112,8 @@ def _with_signalling(m, change, strength_change=None, b_post_present=True):
             lr.append({**meta, "sender": sender, "receiver": receiver, "ligand": "MIF", "receptor": "CD74",
                        "ligand_lcpm": 10 + (strength_change if post else 0.0) + rng.normal(0, 0.05),
                        "receptor_lcpm": 11 + (strength_change if post else 0.0), "ligand_detected": 0.5,
-                       "receptor_detected": 0.6, "axis": "b_microglia"})  # fmt: skip
+                       "receptor_detected": 0.6, "sender_cells": 30, "receiver_cells": 30,
+                       "axis": "b_microglia"})  # fmt: skip
     m.programs = pd.concat([m.programs, pd.DataFrame(rows)], ignore_index=True)
     m.interactions = pd.DataFrame(lr) if lr else None
     return m
@@ -127,6 +128,39 @@ def test_c7_needs_the_interaction_strength_where_both_partners_are_present():
     # signalling falls, but where B cells are there the interactions keep their strength: not reproduced
     m = _with_signalling(_cohort(b_post=20, plasma_post=5, car_post=0.2), change=-1.0, strength_change=0.0)
     assert _verdicts(m, ("C7",)).loc["C7", "verdict"] == "inconclusive"
+
+
+def test_c7_strength_pairs_are_chosen_on_pooled_expression_so_noise_at_baseline_reads_no_change():
+    """Pairs near the detection floor whose detection moves with their expression: chosen at
+    each patient's own baseline they would be those high there, and would seem to fall. Chosen
+    on expression pooled over patients and visits, a cohort without change reads about 0."""
+    from csfcart.claims import Measurements, expressed_pairs, lr_strength
+    from csfcart.registry import CLAIMS
+
+    rng = np.random.default_rng(11)
+    lr = []
+    for p in range(12):
+        for tp in ("baseline", "d14", "m3"):
+            meta = {"sample_id": f"P{p}_CSF_{tp}", "patient_id": f"P{p}", "timepoint": tp, "compartment": "CSF"}
+            for k in range(100):
+                ligand, receptor = rng.normal(0, 0.6, 2)
+                lr.append({**meta, "sender": "microglia_like", "receiver": "naive_B", "ligand": f"L{k}",
+                           "receptor": f"R{k}", "ligand_lcpm": 6 + ligand, "receptor_lcpm": 6 + receptor,
+                           "ligand_detected": 0.1 + 0.1 * ligand, "receptor_detected": 0.1 + 0.1 * receptor,
+                           "sender_cells": 30, "receiver_cells": 30, "axis": "b_microglia"})  # fmt: skip
+    t = pd.DataFrame(lr)
+    counts = t.drop_duplicates("sample_id").set_index("sample_id")[["patient_id", "timepoint", "compartment"]]
+    m = Measurements(counts=counts, car=None, ig=None, programs=pd.DataFrame(), lineages={}, interactions=t)
+    r = next(r for r in CLAIMS["C7"].readouts if r.measure == "lr_strength")
+    values = lr_strength(r, m, "baseline").values
+    assert len(values) == 12 and abs(values.mean()) < 3 * values.std() / np.sqrt(12)
+    # chosen at each patient's baseline instead, the same cohort seems to fall
+    base = t[(t["timepoint"] == "baseline") & (t["ligand_detected"] >= 0.1) & (t["receptor_detected"] >= 0.1)]
+    kept = base[["patient_id", "ligand"]].merge(t, on=["patient_id", "ligand"])
+    strength = 0.5 * (kept["ligand_lcpm"] + kept["receptor_lcpm"])
+    biased = strength[kept["timepoint"] != "baseline"].mean() - strength[kept["timepoint"] == "baseline"].mean()
+    assert biased < -0.3
+    assert 0 < len(expressed_pairs(t)) < 100
 
 
 @pytest.mark.parametrize("with_strength", [3, 4, 5])

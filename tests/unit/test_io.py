@@ -310,32 +310,51 @@ def test_reading_named_genes_block_by_block_equals_reading_them_all(tmp_path):
 
 def test_ig_and_pooled_programs_from_the_pseudobulk_follow_their_per_cell_definitions(tmp_path):
     """The Ig readout and the pooled groups' program scores, computed from the pseudobulk
-    rows, equal their definitions on the cells, computed here directly."""
+    rows, equal their definitions on the cells, computed here directly: the mean over the
+    program's genes of log2 CPM, the group's identity markers and genes below the CPM floor
+    (pooled over all samples) left out and named."""
     from csfcart.measure import asc_immunoglobulin, programs_per_sample
-    from csfcart.pseudobulk import pseudobulk_file
+    from csfcart.pseudobulk import MIN_COUNTS, pseudobulk_file
 
     adata, _ = _annotated(tmp_path)
     adata.var_names = ["IGKC", "JCHAIN", *GENES[2:]]
+    counts = adata.layers["counts"].toarray()
+    counts[:, -1] = 0  # a gene no cell expresses: too sparse to score
+    counts[:, 2:5] *= 4  # genes expressed enough to score
+    adata.layers["counts"] = sp.csr_matrix(counts)
     path = tmp_path / "renamed.h5ad"
     adata.write_h5ad(path)
     lineages = {"B": "plasma", "T": "T", "mono": "myeloid"}
     pb = pseudobulk_file(str(path))
     ig = asc_immunoglobulin(pb, lineages)
-    programs = {"p": ["LYZ", "CD14", "GENE5"]}
-    scores = programs_per_sample(pb, programs, lineage_of=lineages, min_cells=1)
+    program = [g for g in adata.var_names if g not in ("IGKC", "JCHAIN")]
+    scores = programs_per_sample(pb, {"p": program}, lineage_of=lineages, markers={"mono": ["LYZ"]}, min_cells=1)
     counts, obs = adata.layers["counts"].astype(np.float64), adata.obs
+    all_mono = (obs["cell_type"] == "mono").to_numpy()
+    per_sample = np.asarray(counts[all_mono].sum(axis=0)).ravel() / obs.loc[all_mono, "sample_id"].nunique()
+    kept = [
+        g for g, c in zip(adata.var_names, per_sample, strict=True) if g in program and g != "LYZ" and c >= MIN_COUNTS
+    ]
+    sparse = [
+        g for g, c in zip(adata.var_names, per_sample, strict=True) if g in program and g != "LYZ" and c < MIN_COUNTS
+    ]
+    assert kept and sparse  # the fixture exercises both
+    idx = adata.var_names.get_indexer(kept)
     for sample in obs["sample_id"].unique():
         cells = (obs["sample_id"] == sample).to_numpy()
         asc = cells & (obs["cell_type"] == "B").to_numpy()
         assert ig.loc[sample, "asc_cells"] == asc.sum()
         expected = 1000 * counts[asc][:, [0, 1]].sum() / counts[cells].sum()
         assert ig.loc[sample, "asc_ig_per_1000_umis"] == pytest.approx(expected, rel=1e-9)
-        mono = cells & (obs["cell_type"] == "mono").to_numpy()
-        idx = adata.var_names.get_indexer(programs["p"])
-        expected = np.log2((counts[mono][:, idx].sum() + 0.5) / counts[mono].sum() * 1e6)
+        mono = cells & all_mono
+        expected = np.mean(
+            np.log2((np.asarray(counts[mono][:, idx].sum(axis=0)).ravel() + 0.5) / counts[mono].sum() * 1e6)
+        )
         row = scores[(scores["group"] == "myeloid") & (scores["sample_id"] == sample)]
         assert len(row) == 1 and row["score"].iloc[0] == pytest.approx(expected, rel=1e-9)
         assert row["psbulk_cells"].iloc[0] == mono.sum()
+        assert row["genes"].iloc[0].split(",") == kept and row["identity_left_out"].iloc[0] == "LYZ"
+        assert row["sparse_left_out"].iloc[0].split(",") == sparse
     no_microglia = scores[scores["group"] == "microglia-like"]  # a pool none of whose types is here
     assert len(no_microglia) == 3 and no_microglia["score"].isna().all()
 

@@ -16,6 +16,8 @@ from csfcart.simulate.cohort import load_cohort, parse_cohort
 from csfcart.simulate.qc import REFERENCE_MAP, cell_metrics, composition, reference_table
 from csfcart.simulate.write import simulate_cohort
 
+ROOT = Path(__file__).resolve().parents[2]
+
 DATASETS = Path(__file__).parents[2] / "config" / "datasets"
 
 
@@ -194,6 +196,7 @@ PERTURBATIONS = {
     "csf_ligand_only": {"C3": False, "C4": False, "C5": False, "C6": True, "C7": True},
     "csf_dilution": {"C1": True, "C3": False, "C4": False, "C5": False, "C6": False, "C7": False, "C8": False},
     "csf_dilution_strong": {"C1": True, "C3": False, "C4": False, "C5": False},
+    "csf_partial_program": {"C1": True, "C6": True},
     "csf_high_ambient": {f"C{i}": True for i in range(1, 10)},
     "csf_small": {f"C{i}": True for i in range(1, 10)},
 }
@@ -362,3 +365,54 @@ def test_counts_are_overdispersed_integers(tiny):
     m = scipy.io.mmread(tiny / "counts" / "P01_CSF_baseline" / "filtered_feature_bc_matrix" / "matrix.mtx.gz")
     data = np.asarray(m.tocsr().data)
     assert np.issubdtype(data.dtype, np.integer) and (data > 0).all()
+
+
+def test_the_truth_scores_each_program_on_the_genes_the_shipped_analysis_scores():
+    """The simulator's readout genes (its truth) are the shipped config's: the program's genes,
+    or the axis's for C7, less the scored group's identity markers of config/markers.tsv."""
+    from csfcart.annotate import lineage_of, read_markers
+    from csfcart.measure import scored_programs
+    from csfcart.registry import CLAIMS, POOLS, types_of
+    from csfcart.simulate.biology import READOUTS
+
+    config = Path(__file__).resolve().parents[2] / "config"
+    programs = scored_programs(yaml.safe_load((config / "programs.yaml").read_text()),
+                               yaml.safe_load((config / "interactions.yaml").read_text()))  # fmt: skip
+    markers, lineages = read_markers(config / "markers.tsv"), lineage_of(config / "markers.tsv")
+    checked = set()
+    for claim in CLAIMS.values():
+        for r in claim.readouts:
+            if r.measure not in ("program_change", "exhaustion_did"):
+                continue
+            types = types_of(POOLS[r.group], lineages) if r.group in POOLS else [r.group]
+            identity = {g for t in types for g in markers.get(t, [])}
+            assert [g for g in programs[r.program] if g not in identity] == READOUTS[r.program], (claim.id, r.name)
+            checked.add(r.program)
+    assert {"microglia_activation", "b_microglia_partners", "inflammatory_cytokines", "t_exhaustion"} <= checked
+    assert not set(READOUTS["b_microglia_partners"]) & set(READOUTS["inflammatory_cytokines"])
+
+
+def test_effect_heterogeneity_spreads_patients_effects_around_the_same_population_effect():
+    """``effect_heterogeneity`` (log-scale SD) adds each patient's own shift to every effect:
+    the patients' log folds of B cells spread by about that much more, around the same mean."""
+    from csfcart.simulate.model import CohortModel
+
+    base = load_cohort(ROOT / "config" / "datasets" / "csf_bcma_cart.yaml")
+
+    def log_folds(cohort):
+        model = CohortModel(cohort)
+        people = [model.patient_params(f"T{k}", stream=3) for k in range(800)]
+
+        def share(p, tp):  # of non-CAR cells: the CAR-T shift has its own draw
+            c = model.expected_composition("CSF", tp, p)
+            return c["naive_B"] / (1 - c.get("CAR_T", 0.0))
+
+        return np.array([np.log(share(p, "m3") / share(p, "baseline")) for p in people])
+
+    plain, spread = log_folds(base), log_folds(base.with_changes(effect_heterogeneity=0.7))
+    assert np.std(plain) < 0.4
+    assert np.sqrt(np.var(spread) - np.var(plain)) == pytest.approx(0.7, abs=0.1)
+    assert np.mean(spread) == pytest.approx(np.mean(plain), abs=0.1)
+    with pytest.raises(InputError, match="effect_heterogeneity"):
+        parse_cohort({**yaml.safe_load((ROOT / "config/datasets/csf_bcma_cart.yaml").read_text())["simulation"],
+                      "effect_heterogeneity": -1}, name="x", where="x.yaml")  # fmt: skip

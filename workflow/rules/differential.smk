@@ -154,6 +154,7 @@ rule programs:
     params:
         programs=CONFIG["analysis"]["programs"],
         interactions=CONFIG["analysis"]["interactions"],
+        markers=CONFIG["annotation"]["markers"],
         min_cells=CONFIG["analysis"]["min_cells"],
         lineages=LINEAGE_OF,
     script:

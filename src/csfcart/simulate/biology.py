@@ -35,18 +35,30 @@ RIBO_GENES = [f"RPL{i}" for i in (3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 1
 IG_GENES = ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM", "IGHD",
             "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"]  # fmt: skip
 
-#: The claims' readouts as SCIENCE.md words them: the genes a claim is measured on.
+#: The claims' readouts as the analysis scores them (SCIENCE.md's gene lists): the genes a
+#: claim is measured on. A program scored in a cell type leaves out that type's identity
+#: markers (the project's marker table: C1QA, C1QB and TREM2 of microglia-like cells), and
+#: C7's microglia-side readout holds the genes of the B-lineage <-> microglia-like pairs less
+#: C8's cytokines. The truth of a claim is computed over these genes, from the simulator's
+#: expected expression, each gene weighing the same.
 READOUTS: dict[str, list[str]] = {
-    "microglia_inflammatory_signalling": ["IL1B", "TNF", "IL6", "CXCL10", "CCL3", "CCL4", "CCL2", "CXCL8", "IL1A", "SPP1", "TNFSF13B", "TNFSF13", "MIF", "TNFRSF1A", "TNFRSF1B", "IL6R", "CD44", "CD74", "CXCR4", "LTBR", "IL1R1"],
+    "b_microglia_partners": ["TNFSF13B", "TNFRSF13B", "TNFRSF13C", "TNFRSF17", "TNFSF13", "MIF", "CD74",
+                             "CXCR4", "LTA", "LTBR", "LTB", "TNFRSF1A", "TNFRSF1B", "IL6R", "SPP1", "CD44",
+                             "CXCR5", "HLA-DRA", "CD4"],
     "inflammatory_cytokines": ["IL1B", "TNF", "IL6", "CXCL10", "CCL3", "CCL4", "CXCL13",
                                "CCL2", "CXCL8", "IL1A"],
-    "microglia_activation": ["APOE", "SPP1", "C1QA", "C1QB", "C1QC", "CD74", "HLA-DRA",
-                             "TREM2", "FN1", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1"],
+    "microglia_activation": ["APOE", "SPP1", "C1QC", "CD74", "HLA-DRA", "FN1", "HLA-DRB1",
+                             "HLA-DPA1", "HLA-DPB1"],
     "t_exhaustion": ["PDCD1", "HAVCR2", "LAG3", "TIGIT", "TOX", "CTLA4", "ENTPD1"],
     # Ig UMIs of antibody-secreting cells (C5): IGHD is not secreted
     "asc_immunoglobulin": ["IGHG1", "IGHG2", "IGHG3", "IGHG4", "IGHA1", "IGHA2", "IGHM",
                            "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"],
 }  # fmt: skip
+
+#: A readout gene counts in the truth of a program claim where the scored cells express it at
+#: this many per million: genes a type does not express at all are left out, as the analysis
+#: leaves out genes too sparse to measure.
+READOUT_MIN_CPM = 10.0
 
 #: Gene modules the simulator plants effects on and varies from cell to cell. Each
 #: effect module overlaps its readout only in part (noted beside it).

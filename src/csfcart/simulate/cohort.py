@@ -37,6 +37,9 @@ _TOP_KEYS = {
     "patient_sd": "per-patient deviation of the composition, SD on the log scale",
     "expression_sd": "per-patient deviation of program levels, SD on the log2 scale",
     "effect_sd": "per-patient relative variation of every effect size",
+    "effect_heterogeneity": "between-patient SD of every effect on the log scale (natural log of abundance"
+    " folds and the CAR-T share, log2 fold of expression divided by ln 2, log odds of states), added to each"
+    " patient's effect: patients who respond differently",
     "effects": "treatment effects (abundance, car_t, expression, states, cells)",
     "profiles": "changes of cell types' expression at every visit (not treatment effects), e.g."
     " `[{genes: [FCGR3A], cell_types: [NK], log2fc: 3}]`",
@@ -103,6 +106,7 @@ class Cohort:
     patient_sd: float = 0.25
     expression_sd: float = 0.2
     effect_sd: float = 0.15
+    effect_heterogeneity: float = 0.0
     abundance: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     car_t: dict[str, dict[str, float]] = field(default_factory=dict)
     expression: list[ExpressionEffect] = field(default_factory=list)
@@ -281,6 +285,7 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
         ("patient_sd", 0, 2, False),
         ("expression_sd", 0, 2, False),
         ("effect_sd", 0, 1, False),
+        ("effect_heterogeneity", 0, 2, False),
     ):
         if key in raw:
             kwargs[key] = _number(where, f"simulation.{key}", raw[key], lo=lo, hi=hi, integer=integer)

@@ -247,6 +247,16 @@ class CohortModel:
             "car_t": float(_strength(rng, c.effect_sd, 1)[0]),
             "expression": _strength(rng, c.effect_sd, len(c.expression)),
             "states": _strength(rng, c.effect_sd, max(len(c.states), 1)),
+            # each patient's own shift of every effect on the log scale (drawn last: the draws
+            # above stay those of cohorts without it)
+            "shift": {
+                "abundance": dict(
+                    zip(self.types, rng.normal(0.0, c.effect_heterogeneity, len(self.types)), strict=True)
+                ),
+                "car_t": float(rng.normal(0.0, c.effect_heterogeneity)),
+                "expression": rng.normal(0.0, c.effect_heterogeneity, len(c.expression)) / np.log(2),
+                "states": rng.normal(0.0, c.effect_heterogeneity, max(len(c.states), 1)),
+            },
         }
 
     def expected_composition(self, compartment: str, timepoint: str, patient: dict | None = None) -> dict[str, float]:
@@ -264,13 +274,15 @@ class CohortModel:
             fold = folds.get(ct, 1.0)
             if patient is not None:
                 fold = fold ** patient["abundance"][ct]
+                if ct in folds:
+                    fold *= np.exp(patient["shift"]["abundance"][ct])
                 frac = frac * np.exp(patient["composition"][compartment][ct])
             mean[ct] = frac * fold
         total = sum(mean.values())
         mean = {k: v / total for k, v in mean.items()}
         car = c.car_t.get(compartment, {}).get(timepoint, 0.0)
         if patient is not None and car > 0:
-            car = float(np.clip(car * patient["car_t"], 0.0, 0.95))
+            car = float(np.clip(car * patient["car_t"] * np.exp(patient["shift"]["car_t"]), 0.0, 0.95))
         t_total = sum(mean.get(t, 0.0) for t in T_CELLS)
         if car > 0 and t_total > 0:
             mean["CAR_T"] = car / (1.0 - car) * t_total
@@ -286,7 +298,7 @@ class CohortModel:
                 continue
             size = eff.log2fc[timepoint]
             if patient is not None:
-                size *= patient["expression"][k]
+                size = size * patient["expression"][k] + patient["shift"]["expression"][k]
             cols = np.array([self.gene_index[g] for g in eff.genes if g in self.gene_index])
             for ct in eff.cell_types:
                 lfc[self.types.index(ct), cols] += size
@@ -302,7 +314,10 @@ class CohortModel:
         logit = float(np.log(SUBSTATES[state]["p_baseline"] / (1.0 - SUBSTATES[state]["p_baseline"])))
         for k, eff in enumerate(self.cohort.states):
             if eff.state == state and compartment in eff.compartments and timepoint in eff.log_odds:
-                logit += eff.log_odds[timepoint] * (patient["states"][k] if patient is not None else 1.0)
+                if patient is None:
+                    logit += eff.log_odds[timepoint]
+                else:
+                    logit += eff.log_odds[timepoint] * patient["states"][k] + patient["shift"]["states"][k]
         return float(1.0 / (1.0 + np.exp(-logit)))
 
     def expected_profiles(self, compartment: str, timepoint: str) -> dict[str, np.ndarray]:

@@ -44,6 +44,7 @@ from csfcart.simulate.biology import (
     B_MICROGLIA_PAIRS,
     CLAIM_LINEAGE,
     MEDIAN_UMIS,
+    READOUT_MIN_CPM,
     READOUTS,
     T_CELLS,
 )
@@ -111,10 +112,18 @@ class Expected:
         total = sum(w.values())
         return sum(w[t] * prof[t] for t in w) / total
 
-    def readout_change(self, compartment: str, tp: str, base: str, types: list[str], readout: str) -> float:
+    def readout_genes(self, compartment: str, visits: list[str], types: list[str], readout: str) -> np.ndarray:
+        """The readout's genes that the cells of ``types`` express at :data:`READOUT_MIN_CPM`
+        or more, their expected expression averaged over ``visits``."""
         idx = self.genes(READOUTS[readout])
+        present = [tp for tp in visits if _share(self.composition(compartment, tp), types) > 0]
+        cpm = 1e6 * np.mean([self.pooled(compartment, tp, types)[idx] for tp in present], axis=0)
+        return idx[cpm >= READOUT_MIN_CPM]
+
+    def readout_change(self, compartment: str, tp: str, base: str, types: list[str], idx: np.ndarray) -> float:
+        """Mean over the genes ``idx`` of their log2 fold change, ``base`` to ``tp``."""
         after, before = self.pooled(compartment, tp, types)[idx], self.pooled(compartment, base, types)[idx]
-        return float(np.log2(after.sum() / before.sum()))
+        return float(np.mean(np.log2(after / before)))
 
 
 def _share(c: dict[str, float], types) -> float:
@@ -191,18 +200,21 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
 
     def program_change(r, tps):
         group = types_of(POOLS[r.group], CLAIM_LINEAGE) if r.group in POOLS else [r.group]
-        return float(np.mean([e.readout_change(r.compartment, tp, base, group, r.program) for tp in tps]))
+        idx = e.readout_genes(r.compartment, [base, *post(r.compartment)], group, r.program)
+        return float(np.mean([e.readout_change(r.compartment, tp, base, group, idx) for tp in tps]))
 
     def exhaustion_did(r, tps):
         shared = [tp for tp in matched(r) if e.mean_of("CSF", tp, car) > 0 and e.mean_of("blood", tp, car) > 0]
         if not shared:
             return None
-        idx = e.genes(READOUTS[r.program])
+        visits = [base, *post("CSF")]
+        car_genes = e.readout_genes("CSF", visits, [r.group], r.program)
+        cd8_genes = e.readout_genes("CSF", visits, ["CD8_T"], r.program)
 
         def did(tp: str) -> float:
             csf, blood = e.profiles("CSF", tp), e.profiles("blood", tp)
-            return float(np.log2(csf[r.group][idx].sum() / blood[r.group][idx].sum())
-                         - np.log2(csf["CD8_T"][idx].sum() / blood["CD8_T"][idx].sum()))  # fmt: skip
+            return float(np.mean(np.log2(csf[r.group][car_genes] / blood[r.group][car_genes]))
+                         - np.mean(np.log2(csf["CD8_T"][cd8_genes] / blood["CD8_T"][cd8_genes])))  # fmt: skip
 
         return float(np.mean([did(tp) for tp in shared]))
 
@@ -245,10 +257,12 @@ def _expressed(model, shares: np.ndarray, cell_type: str) -> np.ndarray:
 
 def b_microglia_change(e: Expected, post: list[str], base: str) -> float:
     """C7: mean over the B-lineage <-> microglia-like pairs of SCIENCE.md (both directions)
-    that are expressed at baseline of half the summed log2 change of ligand (in the sender)
-    and receptor (in the receiver), post time points weighted equally."""
+    that are expressed over the visits (detection averaged over baseline and ``post``) of half
+    the summed log2 change of ligand (in the sender) and receptor (in the receiver), post time
+    points weighted equally."""
     model = e.model
     before = e.profiles("CSF", base)
+    visits = [before, *(e.profiles("CSF", tp) for tp in post)]
     present = [t for t in B_AXIS if e.composition("CSF", base).get(t, 0.0) > 0]
     changes = []
     for tp in post:
@@ -263,8 +277,8 @@ def b_microglia_change(e: Expected, post: list[str], base: str) -> float:
                 *((b, "microglia_like") for b in present),
             ]:
                 on = (
-                    _expressed(model, before[sender], sender)[li] >= EXPRESSED
-                    and _expressed(model, before[receiver], receiver)[ri] >= EXPRESSED
+                    np.mean([_expressed(model, v[sender], sender)[li] for v in visits]) >= EXPRESSED
+                    and np.mean([_expressed(model, v[receiver], receiver)[ri] for v in visits]) >= EXPRESSED
                 )
                 if on:
                     per_tp.append(
