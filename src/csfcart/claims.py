@@ -50,7 +50,7 @@ from csfcart.timepoints import days_since_infusion, is_pre_infusion, order_timep
 COLUMNS = ["claim_id", "statement", "metric", "scale", "size", "estimate", "bound", "bound_level", "other_bound",
            "ci_low", "ci_high", "p_value", "p_sign_flip", "level", "family", "n_patients", "patients_consistent",
            "verdict", "loo_stable", "reason", "sensitivity_estimate", "sensitivity_ci_low", "sensitivity_ci_high",
-           "post_fraction_upper"]  # fmt: skip
+           "absolute_estimate", "absolute_ci_low", "absolute_ci_high", "post_fraction_upper"]  # fmt: skip
 #: the verdicts a claim can get, in the order the report lists them
 VERDICTS = ("reproduced", "contradicted", "inconclusive", "not_tested", "not_testable")
 PATIENT_COLUMNS = ["claim_id", "readout", "patient_id", "timepoint", "quantity", "base_label", "base", "post_label",
@@ -71,6 +71,7 @@ class Measurements:
     conditions: pd.Series | None = None  # sample -> condition (unpaired designs, e.g. MS / control)
     reference_condition: str = "control"
     days: dict[str, float] | None = None  # time-point label -> days since infusion (sample sheet's `day`)
+    cells_per_ul: pd.Series | None = None  # sample -> cells per microlitre (sample sheet's `cells_per_ul`)
     interactions: pd.DataFrame | None = (
         None  # long: sample, sender, receiver, ligand, receptor, log2 CPM (measure.lr_expression)
     )
@@ -143,7 +144,7 @@ def _types(counts: pd.DataFrame, types) -> tuple[pd.Series, pd.Series]:
 
 
 def _count_model(table: pd.DataFrame, y: pd.Series, n: pd.Series, r: Readout, m: Measurements, baseline: str,
-                 *, sensitivity_n: pd.Series | None = None) -> Measured:  # fmt: skip
+                 *, sensitivity_n: pd.Series | None = None, volume: pd.Series | None = None) -> Measured:  # fmt: skip
     t = table[table["compartment"] == r.compartment]
     post = post_visits(t, r.compartment, baseline, m.days)
     if not post:
@@ -166,8 +167,20 @@ def _count_model(table: pd.DataFrame, y: pd.Series, n: pd.Series, r: Readout, m:
         extra.update(
             sensitivity_estimate=s["estimate"], sensitivity_ci_low=s["ci_low"], sensitivity_ci_high=s["ci_high"]
         )
-    pooled = rate_ratio(frame, tps, direction=r.direction, size=r.size)
     note = f"{r.compartment} visits {', '.join(tps)} (weighted equally)"
+    if volume is not None:
+        # cells per microlitre: the same cells over the microlitres of CSF they stand for
+        ul = volume.reindex(frame.index)
+        if ul.notna().all() and (ul > 0).all():
+            a = rate_change(frame.assign(n=ul), tps, direction=r.direction, size=r.size)
+            extra.update(absolute_estimate=a["estimate"], absolute_ci_low=a["ci_low"], absolute_ci_high=a["ci_high"])
+            note += f"; cells per microlitre {a['estimate']:+.3g}% (95% CI {a['ci_low']:+.3g} to {a['ci_high']:+.3g})"
+        else:
+            missing = sorted(set(frame.index[ul.isna() | ~(ul > 0)]))
+            note += f"; no absolute count: cells_per_ul missing for {', '.join(missing[:3])}" + (
+                " ..." if len(missing) > 3 else ""
+            )
+    pooled = rate_ratio(frame, tps, direction=r.direction, size=r.size)
     if summary["uninformative"]:
         note += f"; {summary['uninformative']} patient(s) with none at any visit carry no information"
     if np.isfinite(pooled["estimate"]):
@@ -178,11 +191,15 @@ def _count_model(table: pd.DataFrame, y: pd.Series, n: pd.Series, r: Readout, m:
 def depletion(r: Readout, m: Measurements, baseline: str) -> Measured:
     """Cells of the readout's types among the sample's cells other than CAR-T cells, so that
     CAR-T cells arriving cannot make a type look depleted by dilution; beside it (the
-    sensitivity columns) the same among all cells."""
+    sensitivity columns) the same among all cells, and, where the sample sheet gives each
+    sample's cells per microlitre, the change of the types' cells per microlitre (the
+    absolute columns: the sample's share of the types times its cell count)."""
     num, den = _types(m.counts, r.types(m.lineages))
+    # the microlitres of CSF a sample's cells stand for: its cells over its cells per microlitre
+    volume = den / m.cells_per_ul.reindex(den.index) if m.cells_per_ul is not None else None
     if CAR_T not in m.counts:
-        return _count_model(m.counts, num, den, r, m, baseline)
-    return _count_model(m.counts, num, den - m.counts[CAR_T], r, m, baseline, sensitivity_n=den)
+        return _count_model(m.counts, num, den, r, m, baseline, volume=volume)
+    return _count_model(m.counts, num, den - m.counts[CAR_T], r, m, baseline, sensitivity_n=den, volume=volume)
 
 
 def ig_depletion(r: Readout, m: Measurements, baseline: str) -> Measured:

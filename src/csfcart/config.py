@@ -21,7 +21,7 @@ from csfcart.registry import CLAIM_IDS
 REQUIRED_COLUMNS = ["sample_id", "patient_id", "timepoint", "compartment", "path"]
 #: the sheet's optional columns with a meaning of their own (and one the workflow adds);
 #: any other column is a covariate, kept in obs
-OPTIONAL_COLUMNS = ["format", "batch", "condition", "day", "compartment_label"]
+OPTIONAL_COLUMNS = ["format", "batch", "condition", "day", "cells_per_ul", "compartment_label"]
 
 
 def sheet_covariates(columns) -> list[str]:
@@ -201,7 +201,7 @@ def read_sample_sheet(
     if missing:
         raise InputError(
             f"{path}: column '{missing[0]}' missing. Fix: the sheet needs the columns {', '.join(REQUIRED_COLUMNS)} "
-            "(optional: format, batch, condition, day; any other column is kept as a covariate)"
+            "(optional: format, batch, condition, day, cells_per_ul; any other column is kept as a covariate)"
         )
     validator = jsonschema.Draft202012Validator(_schema(schema))
     for i, row in enumerate(sheet.to_dict("records")):

@@ -148,17 +148,20 @@ def program_scores(
     min_cells: int,
     leave_out: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Mean over a program's genes of their log2 CPM, per pseudobulk sample (long table).
+    """Each program's expression relative to its group's pooled expression, per pseudobulk
+    sample (long table): ``log2`` of the mean over the program's genes of the gene's CPM over
+    its CPM pooled over the group's scored samples (half a count of continuity per gene).
 
-    Each gene weighs the same, so a change of the score is the mean of the genes' log2
-    changes: a program is not read through its most expressed genes. The genes are chosen per
-    program and group, on the group's counts pooled over every scored sample
-    (:func:`program_genes`; never on one patient's or one visit's counts): the group's
-    identity markers (``leave_out``: group -> genes) are left out, since a readout of a cell
-    type's state must not move with how pure its cells are, and so are genes below
-    :data:`MIN_COUNTS` per sample. The columns ``genes``, ``identity_left_out`` and ``sparse_left_out``
-    name them. Pseudobulk samples with fewer than ``min_cells`` cells get NaN (too few to
-    score).
+    Each gene enters by its own fold from its typical level, so a change of the score is the
+    log2 of the genes' mean fold change: a program is not read through its most expressed
+    genes (as a score of its summed counts is), and a gene with few counts cannot swing it the
+    way its log would. The genes are chosen per program and group, on the group's counts
+    pooled over every scored sample (:func:`program_genes`; never on one patient's or one
+    visit's counts): the group's identity markers (``leave_out``: group -> genes) are left
+    out, since a readout of a cell type's state must not move with how pure its cells are,
+    and so are genes with fewer than :data:`MIN_COUNTS` counts per sample. The columns
+    ``genes``, ``identity_left_out`` and ``sparse_left_out`` name them. Pseudobulk samples
+    with fewer than ``min_cells`` cells get NaN (too few to score).
     """
     x = pb.X.toarray() if sp.issparse(pb.X) else np.asarray(pb.X)
     x = np.asarray(x, dtype=float)
@@ -170,13 +173,13 @@ def program_scores(
     for name, genes in programs.items():
         for group in dict.fromkeys(group_of):
             here = group_of == group
-            kept, left, sparse = program_genes(x[here & scored], pb.var_names, genes, leave_out.get(group, ()))
+            pooled = x[here & scored]
+            kept, left, sparse = program_genes(pooled, pb.var_names, genes, leave_out.get(group, ()))
             idx = [pb.var_names.get_loc(g) for g in kept]
-            sub = x[here]
+            score = np.full(int(here.sum()), np.nan)
             if idx:
-                score = np.log2((sub[:, idx] + 0.5) / lib[here, None] * 1e6).mean(axis=1)
-            else:
-                score = np.full(int(here.sum()), np.nan)
+                ref = pooled[:, idx].sum(axis=0) / pooled.sum()  # the genes' pooled shares
+                score = np.log2(((x[here][:, idx] + 0.5) / lib[here, None] / ref).mean(axis=1))
             frame = pb.obs.loc[here, [*META, groups, "psbulk_cells"]].copy().rename(columns={groups: "group"})
             frame["program"] = name
             frame["n_genes"] = len(kept)

@@ -543,3 +543,22 @@ def test_label_days_come_from_the_sample_sheet():
 
     sheet = pd.DataFrame({"timepoint": ["baseline", "v1", "v1", "v2"], "day": ["-3", "13", "15", ""]})
     assert label_days(sheet) == {"baseline": -3.0, "v1": 14.0}
+
+
+def test_cells_per_microlitre_give_the_absolute_change_beside_the_share():
+    """B cells keep their share of non-CAR cells, but the CSF cell count halves after infusion:
+    the share is unchanged, the cells per microlitre fall by half; without the column for one
+    sample the reason says which is missing."""
+    m = _cohort(b_post=40, plasma_post=10, car_post=0.0)
+    cells_per_ul = pd.Series({s: (2.0 if tp == "baseline" else 1.0) for s, tp in m.counts["timepoint"].items()})
+    m.cells_per_ul = cells_per_ul
+    row = _verdicts(m, ("C3",)).loc["C3"]
+    assert row["estimate"] == pytest.approx(0.0, abs=2.0)
+    assert row["absolute_estimate"] == pytest.approx(-50.0, abs=2.0)
+    assert row["absolute_ci_low"] < row["absolute_estimate"] < row["absolute_ci_high"]
+    assert "cells per microlitre" in row["reason"]
+    m.cells_per_ul = cells_per_ul.drop("P0_CSF_d14")
+    row = _verdicts(m, ("C3",)).loc["C3"]
+    assert np.isnan(row["absolute_estimate"]) and "cells_per_ul missing for P0_CSF_d14" in row["reason"]
+    m.cells_per_ul = None
+    assert np.isnan(_verdicts(m, ("C3",)).loc["C3", "absolute_estimate"])

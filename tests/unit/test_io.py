@@ -310,9 +310,10 @@ def test_reading_named_genes_block_by_block_equals_reading_them_all(tmp_path):
 
 def test_ig_and_pooled_programs_from_the_pseudobulk_follow_their_per_cell_definitions(tmp_path):
     """The Ig readout and the pooled groups' program scores, computed from the pseudobulk
-    rows, equal their definitions on the cells, computed here directly: the mean over the
-    program's genes of log2 CPM, the group's identity markers and genes below the CPM floor
-    (pooled over all samples) left out and named."""
+    rows, equal their definitions on the cells, computed here directly: log2 of the mean over
+    the program's genes of their share relative to the group's pooled share, the group's
+    identity markers and genes below the count floor (pooled over all samples) left out and
+    named."""
     from csfcart.measure import asc_immunoglobulin, programs_per_sample
     from csfcart.pseudobulk import MIN_COUNTS, pseudobulk_file
 
@@ -340,6 +341,7 @@ def test_ig_and_pooled_programs_from_the_pseudobulk_follow_their_per_cell_defini
     ]
     assert kept and sparse  # the fixture exercises both
     idx = adata.var_names.get_indexer(kept)
+    ref = np.asarray(counts[all_mono][:, idx].sum(axis=0)).ravel() / counts[all_mono].sum()  # pooled shares
     for sample in obs["sample_id"].unique():
         cells = (obs["sample_id"] == sample).to_numpy()
         asc = cells & (obs["cell_type"] == "B").to_numpy()
@@ -347,9 +349,8 @@ def test_ig_and_pooled_programs_from_the_pseudobulk_follow_their_per_cell_defini
         expected = 1000 * counts[asc][:, [0, 1]].sum() / counts[cells].sum()
         assert ig.loc[sample, "asc_ig_per_1000_umis"] == pytest.approx(expected, rel=1e-9)
         mono = cells & all_mono
-        expected = np.mean(
-            np.log2((np.asarray(counts[mono][:, idx].sum(axis=0)).ravel() + 0.5) / counts[mono].sum() * 1e6)
-        )
+        summed = np.asarray(counts[mono][:, idx].sum(axis=0)).ravel()
+        expected = np.log2(np.mean((summed + 0.5) / counts[mono].sum() / ref))
         row = scores[(scores["group"] == "myeloid") & (scores["sample_id"] == sample)]
         assert len(row) == 1 and row["score"].iloc[0] == pytest.approx(expected, rel=1e-9)
         assert row["psbulk_cells"].iloc[0] == mono.sum()
@@ -419,3 +420,31 @@ def test_rows_of_a_matrix_on_disk_are_the_rows_in_memory(tmp_path, rows):
         read = stored_rows(sparse_dataset(f["X"]), rows)
     assert isinstance(read, sp.csr_matrix) and read.dtype == np.float32 and read.shape == (len(rows), 40)
     assert (read != x[rows]).nnz == 0
+
+
+def test_a_program_score_follows_its_genes_mean_fold_not_its_most_expressed_gene():
+    """Eight genes of a program fall 2.5-fold and its one highly expressed gene (100 times the
+    others) stays: the score falls by about -1.15, the genes' mean relative change, where the
+    log of the summed counts would read about -0.1."""
+    from csfcart.pseudobulk import program_scores
+
+    genes = ["BIG", *(f"G{i}" for i in range(8)), "OTHER"]
+    rows = [[20000.0, *([200.0 * fold] * 8), 1e6] for _ in range(3) for fold in (1.0, 0.4)]
+    obs = pd.DataFrame(
+        {
+            "sample_id": [f"P{p}_{tp}" for p in range(3) for tp in ("baseline", "d14")],
+            "patient_id": [f"P{p}" for p in range(3) for _ in range(2)],
+            "timepoint": ["baseline", "d14"] * 3,
+            "compartment": "CSF",
+            "cell_type": "microglia_like",
+            "psbulk_cells": 50.0,
+        }
+    )
+    obs.index = obs["sample_id"]
+    pb = ad.AnnData(np.array(rows), obs=obs, var=pd.DataFrame(index=genes))
+    scores = program_scores(pb, {"prog": genes[:9]}, min_cells=10).set_index("sample_id")["score"]
+    change = scores["P0_d14"] - scores["P0_baseline"]
+    # each gene relative to its level pooled over the visits (BIG: 1; the others: 200 and 80 over 140)
+    assert change == pytest.approx(np.log2((1 + 8 * 80 / 140) / (1 + 8 * 200 / 140)), abs=0.01)
+    summed = np.log2((20000 + 8 * 80) / (20000 + 8 * 200))
+    assert summed > -0.15 and change < -1.0

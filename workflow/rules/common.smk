@@ -105,6 +105,12 @@ CONDITIONS = (
 )
 # time-point label -> days since infusion, where the sheet has a `day` column
 DAYS = label_days(SAMPLES)
+# sample -> cells per microlitre (the clinical cell count), where the sheet has the column
+CELLS_PER_UL = (
+    {s: float(v) for s, v in SAMPLES["cells_per_ul"].items() if v}
+    if "cells_per_ul" in SAMPLES
+    else {}
+)
 DOWNLOAD = CONFIG["download"] if "download" in CONFIG else None
 # cells of a synthetic cohort before it exists: the memory a dry run shows for the cohort rules
 EXPECTED_CELLS = expected_cells(CONFIG)

@@ -248,6 +248,7 @@ rule claims:
         baseline=BASELINE,
         claims=CLAIMS,
         days=DAYS,
+        cells_per_ul=CELLS_PER_UL,
         alpha=CONFIG["analysis"]["alpha"],
         min_patients=CONFIG["analysis"]["min_patients"],
         conditions=CONDITIONS,

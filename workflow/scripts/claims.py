@@ -19,6 +19,7 @@ m = Measurements(
     conditions=pd.Series(snakemake.params.conditions, dtype=str) if snakemake.params.conditions else None,
     reference_condition=snakemake.params.reference_condition,
     days=dict(snakemake.params.days) or None,
+    cells_per_ul=pd.Series(snakemake.params.cells_per_ul, dtype=float) if snakemake.params.cells_per_ul else None,
     interactions=read(snakemake.input.lr),
     lineages=dict(snakemake.params.lineages),
 )

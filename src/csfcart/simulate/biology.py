@@ -55,10 +55,10 @@ READOUTS: dict[str, list[str]] = {
                            "IGKC", "IGLC1", "IGLC2", "IGLC3", "JCHAIN"],
 }  # fmt: skip
 
-#: A readout gene counts in the truth of a program claim where the scored cells express it at
-#: this many per million: genes a type does not express at all are left out, as the analysis
-#: leaves out genes too sparse to measure.
-READOUT_MIN_CPM = 10.0
+#: A readout gene counts in the truth of a program claim where the scored cells' pseudobulk
+#: holds this many of its counts per sample, expected over the cohort's samples: genes too
+#: sparse to measure are left out, as the analysis leaves them out.
+READOUT_MIN_COUNTS = 10.0
 
 #: Gene modules the simulator plants effects on and varies from cell to cell. Each
 #: effect module overlaps its readout only in part (noted beside it).

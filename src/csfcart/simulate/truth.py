@@ -44,7 +44,7 @@ from csfcart.simulate.biology import (
     B_MICROGLIA_PAIRS,
     CLAIM_LINEAGE,
     MEDIAN_UMIS,
-    READOUT_MIN_CPM,
+    READOUT_MIN_COUNTS,
     READOUTS,
     T_CELLS,
 )
@@ -112,18 +112,39 @@ class Expected:
         total = sum(w.values())
         return sum(w[t] * prof[t] for t in w) / total
 
-    def readout_genes(self, compartment: str, visits: list[str], types: list[str], readout: str) -> np.ndarray:
-        """The readout's genes that the cells of ``types`` express at :data:`READOUT_MIN_CPM`
-        or more, their expected expression averaged over ``visits``."""
+    def readout_genes(self, types: list[str], readout: str) -> tuple[np.ndarray, np.ndarray]:
+        """The readout's genes of which a pseudobulk of the cells of ``types`` holds
+        :data:`READOUT_MIN_COUNTS` or more, expected per sample over every sample of the
+        cohort that has such cells (median cells, expected composition and expression), and
+        their shares pooled over those samples (each gene's reference level)."""
         idx = self.genes(READOUTS[readout])
-        present = [tp for tp in visits if _share(self.composition(compartment, tp), types) > 0]
-        cpm = 1e6 * np.mean([self.pooled(compartment, tp, types)[idx] for tp in present], axis=0)
-        return idx[cpm >= READOUT_MIN_CPM]
+        cohort = self.model.cohort
+        counts, umis = [], []
+        for name, comp in cohort.compartments.items():
+            for tp in comp.timepoints:
+                c, prof = self.composition(name, tp), self.profiles(name, tp)
+                cells = comp.cells_median * cohort.cells.get(name, {}).get(tp, 1.0)
+                present = [t for t in types if c.get(t, 0.0) > 0]
+                if present:
+                    counts.append(sum(cells * c[t] * MEDIAN_UMIS[t] * prof[t][idx] for t in present))
+                    umis.append(sum(cells * c[t] * MEDIAN_UMIS[t] for t in present))
+        if not counts:
+            return idx[:0], np.zeros(0)
+        mean = np.mean(counts, axis=0)
+        kept = mean >= READOUT_MIN_COUNTS
+        return idx[kept], np.sum(counts, axis=0)[kept] / np.sum(umis)
 
-    def readout_change(self, compartment: str, tp: str, base: str, types: list[str], idx: np.ndarray) -> float:
-        """Mean over the genes ``idx`` of their log2 fold change, ``base`` to ``tp``."""
+    def readout_change(self, compartment: str, tp: str, base: str, types: list[str], genes) -> float:
+        """log2 of the mean over the genes ``genes`` (indices, reference shares) of their
+        expression relative to their reference, ``tp`` over ``base``: the readout's change."""
+        idx, ref = genes
         after, before = self.pooled(compartment, tp, types)[idx], self.pooled(compartment, base, types)[idx]
-        return float(np.mean(np.log2(after / before)))
+        return relative_change(after, before, ref)
+
+
+def relative_change(after: np.ndarray, before: np.ndarray, ref: np.ndarray) -> float:
+    """log2 of the genes' mean expression relative to ``ref``, ``after`` over ``before``."""
+    return float(np.log2(np.mean(after / ref) / np.mean(before / ref)))
 
 
 def _share(c: dict[str, float], types) -> float:
@@ -200,21 +221,22 @@ def claim_effects(cohort: Cohort, model) -> dict[tuple[str, str], float]:
 
     def program_change(r, tps):
         group = types_of(POOLS[r.group], CLAIM_LINEAGE) if r.group in POOLS else [r.group]
-        idx = e.readout_genes(r.compartment, [base, *post(r.compartment)], group, r.program)
-        return float(np.mean([e.readout_change(r.compartment, tp, base, group, idx) for tp in tps]))
+        genes = e.readout_genes(group, r.program)
+        return float(np.mean([e.readout_change(r.compartment, tp, base, group, genes) for tp in tps]))
 
     def exhaustion_did(r, tps):
         shared = [tp for tp in matched(r) if e.mean_of("CSF", tp, car) > 0 and e.mean_of("blood", tp, car) > 0]
         if not shared:
             return None
-        visits = [base, *post("CSF")]
-        car_genes = e.readout_genes("CSF", visits, [r.group], r.program)
-        cd8_genes = e.readout_genes("CSF", visits, ["CD8_T"], r.program)
+        car_genes = e.readout_genes([r.group], r.program)
+        cd8_genes = e.readout_genes(["CD8_T"], r.program)
 
         def did(tp: str) -> float:
             csf, blood = e.profiles("CSF", tp), e.profiles("blood", tp)
-            return float(np.mean(np.log2(csf[r.group][car_genes] / blood[r.group][car_genes]))
-                         - np.mean(np.log2(csf["CD8_T"][cd8_genes] / blood["CD8_T"][cd8_genes])))  # fmt: skip
+            (car, car_ref), (cd8, cd8_ref) = car_genes, cd8_genes
+            return relative_change(csf[r.group][car], blood[r.group][car], car_ref) - relative_change(
+                csf["CD8_T"][cd8], blood["CD8_T"][cd8], cd8_ref
+            )
 
         return float(np.mean([did(tp) for tp in shared]))
 

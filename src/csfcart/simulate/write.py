@@ -18,6 +18,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import scipy.io
 import scipy.sparse as sp
@@ -104,6 +105,10 @@ def simulate_cohort(cohort: Cohort, outdir: str | Path, *, samples: list[str] | 
     return outdir
 
 
+#: microlitres of CSF whose cells a simulated CSF sample holds (cells per microlitre of the
+#: sample sheet: its cells over this volume; 1,500 cells are 1.5 cells/uL, a normal CSF count)
+CSF_VOLUME_UL = 1000.0
+
 #: the model a forked drawing process works on (set in the parent before the fork)
 _MODEL: CohortModel | None = None
 
@@ -118,7 +123,13 @@ def _draw_and_write(index: int, tmp: Path) -> tuple[dict, pd.DataFrame, dict]:
     write_10x_v3(tmp / rel / FILTERED, draw.counts, draw.barcodes, model.features)
     raw = sp.vstack([draw.counts, draw.empty], format="csr")
     write_10x_v3(tmp / rel / RAW, raw, draw.barcodes + draw.empty_barcodes, model.features)
-    return {**meta, "path": str(rel), "format": "10x_mtx"}, draw.truth, draw.params
+    row = {**meta, "path": str(rel), "format": "10x_mtx"}
+    if meta["compartment"] == "CSF":
+        # the clinical cell count: the cells a sample holds come from a fixed volume of CSF
+        # (CSF_VOLUME_UL at a fixed capture), counted with a 10 % error of their own
+        rng = np.random.default_rng([model.cohort.seed, 9, index])
+        row["cells_per_ul"] = round(draw.params["n_cells"] / CSF_VOLUME_UL * float(np.exp(rng.normal(0, 0.1))), 3)
+    return row, draw.truth, draw.params
 
 
 def _draw_all(model: CohortModel, indices: list[int], tmp: Path, workers: int) -> list[tuple[dict, pd.DataFrame, dict]]:
