@@ -110,8 +110,7 @@ def scored_programs(programs: dict[str, list[str]], axes: dict) -> dict[str, lis
         if axis not in axes:
             continue
         other = {g for p in without for g in programs.get(p, [])}
-        out[name] = [g for pair in axes[axis]["pairs"] for g in pair if g not in other]
-        out[name] = list(dict.fromkeys(out[name]))
+        out[name] = list(dict.fromkeys(g for pair in axes[axis]["pairs"] for g in pair if g not in other))
     return out
 
 
@@ -124,8 +123,8 @@ def programs_per_sample(
     min_cells: int,
     axes: dict | None = None,
 ) -> pd.DataFrame:
-    """Program scores (mean over genes of log2 CPM, :func:`csfcart.pseudobulk.program_scores`)
-    per sample and cell type, and per sample for the cells of each pooled group
+    """Program scores (log2 of the genes' mean expression relative to the group's pooled
+    level, :func:`csfcart.pseudobulk.program_scores`) per sample and cell type, and per sample for the cells of each pooled group
     (:data:`csfcart.registry.POOLS`: ``myeloid``, all myeloid and microglia-like cells;
     ``microglia-like``), whose types ``lineage_of`` (type -> lineage) gives. ``pb``: the
     counts summed per sample and cell type (:func:`csfcart.pseudobulk.pseudobulk`); a pool's

@@ -163,9 +163,11 @@ def program_scores(
     ``genes``, ``identity_left_out`` and ``sparse_left_out`` name them. Pseudobulk samples
     with fewer than ``min_cells`` cells get NaN (too few to score).
     """
-    x = pb.X.toarray() if sp.issparse(pb.X) else np.asarray(pb.X)
-    x = np.asarray(x, dtype=float)
-    lib = np.maximum(x.sum(axis=1), 1)
+    lib = np.maximum(np.asarray(pb.X.sum(axis=1), dtype=float).ravel(), 1)
+    # only the programs' genes are made dense (the pseudobulk of a large cohort is not)
+    names = pd.Index([g for g in dict.fromkeys(g for genes in programs.values() for g in genes) if g in pb.var_names])
+    x = pb.X[:, pb.var_names.get_indexer(names)]
+    x = np.asarray(x.toarray() if sp.issparse(x) else x, dtype=float)
     scored = pb.obs["psbulk_cells"].to_numpy() >= min_cells
     group_of = pb.obs[groups].astype(str).to_numpy()
     leave_out = leave_out or {}
@@ -174,11 +176,11 @@ def program_scores(
         for group in dict.fromkeys(group_of):
             here = group_of == group
             pooled = x[here & scored]
-            kept, left, sparse = program_genes(pooled, pb.var_names, genes, leave_out.get(group, ()))
-            idx = [pb.var_names.get_loc(g) for g in kept]
+            kept, left, sparse = program_genes(pooled, names, genes, leave_out.get(group, ()))
+            idx = [names.get_loc(g) for g in kept]
             score = np.full(int(here.sum()), np.nan)
             if idx:
-                ref = pooled[:, idx].sum(axis=0) / pooled.sum()  # the genes' pooled shares
+                ref = pooled[:, idx].sum(axis=0) / lib[here & scored].sum()  # the genes' pooled shares
                 score = np.log2(((x[here][:, idx] + 0.5) / lib[here, None] / ref).mean(axis=1))
             frame = pb.obs.loc[here, [*META, groups, "psbulk_cells"]].copy().rename(columns={groups: "group"})
             frame["program"] = name
