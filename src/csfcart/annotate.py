@@ -5,11 +5,15 @@ markers, less that of the genes the type does not express, column ``negative``);
 CAR-T cells are recognised by the CAR transcript per cluster (see :func:`annotate`);
 scores are resolved per cluster: a cluster takes the type with the highest mean score,
 unless that score is below ``min_score`` or within ``min_margin`` of the runner-up, in which
-case it is labelled ``low_confidence``. In a cluster whose cells disagree with its label
-(a share of them score best for another type) each cell keeps its own best type: small
-populations on a continuum with a larger one (memory B cells beside naive ones, border
-macrophages beside microglia-like cells, Treg among CD4 T cells) share clusters at a
-cohort-wide resolution.
+case it is labelled ``low_confidence``, or unless the cluster does not express the type's
+markers (:func:`cluster_evidence`), in which case it is ``unassigned``: a population the
+marker table does not list is not forced into its nearest type. In a cluster whose cells
+disagree with its label (a share of them score best for another type) a cell may take its
+own best type: small populations on a continuum with a larger one (memory B cells beside
+naive ones, border macrophages beside microglia-like cells, Treg among CD4 T cells) share
+clusters at a cohort-wide resolution. It does so only with positive evidence for that type
+(:func:`gated_moves`): an abundant type's 1-2 % of stray calls would otherwise swamp a rare
+type, and after depletion be all that is left of it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,18 @@ import pandas as pd
 import scipy.sparse as sp
 
 from csfcart.errors import InputError
-from csfcart.keys import CAR_POSITIVE, CAR_T, CELL_TYPE, CLUSTER, CONFIDENCE, COUNTS, LOW_CONFIDENCE, OWN_LABEL
+from csfcart.genesets import is_immunoglobulin
+from csfcart.keys import (
+    CAR_POSITIVE,
+    CAR_T,
+    CELL_TYPE,
+    CLUSTER,
+    CONFIDENCE,
+    COUNTS,
+    LOW_CONFIDENCE,
+    OWN_LABEL,
+    UNASSIGNED,
+)
 from csfcart.logs import step
 
 log = logging.getLogger(__name__)
@@ -554,6 +569,125 @@ def mixed_clusters(
     return mixed, best
 
 
+def _detected(adata: ad.AnnData, genes: list[str]) -> pd.DataFrame:
+    """Cells x ``genes`` (those in the data), True where the cell has a count of the gene
+    (the log-normalised ``X`` is above 0 exactly there)."""
+    present = [g for g in dict.fromkeys(genes) if g in adata.var_names]
+    x = adata.X[:, adata.var_names.get_indexer(present)]
+    x = x.toarray() if sp.issparse(x) else np.asarray(x)
+    return pd.DataFrame(x > 0, index=adata.obs_names, columns=present)
+
+
+#: a cell's move to another type needs half of the type's own markers, and at least this
+#: many (:func:`gated_moves`)
+MIN_EVIDENCE_GENES = 2
+#: a marker is expressed in a cluster when detected in this share of its cells, and this
+#: many times as often as in the cells of other lineages
+CLUSTER_DETECTION, CLUSTER_ENRICHMENT = 0.2, 2.0
+
+
+def cluster_evidence(
+    adata: ad.AnnData, table: pd.DataFrame, markers: pd.DataFrame, lineage: dict[str, str]
+) -> pd.Series:
+    """Per cluster, the share of its best type's markers that the cluster expresses: detected
+    in at least :data:`CLUSTER_DETECTION` of its cells and at least
+    :data:`CLUSTER_ENRICHMENT` times as often as in the clusters of other lineages
+    (immunoglobulins, which the soup puts everywhere, count for nothing). A population the
+    marker table does not list (choroid plexus epithelium, neutrophils) scores highest for
+    some type by the genes it happens to share, but expresses few of that type's markers."""
+    clusters = adata.obs[CLUSTER].astype(str)
+    genes = sorted({g for t in table["best_type"].unique() for g in markers.loc[t, "markers"]})
+    detected = _detected(adata, genes)
+    share = detected.groupby(clusters.to_numpy()).mean()
+    cells = clusters.value_counts()
+    hits = detected.groupby(clusters.to_numpy()).sum()
+    best_lineage = table["best_type"].map(lambda t: lineage.get(t, t))
+    evidence = {}
+    for name, best in table["best_type"].items():
+        name = str(name)
+        own = [g for g in markers.loc[best, "markers"] if g in detected.columns]
+        own = [g for g, ig in zip(own, is_immunoglobulin(own), strict=True) if not ig]
+        if not own:
+            evidence[name] = 1.0
+            continue
+        others = best_lineage.index.astype(str)[(best_lineage != best_lineage[name]).to_numpy()]
+        n_other = cells.reindex(others).fillna(0).sum()
+        outside = hits.reindex(others)[own].sum() / n_other if n_other else pd.Series(0.0, index=own)
+        inside = share.loc[name, own]
+        expressed = (inside >= CLUSTER_DETECTION) & (inside >= CLUSTER_ENRICHMENT * outside)
+        evidence[name] = float(expressed.mean())
+    return pd.Series(evidence, name="marker_evidence")
+
+
+def gated_moves(
+    adata: ad.AnnData,
+    own_best: pd.Series,
+    cluster_label: pd.Series,
+    markers: pd.DataFrame,
+    lineage: dict[str, str],
+    candidates: np.ndarray,
+    car: np.ndarray | None = None,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Which ``candidates`` (cells of mixed clusters whose own best type differs from their
+    cluster's label) may take their own best type, and a table of the moves per sample.
+
+    A cell moves from its cluster's type C to its own best type T only with evidence:
+
+    * positive: half of T's markers that C does not list, at least
+      :data:`MIN_EVIDENCE_GENES` (all of them when fewer), immunoglobulins left out: B calls need MS4A1, CD79A/B,
+      CD19, not the immunoglobulins every droplet carries from the soup; plasma calls MZB1,
+      XBP1, PRDM1 and the like;
+    * no conflict: none of the genes T does not express (the marker table's ``negative``)
+      that C's lineage is identified by (CD3D/E of a T-cell cluster for a B, plasma,
+      myeloid or microglia-like call). Between types of one lineage (Treg among CD4 T
+      cells) there are none;
+    * a CAR_T call needs the CAR transcript (``car``: the cells' CAR+ flag): the
+      proliferation and cytotoxicity genes of its markers are what activated T cells of
+      every kind express.
+
+    Returns a boolean per cell (moves) and the table: sample_id, from_type, to_type,
+    moved, kept (cells whose move lacked evidence)."""
+    obs = adata.obs
+    own = own_best.astype(str).to_numpy()
+    label = cluster_label.astype(str).to_numpy()
+    lineage_markers: dict[str, set[str]] = {}
+    for t, row in markers.iterrows():
+        lineage_markers.setdefault(lineage.get(t, t), set()).update(row["markers"])
+    moves = np.zeros(adata.n_obs, dtype=bool)
+    pairs = pd.DataFrame({"from": label, "to": own})[candidates].drop_duplicates()
+    needed = set()
+    for to in pairs["to"].unique():
+        needed.update(markers.loc[to, "markers"])
+        needed.update(markers.loc[to, "negative"])
+    detected = _detected(adata, sorted(needed))
+    for src, to in pairs.itertuples(index=False):
+        cells = candidates & (label == src) & (own == to)
+        listed = set(markers.loc[src, "markers"]) if src in markers.index else set()
+        evidence = [g for g in markers.loc[to, "markers"] if g not in listed and g in detected.columns]
+        evidence = [g for g, ig in zip(evidence, is_immunoglobulin(evidence), strict=True) if not ig]
+        if not evidence:
+            continue
+        need = min(len(evidence), max(MIN_EVIDENCE_GENES, -(-len(evidence) // 2)))
+        ok = detected.loc[cells, evidence].sum(axis=1).to_numpy() >= need
+        identity = lineage_markers.get(lineage.get(src, src), set()) if src in markers.index else set()
+        if lineage.get(src, src) != lineage.get(to, to):
+            conflict = [g for g in markers.loc[to, "negative"] if g in identity and g in detected.columns]
+            if conflict:
+                ok &= ~detected.loc[cells, conflict].any(axis=1).to_numpy()
+        if to == CAR_T:
+            ok &= car[cells] if car is not None else False
+        moves[np.flatnonzero(cells)[ok]] = True
+    sample = obs["sample_id"].astype(str).to_numpy() if "sample_id" in obs else np.full(adata.n_obs, "")
+    table = pd.DataFrame({"sample_id": sample, "from_type": label, "to_type": own, "moved": moves})[candidates]
+    table = (
+        table.groupby(["sample_id", "from_type", "to_type"], observed=True)["moved"]
+        .agg(moved="sum", candidates="size")
+        .reset_index()
+    )
+    table["kept"] = table.pop("candidates") - table["moved"]
+    return moves, table
+
+
 def flag_car(adata: ad.AnnData, car_feature: str | None) -> None:
     """``obs['car_positive']``: at least one UMI of the CAR transcript feature (read from the
     log-normalised ``X``, which is above 0 exactly where a cell has a count)."""
@@ -568,8 +702,7 @@ def flag_car(adata: ad.AnnData, car_feature: str | None) -> None:
 def annotate(
     adata: ad.AnnData,
     *,
-    markers: dict[str, list[str]],
-    negative: dict[str, list[str]] | None = None,
+    markers: pd.DataFrame,
     use_rep: str,
     n_neighbors: int,
     resolution: float,
@@ -579,20 +712,26 @@ def annotate(
     seed: int,
     car_cluster_fraction: float,
     mixed_cluster_fraction: float,
+    min_marker_share: float,
     umap: bool | UmapBeside = True,
 ) -> pd.DataFrame:
-    """Cluster, score and label cells; returns the per-cluster table.
+    """Cluster, score and label cells; returns the per-cluster table (its moves of single
+    cells between types are in ``adata.uns['relabelled']``).
 
-    ``umap``: True lays out the UMAP of the neighbour graph (:class:`UmapBeside`) and stores
-    it before returning; a :class:`UmapBeside` the caller made is sent the graph and left to
-    the caller to wait for (:func:`write_annotated`); False lays out none.
+    ``markers``: the marker table (:func:`marker_table`). ``umap``: True lays out the UMAP of
+    the neighbour graph (:class:`UmapBeside`) and stores it before returning; a
+    :class:`UmapBeside` the caller made is sent the graph and left to the caller to wait for
+    (:func:`write_annotated`); False lays out none.
 
-    A cluster in which at least ``car_cluster_fraction`` of cells carry the CAR transcript
-    is labelled CAR_T (3' chemistry detects the transcript in only part of CAR-T cells, and
-    no other cell carries it); 0 turns this off. In a cluster of mixed marker identity
-    (:func:`mixed_clusters`, ``mixed_cluster_fraction``; 0 turns this off) each cell takes
-    its own best-scoring type instead of the cluster's.
+    A cluster that expresses under ``min_marker_share`` of its best type's markers
+    (:func:`cluster_evidence`) is ``unassigned``. A cluster in which at least
+    ``car_cluster_fraction`` of cells carry the CAR transcript is labelled CAR_T (3'
+    chemistry detects the transcript in only part of CAR-T cells, and no other cell carries
+    it); 0 turns this off. In a cluster of mixed marker identity (:func:`mixed_clusters`,
+    ``mixed_cluster_fraction``; 0 turns this off) a cell takes its own best-scoring type
+    instead of the cluster's where it has the evidence :func:`gated_moves` asks for.
     """
+    lineage = markers["lineage"].to_dict() if "lineage" in markers.columns else {}
     own = umap is True
     layout = UmapBeside() if own else (umap or None)
     try:
@@ -600,26 +739,46 @@ def annotate(
         if layout is not None:
             layout.start(adata, seed=seed)
         with step(f"marker scores of {len(markers)} cell types"):
-            scores = score_cell_types(adata, markers, seed=seed, negative=negative)
+            scores = score_cell_types(
+                adata, markers["markers"].to_dict(), seed=seed, negative=markers["negative"].to_dict()
+            )
         table = resolve_clusters(scores, adata.obs[CLUSTER], min_score=min_score, min_margin=min_margin)
-        labels = table["cell_type"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+        table["marker_evidence"] = (
+            cluster_evidence(adata, table, markers, lineage).reindex(table.index.astype(str)).to_numpy()
+        )
+        unlisted = (table["cell_type"] != LOW_CONFIDENCE) & (table["marker_evidence"] < min_marker_share)
+        table.loc[unlisted, "cell_type"] = UNASSIGNED
+        clusters = adata.obs[CLUSTER].astype(str)
+        labels = table["cell_type"].reindex(clusters).to_numpy()
         table["labelled_per_cell"] = False
+        flag_car(adata, car_feature)
+        relabelled = pd.DataFrame(columns=["sample_id", "from_type", "to_type", "moved", "kept"])
         if mixed_cluster_fraction > 0:
             mixed, best = mixed_clusters(scores, adata.obs[CLUSTER], table, min_fraction=mixed_cluster_fraction)
-            in_mixed = adata.obs[CLUSTER].astype(str).isin(mixed).to_numpy()
-            labels = np.where(in_mixed, best.to_numpy(), labels)
+            candidates = clusters.isin(mixed).to_numpy() & (best.to_numpy() != labels)
+            with step(f"evidence for {int(candidates.sum())} cells' own types in {len(mixed)} mixed clusters"):
+                moves, relabelled = gated_moves(
+                    adata,
+                    best,
+                    pd.Series(labels, index=adata.obs_names),
+                    markers,
+                    lineage,
+                    candidates,
+                    car=adata.obs[CAR_POSITIVE].to_numpy(dtype=bool) if car_feature in adata.var_names else None,
+                )
+            labels = np.where(moves, best.to_numpy(), labels)
             table.loc[mixed, "labelled_per_cell"] = True
+        adata.uns["relabelled"] = {c: relabelled[c].tolist() for c in relabelled.columns}
         adata.obs[CELL_TYPE] = pd.Categorical(labels)
-        adata.obs[CONFIDENCE] = table["margin"].reindex(adata.obs[CLUSTER].astype(str)).to_numpy()
+        adata.obs[CONFIDENCE] = table["margin"].reindex(clusters).to_numpy()
         adata.obsm["marker_scores"] = scores.to_numpy(dtype=np.float32)
         adata.uns["marker_score_types"] = list(scores.columns)
-        flag_car(adata, car_feature)
         car_share = adata.obs.groupby(CLUSTER, observed=True)[CAR_POSITIVE].mean().reindex(table.index)
         table["car_positive_fraction"] = car_share.to_numpy()
         car_clusters = car_share.index[(car_share >= car_cluster_fraction).to_numpy()]
         if len(car_clusters) and car_cluster_fraction > 0:
             table.loc[car_clusters, "cell_type"] = CAR_T
-            labels = np.where(adata.obs[CLUSTER].astype(str).isin(car_clusters).to_numpy(), CAR_T, labels)
+            labels = np.where(clusters.isin(car_clusters).to_numpy(), CAR_T, labels)
             adata.obs[CELL_TYPE] = pd.Categorical(labels)
         table["n_cells"] = adata.obs[CLUSTER].value_counts().reindex(table.index).to_numpy()
         with step("top genes per cluster"):
@@ -707,8 +866,7 @@ def annotate_step(
         normalise(adata)
     table = annotate(
         adata,
-        markers=markers["markers"].to_dict(),
-        negative=markers["negative"].to_dict(),
+        markers=markers,
         use_rep=adata.uns["integration"]["embedding"],
         n_neighbors=clustering["n_neighbors"],
         resolution=clustering["resolution"],
@@ -718,6 +876,7 @@ def annotate_step(
         seed=seed,
         car_cluster_fraction=annotation["car_cluster_fraction"],
         mixed_cluster_fraction=annotation["mixed_cluster_fraction"],
+        min_marker_share=annotation["min_marker_share"],
         umap=umap,
     )
     if annotation["labels"]:

@@ -13,13 +13,19 @@ def _key(df: pd.DataFrame) -> pd.Index:
     return pd.Index(df["sample_id"].astype(str) + ":" + df["barcode"].astype(str))
 
 
-def annotation_scores(cells: pd.DataFrame, truth: pd.DataFrame, *, min_cells: int = 50) -> tuple[float, pd.DataFrame]:
+def annotation_scores(
+    cells: pd.DataFrame, truth: pd.DataFrame, *, min_cells: int = 50, baseline: str | None = None
+) -> tuple[float, pd.DataFrame]:
     """ARI over the annotated singlets of ``cells`` (the annotated ``obs``) and F1 per true type with at least ``min_cells`` cells.
 
     ARI only asks whether cells are grouped as the truth groups them: a correctly bounded
     cluster given the wrong name keeps it at 1. The labels are therefore also scored by
     name: ``attrs['accuracy']`` is the share of singlets whose label is their true type
-    (``low_confidence`` counts as wrong), and F1 compares names too.
+    (``low_confidence`` and ``unassigned`` count as wrong), and F1 compares names too.
+
+    ``baseline`` (the time point before treatment): precision and recall also per visit
+    class, ``_baseline`` and ``_post`` (every later visit): a rare type's calls after
+    depletion are where stray calls of an abundant type weigh most.
     """
     truth = truth.set_axis(_key(truth))
     obs = cells.join(truth[["cell_type"]].rename(columns={"cell_type": "true_type"}), how="left")
@@ -40,6 +46,17 @@ def annotation_scores(cells: pd.DataFrame, truth: pd.DataFrame, *, min_cells: in
             }
         )
     table = pd.DataFrame(rows).sort_values("n_true", ascending=False)
+    if baseline is not None and "timepoint" in singlets:
+        before = (singlets["timepoint"].astype(str) == baseline).to_numpy()
+        for visit, part in (("baseline", before), ("post", ~before)):
+            p, t = pred[part], true[part]
+            table[f"n_true_{visit}"] = table["cell_type"].map(t.value_counts()).fillna(0).astype(int).to_numpy()
+            table[f"precision_{visit}"] = [
+                float(precision_score(t == c, p == c, zero_division=0)) for c in table["cell_type"]
+            ]
+            table[f"recall_{visit}"] = [
+                float(recall_score(t == c, p == c, zero_division=0)) for c in table["cell_type"]
+            ]
     table.attrs["accuracy"] = float((pred == true).mean()) if len(true) else np.nan
     return ari, table
 

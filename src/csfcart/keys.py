@@ -10,5 +10,6 @@ CAR_POSITIVE = "car_positive"
 CAR_T = "CAR_T"  # the cell type of CAR-T cells
 CONFIDENCE = "annotation_confidence"
 LOW_CONFIDENCE = "low_confidence"
+UNASSIGNED = "unassigned"  # cells of clusters that express no listed type's markers
 OWN_LABEL = "own_label"  # the user's own cell-type labels (annotation.labels)
 SAMPLE_KEYS = ["sample_id", "patient_id", "timepoint", "compartment", "batch"]

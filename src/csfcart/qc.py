@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from csfcart.annotate import log_normalised
+from csfcart.genesets import IG_PATTERN, is_immunoglobulin
 from csfcart.keys import COUNTS, UNCORRECTED
 
 if TYPE_CHECKING:  # imported where used: a QC job draws no figure, a plot job reads no AnnData
@@ -375,9 +376,6 @@ def remove_ambient(
     return sp.csr_matrix(x, dtype=np.float32)
 
 
-#: immunoglobulin constant and variable genes and the J chain (human and mouse symbols)
-IG_PATTERN = r"^(IG[HKL][VDJC]|IGH[AGMDE]|JCHAIN)"
-
 #: genes a cell type cannot express, and the markers that pick its cells: in those cells
 #: every count of the genes is soup (or a doublet partner's), whatever the soup's level.
 #: ``IG_PATTERN`` stands for every immunoglobulin gene of the data
@@ -398,7 +396,7 @@ def clear_foreign_genes(counts: sp.csr_matrix, adata: ad.AnnData) -> tuple[sp.cs
     x = sp.csr_matrix(counts, copy=True)
     total = np.asarray(x.sum(axis=1)).ravel()
     cleared = 0
-    ig = np.flatnonzero(adata.var_names.str.upper().str.match(IG_PATTERN))
+    ig = np.flatnonzero(is_immunoglobulin(adata.var_names))
     for genes, markers in FOREIGN:
         gi = np.union1d(_genes(adata, [g for g in genes if g != IG_PATTERN]), ig if IG_PATTERN in genes else [])
         gi, mi = gi.astype(int), _genes(adata, markers)

@@ -62,6 +62,7 @@ def targets(
         *[f"{out}/qc/{s}.png" for s in samples],
         f"{out}/annotated.h5ad",
         f"{out}/annotation/clusters.tsv",
+        f"{out}/annotation/relabelled.tsv",
         f"{out}/figures/umap.png",
         f"{out}/figures/markers.png",
         f"{out}/integration/mixing.png",

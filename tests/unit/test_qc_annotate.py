@@ -506,3 +506,101 @@ def test_log_normalisation_is_scanpys_for_all_genes_or_some():
         normalise(adata, keep_counts=False)
         assert "counts" not in adata.layers
         np.testing.assert_array_equal(adata.X.toarray(), whole.toarray())
+
+
+def _cells(rows: dict[str, list[str]], genes: list[str]) -> ad.AnnData:
+    """Cells (name -> genes with a count) over ``genes``, log-normalised as the annotation
+    sees them (above 0 exactly where a count is)."""
+    x = np.array([[1.0 if g in expressed else 0.0 for g in genes] for expressed in rows.values()])
+    adata = ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame(index=list(rows)), var=pd.DataFrame(index=genes))
+    adata.obs["sample_id"] = "S1"
+    return adata
+
+
+def test_a_rare_call_in_a_t_cell_cluster_needs_the_types_own_markers_and_no_cd3():
+    """The soup lends T cells immunoglobulins (and now and then a stray marker); a T cell
+    scoring best for plasma or B must not become one without that type's own genes, and a
+    cell expressing CD3D/E is a T cell whatever else it carries. Treg among CD4 T cells
+    need only their own markers; a CAR_T call needs the CAR transcript."""
+    from csfcart.annotate import gated_moves, marker_table
+
+    table = marker_table(ROOT / "config" / "markers.tsv")
+    genes = sorted({g for col in ("markers", "negative") for gs in table[col] for g in gs} | {"IGKC", "IGHG1"})
+    rows = {
+        "ig_soup_only": ["CD3D", "IGKC", "IGHG1", "JCHAIN", "MZB1"],
+        "ig_soup_no_cd3": ["IGKC", "IGHG1", "JCHAIN", "MZB1"],
+        "real_plasma": ["MZB1", "XBP1", "PRDM1", "TNFRSF17", "CD38", "IGKC"],
+        "plasma_genes_and_cd3": ["MZB1", "XBP1", "PRDM1", "TNFRSF17", "CD38", "CD3E"],
+        "one_b_marker": ["MS4A1", "IGHM", "IGHD"],
+        "real_b": ["MS4A1", "CD79A", "CD19", "TCL1A"],
+        "treg": ["CD3D", "FOXP3", "IL2RA", "CTLA4"],
+        "activated_no_car": ["CD3D", "GZMB", "PRF1", "MKI67", "TOP2A", "TYMS"],
+        "activated_car": ["CD3D", "GZMB", "PRF1", "MKI67", "TOP2A", "TYMS"],
+    }
+    adata = _cells(rows, genes)
+    own = pd.Series(
+        ["plasma", "plasma", "plasma", "plasma", "naive_B", "naive_B", "Treg", "CAR_T", "CAR_T"], index=adata.obs_names
+    )
+    label = pd.Series("CD4_T", index=adata.obs_names)
+    car = np.array([False] * 8 + [True])
+    moves, moved = gated_moves(
+        adata, own, label, table, table["lineage"].to_dict(), np.ones(adata.n_obs, bool), car=car
+    )
+    assert dict(zip(adata.obs_names, moves, strict=True)) == {
+        "ig_soup_only": False,
+        "ig_soup_no_cd3": False,
+        "real_plasma": True,
+        "plasma_genes_and_cd3": False,
+        "one_b_marker": False,
+        "real_b": True,
+        "treg": True,
+        "activated_no_car": False,
+        "activated_car": True,
+    }
+    plasma = moved.set_index("to_type").loc["plasma"]
+    assert (plasma["sample_id"], plasma["from_type"], plasma["moved"], plasma["kept"]) == ("S1", "CD4_T", 1, 3)
+
+
+def test_a_cluster_without_its_types_markers_is_unassigned():
+    """Epithelial cells share a few genes with pDC (TCF4, IRF7) and score highest for it,
+    but express few of its markers: the cluster's evidence stays low, a true pDC cluster's
+    is complete, and a T-cell cluster's counts only genes T cells express more than others."""
+    from csfcart.annotate import cluster_evidence, marker_table
+
+    table = marker_table(ROOT / "config" / "markers.tsv")
+    genes = sorted({g for gs in table["markers"] for g in gs} | {"KRT8", "KRT18"})
+    pdc = table.loc["pDC", "markers"]
+    rows = {}
+    for i in range(30):
+        rows[f"t{i}"] = ["CD3D", "CD3E", "CD4", "IL7R", "LTB", "CCR7", "TCF7"]
+        rows[f"epi{i}"] = ["KRT8", "KRT18", "TCF4", "IRF7"]
+        rows[f"pdc{i}"] = pdc
+    adata = _cells(rows, genes)
+    adata.obs["cluster"] = pd.Categorical([n.rstrip("0123456789") for n in rows])
+    clusters = pd.DataFrame({"best_type": {"t": "CD4_T", "epi": "pDC", "pdc": "pDC"}})
+    evidence = cluster_evidence(adata, clusters, table, table["lineage"].to_dict())
+    assert evidence["pdc"] == 1.0
+    assert evidence["epi"] == pytest.approx(2 / 7)
+    assert evidence["t"] == pytest.approx(7 / 9)
+
+
+def test_label_quality_is_scored_per_visit_class():
+    """A B call that is right at baseline and wrong after depletion shows in the
+    post-infusion precision, not in the pooled one alone."""
+    from csfcart.evaluate import annotation_scores
+
+    truth = pd.DataFrame(
+        {
+            "sample_id": ["S0"] * 4 + ["S1"] * 4,
+            "barcode": [f"b{i}" for i in range(8)],
+            "cell_type": ["naive_B", "naive_B", "CD4_T", "CD4_T", "naive_B", "CD4_T", "CD4_T", "CD4_T"],
+        }
+    )
+    cells = truth[["sample_id", "barcode"]].copy()
+    cells["timepoint"] = ["baseline"] * 4 + ["d28"] * 4
+    cells["cell_type"] = ["naive_B", "naive_B", "CD4_T", "CD4_T", "naive_B", "naive_B", "naive_B", "CD4_T"]
+    cells.index = cells["sample_id"] + ":" + cells["barcode"]
+    _, table = annotation_scores(cells, truth, baseline="baseline")
+    b = table.set_index("cell_type").loc["naive_B"]
+    assert (b["precision_baseline"], b["recall_baseline"]) == (1.0, 1.0)
+    assert (b["precision_post"], b["recall_post"], b["n_true_post"]) == (pytest.approx(1 / 3), 1.0, 1)

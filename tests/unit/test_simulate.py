@@ -199,6 +199,7 @@ PERTURBATIONS = {
     "csf_partial_program": {"C1": True, "C6": True},
     "csf_high_ambient": {f"C{i}": True for i in range(1, 10)},
     "csf_small": {f"C{i}": True for i in range(1, 10)},
+    "csf_weak_identity": {f"C{i}": True for i in range(1, 10)},
 }
 
 
@@ -416,3 +417,31 @@ def test_effect_heterogeneity_spreads_patients_effects_around_the_same_populatio
     with pytest.raises(InputError, match="effect_heterogeneity"):
         parse_cohort({**yaml.safe_load((ROOT / "config/datasets/csf_bcma_cart.yaml").read_text())["simulation"],
                       "effect_heterogeneity": -1}, name="x", where="x.yaml")  # fmt: skip
+
+
+def test_weak_identity_has_weaker_markers_and_no_raw_matrix(tmp_path):
+    """csf_weak_identity: marker programs raised to a power below 1 (CD4 T cells' own
+    markers weaker still) and filtered matrices only, as most deposited data are."""
+    from csfcart.simulate.model import CohortModel
+
+    weak = load_cohort(DATASETS / "csf_weak_identity_tiny.yaml")
+    strong = weak.with_changes(identity_strength=1.0, profiles=[])
+    assert weak.identity_strength < 1 and not weak.raw_matrices
+    m_weak, m_strong = CohortModel(weak), CohortModel(strong)
+    ccr7 = m_weak.gene_index["CCR7"]
+    naive = m_weak.state_index["CD4_naive"]
+    # the state's marker over its lineage's level: 40-fold at full strength, 40 ** 0.6 weak
+    assert m_weak.log_states[naive, ccr7] < m_strong.log_states[naive, ccr7] - np.log(40) * 0.3
+    igkc, plasma = m_weak.gene_index["IGKC"], m_weak.state_index["plasma"]
+    assert m_weak.log_states[plasma, igkc] == pytest.approx(m_strong.log_states[plasma, igkc], abs=0.3)
+    draw = m_weak.draw_sample(0)
+    assert draw.empty.shape[0] == 0
+    first = weak.samples()[0]["sample_id"]
+    out = simulate_cohort(weak, tmp_path / "weak", samples=[first])
+    folder = out / "counts" / first
+    assert (folder / "filtered_feature_bc_matrix").is_dir() and not (folder / "raw_feature_bc_matrix").exists()
+
+
+def test_raw_matrices_must_be_true_or_false():
+    with pytest.raises(InputError, match=r"simulation\.raw_matrices"):
+        parse_cohort(_raw(raw_matrices="no"), name="x", where="x.yaml")

@@ -9,6 +9,7 @@ rule annotate:
         agreement=f"{OUT}/annotation/agreement.tsv",
         h5ad=f"{OUT}/annotated.h5ad",
         clusters=f"{OUT}/annotation/clusters.tsv",
+        relabelled=f"{OUT}/annotation/relabelled.tsv",
         clusters_page=report(
             f"{OUT}/annotation/clusters.html",
             caption="../report/clusters.rst",
@@ -86,6 +87,8 @@ rule evaluate_annotation:
     resources:
         mem_mb=memory("evaluate_annotation", 4000),
         runtime=10,
+    params:
+        baseline=CONFIG["analysis"]["baseline"],
     script:
         "../scripts/evaluate_annotation.py"
 

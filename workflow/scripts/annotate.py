@@ -23,6 +23,8 @@ try:
         seed=snakemake.params.seed,
         umap=layout,
     )
+    # cells of mixed clusters that took (moved) or were refused (kept) their own type, per sample
+    relabelled = pd.DataFrame(adata.uns.pop("relabelled"))
     write_annotated(adata, snakemake.output.h5ad, layout, counts_from=snakemake.input.h5ad)
 finally:
     layout.close()
@@ -30,6 +32,7 @@ finally:
 agreement = pd.DataFrame(adata.uns.get("label_agreement", {"own_label": [], "marker_label": [], "cells": []}))
 agreement.to_csv(snakemake.output.agreement, sep="\t", index=False)
 table.to_csv(snakemake.output.clusters, sep="\t", index_label="cluster")
+relabelled.to_csv(snakemake.output.relabelled, sep="\t", index=False)
 write_table_html(
     table.rename_axis("cluster").reset_index(), snakemake.output.clusters_page, title="Clusters and their cell types"
 )

@@ -8,7 +8,7 @@ from csfcart.logs import setup
 
 setup(snakemake.log[0], snakemake.output, threads=snakemake.threads)
 truth = pd.read_csv(snakemake.input.truth, sep="\t")
-ari, per_type = annotation_scores(read_obs(snakemake.input.annotated), truth)
+ari, per_type = annotation_scores(read_obs(snakemake.input.annotated), truth, baseline=snakemake.params.baseline)
 per_type.insert(0, "accuracy", round(per_type.attrs["accuracy"], 4))
 per_type.insert(0, "ari", round(ari, 4))
 per_type.to_csv(snakemake.output.annotation, sep="\t", index=False)

@@ -40,6 +40,11 @@ _TOP_KEYS = {
     "effect_heterogeneity": "between-patient SD of every effect on the log scale (natural log of abundance"
     " folds and the CAR-T share, log2 fold of expression divided by ln 2, log odds of states), added to each"
     " patient's effect: patients who respond differently",
+    "identity_strength": "how distinct the cell types are: every marker program's fold over its lineage is raised to"
+    " this power (1: the shipped atlas-like identities; 0.6: weaker, as real 10x data often are; immunoglobulins"
+    " of antibody-secreting cells keep their level)",
+    "raw_matrices": "whether each sample also gets Cell Ranger's raw matrix with its empty droplets (false:"
+    " filtered matrices only, as most deposited data are)",
     "effects": "treatment effects (abundance, car_t, expression, states, cells)",
     "profiles": "changes of cell types' expression at every visit (not treatment effects), e.g."
     " `[{genes: [FCGR3A], cell_types: [NK], log2fc: 3}]`",
@@ -107,6 +112,8 @@ class Cohort:
     expression_sd: float = 0.2
     effect_sd: float = 0.15
     effect_heterogeneity: float = 0.0
+    identity_strength: float = 1.0
+    raw_matrices: bool = True
     abundance: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     car_t: dict[str, dict[str, float]] = field(default_factory=dict)
     expression: list[ExpressionEffect] = field(default_factory=list)
@@ -286,6 +293,7 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
         ("expression_sd", 0, 2, False),
         ("effect_sd", 0, 1, False),
         ("effect_heterogeneity", 0, 2, False),
+        ("identity_strength", 0.2, 1, False),
     ):
         if key in raw:
             kwargs[key] = _number(where, f"simulation.{key}", raw[key], lo=lo, hi=hi, integer=integer)
@@ -302,6 +310,11 @@ def parse_cohort(raw: dict[str, Any], *, name: str, where: str) -> Cohort:
         else:
             v = _number(where, key, amb, lo=0, hi=0.5)
             kwargs["ambient_fraction"] = (v, v)
+    if "raw_matrices" in raw:
+        if not isinstance(raw["raw_matrices"], bool):
+            raise _fail(where, "simulation.raw_matrices", f"{raw['raw_matrices']!r} is not true or false",
+                        _TOP_KEYS["raw_matrices"])  # fmt: skip
+        kwargs["raw_matrices"] = raw["raw_matrices"]
     if "car_feature" in raw:
         if not isinstance(raw["car_feature"], str) or not raw["car_feature"]:
             raise _fail(where, "simulation.car_feature", "is not a name", _TOP_KEYS["car_feature"])

@@ -185,7 +185,8 @@ class CohortModel:
             lin = state_lineage[s]
             prof = np.exp(lineage_log[lin] + rng.normal(0.0, 0.15, n))
             for gene, fold in states[s].items():
-                prof[self.gene_index[gene]] = marker_base[self.gene_index[gene]] * fold
+                weak = fold if gene in IG_GENES else fold**cohort.identity_strength
+                prof[self.gene_index[gene]] = marker_base[self.gene_index[gene]] * weak
             ribo = RIBO_SHARE.get(lin, RIBO_DEFAULT)
             log_states[k] = np.log(self._shares(prof, ribo))
         self.log_states = log_states
@@ -493,7 +494,10 @@ class CohortModel:
         counts = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, len(self.features)), dtype=np.int32)
 
         barcodes = _barcodes(rng, n_cells)
-        empty, empty_barcodes = self._empty_droplets(index, n_cells, depth, soup, set(barcodes))
+        if c.raw_matrices:
+            empty, empty_barcodes = self._empty_droplets(index, n_cells, depth, soup, set(barcodes))
+        else:
+            empty, empty_barcodes = sp.csr_matrix((0, len(self.features)), dtype=np.int32), []
         truth = pd.DataFrame(
             {
                 "sample_id": meta["sample_id"],

@@ -114,15 +114,17 @@ _MODEL: CohortModel | None = None
 
 
 def _draw_and_write(index: int, tmp: Path) -> tuple[dict, pd.DataFrame, dict]:
-    """Draw sample ``index``, write its filtered and raw matrices under ``tmp``; its sheet
+    """Draw sample ``index``, write its filtered and (unless the cohort has none) raw matrices
+    under ``tmp``; its sheet
     row, per-cell truth and parameters."""
     model = _MODEL
     meta = model.samples[index]
     draw = model.draw_sample(index)
     rel = Path("counts") / meta["sample_id"]
     write_10x_v3(tmp / rel / FILTERED, draw.counts, draw.barcodes, model.features)
-    raw = sp.vstack([draw.counts, draw.empty], format="csr")
-    write_10x_v3(tmp / rel / RAW, raw, draw.barcodes + draw.empty_barcodes, model.features)
+    if model.cohort.raw_matrices:
+        raw = sp.vstack([draw.counts, draw.empty], format="csr")
+        write_10x_v3(tmp / rel / RAW, raw, draw.barcodes + draw.empty_barcodes, model.features)
     row = {**meta, "path": str(rel), "format": "10x_mtx"}
     if meta["compartment"] == "CSF":
         # the clinical cell count: the cells a sample holds come from a fixed volume of CSF
