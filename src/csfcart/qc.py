@@ -238,8 +238,8 @@ def soup_profile(adata: ad.AnnData) -> tuple[np.ndarray, str]:
     """The sample's soup profile (share of each gene) and where it came from: the empty
     droplets of its raw matrix (``var['ambient_profile']``, set at ingest), else the summed
     counts of its cells, SoupX's stand-in without empty droplets, which misses the soup's
-    excess of transcripts of cells that lyse readily (plasma cells) and so serves only to
-    estimate, never to remove."""
+    excess of transcripts of cells that lyse readily (plasma cells): :func:`soup_from_cells`
+    corrects it before it is used."""
     if "ambient_profile" in adata.var and float(adata.var["ambient_profile"].sum()) > 0:
         return adata.var["ambient_profile"].to_numpy(dtype=float), "empty droplets"
     summed = np.asarray(adata.layers[COUNTS].sum(axis=0)).ravel().astype(float)
@@ -278,20 +278,20 @@ def _type_cells(counts: sp.csr_matrix, total: np.ndarray, genes: np.ndarray, mar
 
 
 def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray | None = None,
-                     probe_cells: int = 20) -> float:  # fmt: skip
+                     probe_cells: int = 20, probes: list | None = None) -> float:  # fmt: skip
     """Fraction of UMIs from the ambient soup (SoupX's estimate from genes that a cell type
     does not express): for each pair of :data:`SOUP_PROBES`, the cells picked by the markers
     (at least 0.5 % of their UMIs, and more than the probe genes) and the counts of the genes
     they do not express there, over what the soup would put there (their UMIs x the soup's
     share of those genes); pooled over the pairs. ``cells``: the cells to use (those passing
     QC; doublets would count their partner's genes). NaN when no pair has ``probe_cells``
-    cells or the soup holds none of the genes.
+    cells or the soup holds none of the genes. ``probes``: the pairs to use (default all).
     """
     counts = adata.layers[COUNTS]
     use = np.ones(adata.n_obs, dtype=bool) if cells is None else np.asarray(cells, dtype=bool)
     total = np.asarray(counts.sum(axis=1)).ravel()
     found, expected = 0.0, 0.0
-    for genes, markers in SOUP_PROBES:
+    for genes, markers in SOUP_PROBES if probes is None else probes:
         gi, mi = _genes(adata, genes), _genes(adata, markers)
         if not gi.size or not mi.size or soup[gi].sum() == 0:
             continue
@@ -304,6 +304,43 @@ def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray |
         found += x[keep].sum()
         expected += total[picked][keep].sum() * soup[gi].sum()
     return float(min(found / expected, 1.0)) if expected > 0 else float("nan")
+
+
+def soup_from_cells(adata: ad.AnnData, cells: np.ndarray, *, probe_cells: int = 20) -> tuple[np.ndarray, float]:
+    """The soup profile and fraction of a sample without empty droplets (a filtered matrix).
+
+    The cells' summed counts stand in for the soup (SoupX's fallback), but they miss its
+    excess of what readily lysing cells release: antibody-secreting cells' immunoglobulins
+    are several times richer in the soup than in the cells, so an estimate from
+    immunoglobulins in T cells would come out several times too high. The fraction is
+    therefore taken from the T-cell genes in myeloid and B cells alone (T cells, most of a
+    CSF sample, are no richer in the soup than in the droplets), and the immunoglobulins'
+    share of the soup from what the T cells carry of them at that fraction: their counts
+    over ``fraction x the T cells' UMIs``. Returns the profile and the fraction (NaN, with the
+    summed profile, when too few myeloid or B cells show it)."""
+    counts = adata.layers[COUNTS]
+    summed = np.asarray(counts.sum(axis=0)).ravel().astype(float)
+    profile = summed / max(summed.sum(), 1.0)
+    fraction = estimate_ambient(adata, profile, cells=cells, probe_cells=probe_cells, probes=SOUP_PROBES[1:])
+    if not np.isfinite(fraction) or fraction <= 0:
+        return profile, fraction
+    ig = np.flatnonzero(is_immunoglobulin(adata.var_names))
+    ti = _genes(adata, T_CELL_MARKERS)
+    if not ig.size or not ti.size or profile[ig].sum() == 0:
+        return profile, fraction
+    total = np.asarray(counts.sum(axis=1)).ravel()
+    picked, carried = _type_cells(counts, total, ig, ti)
+    picked &= np.asarray(cells, dtype=bool)
+    if picked.sum() < probe_cells:
+        return profile, fraction
+    x = carried[picked]
+    keep = x <= np.quantile(x, 0.99)
+    share = float(np.clip(x[keep].sum() / (fraction * total[picked][keep].sum()), 0.0, 0.5))
+    out = profile.copy()
+    rest = np.setdiff1d(np.arange(len(out)), ig)
+    out[ig] *= share / out[ig].sum()
+    out[rest] *= (1.0 - share) / out[rest].sum()
+    return out, fraction
 
 
 def sample_clusters(
@@ -416,10 +453,13 @@ def run_qc(
 ) -> tuple[ad.AnnData, pd.DataFrame, dict[str, Any]]:
     """QC one sample. Returns the passing cells, a per-cell table and a summary row.
 
-    Cells are judged on their counts as read. When the sample's raw matrix gave a soup
-    profile from empty droplets (and ``remove_ambient``), the estimated soup is then removed
-    from ``layers['counts']``, which every later step uses; the counts as read stay in
-    ``layers['counts_uncorrected']`` of the QC file. The CAR transcript (``car_feature``) is
+    Cells are judged on their counts as read. The soup's profile comes from the empty
+    droplets of the sample's raw matrix, or without one from the cells
+    (:func:`soup_from_cells`; the summary's ``ambient_profile`` says which); with
+    ``remove_ambient`` the estimated soup is then removed from ``layers['counts']``, which
+    every later step uses; the counts as read stay in ``layers['counts_uncorrected']`` of
+    the QC file. A sample whose fraction cannot be estimated (too few myeloid or B cells
+    to show it) keeps its counts, its ``ambient_fraction`` empty. The CAR transcript (``car_feature``) is
     left as it is: the CAR+ fractions correct for its soup themselves."""
     sample_id = str(adata.obs["sample_id"].iloc[0])
     settings = settings_for(sample_id, qc)
@@ -433,7 +473,11 @@ def run_qc(
     passed = ~flags.any(axis=1)
     adata.obs["qc_pass"] = passed.to_numpy()
     soup, source = soup_profile(adata)
-    ambient = estimate_ambient(adata, soup, cells=passed.to_numpy()) if settings["ambient"] else float("nan")
+    ambient = float("nan")
+    if settings["ambient"] and source == "cells":
+        soup, ambient = soup_from_cells(adata, passed.to_numpy())
+    elif settings["ambient"]:
+        ambient = estimate_ambient(adata, soup, cells=passed.to_numpy())
     cells = pd.concat([adata.obs.drop(columns=["qc_pass"]), flags], axis=1)
     cells["qc_pass"] = passed
     n_pass = int(passed.sum())
@@ -456,7 +500,7 @@ def run_qc(
         "reason": "" if status == "ok" else f"{n_pass} cells pass QC, fewer than qc.min_cells={settings['min_cells']}",
     }
     out = adata[passed.to_numpy()].copy()
-    remove = settings["remove_ambient"] and source == "empty droplets" and np.isfinite(ambient) and ambient > 0
+    remove = settings["remove_ambient"] and np.isfinite(ambient) and ambient > 0
     if remove and out.n_obs:
         before = out.layers[COUNTS]
         keep = out.var_names.isin([car_feature]) if car_feature else None
