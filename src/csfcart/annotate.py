@@ -5,8 +5,8 @@ markers, less that of the genes the type does not express, column ``negative``);
 CAR-T cells are recognised by the CAR transcript per cluster (see :func:`annotate`);
 scores are resolved per cluster: a cluster takes the type with the highest mean score,
 unless that score is below ``min_score`` or within ``min_margin`` of the runner-up, in which
-case it is labelled ``low_confidence``, or unless the cluster does not express the type's
-markers (:func:`cluster_evidence`), in which case it is ``unassigned``: a population the
+case it is labelled ``unassigned`` or ``low_confidence``, or unless the cluster does not
+express the type's markers (:func:`cluster_evidence`), in which case it is ``unassigned``: a population the
 marker table does not list is not forced into its nearest type. In a cluster whose cells
 disagree with its label (a share of them score best for another type) a cell may take its
 own best type: small populations on a continuum with a larger one (memory B cells beside
@@ -493,15 +493,17 @@ def score_cell_types(
 
 
 def resolve_clusters(scores: pd.DataFrame, clusters: pd.Series, *, min_score: float, min_margin: float) -> pd.DataFrame:
-    """One label per cluster from its cells' mean scores; low_confidence when unclear."""
+    """One label per cluster from its cells' mean scores: ``unassigned`` when no type scores
+    ``min_score`` (no listed type's markers), ``low_confidence`` when two types are within
+    ``min_margin`` of each other."""
     means = scores.groupby(clusters.to_numpy(), observed=True).mean()
     ordered = np.sort(means.fillna(-np.inf).to_numpy(), axis=1)
     best = means.idxmax(axis=1)
     top, second = ordered[:, -1], ordered[:, -2] if means.shape[1] > 1 else np.full(len(means), -np.inf)
-    confident = (top >= min_score) & (top - second >= min_margin)
+    label = np.where(top - second >= min_margin, best, LOW_CONFIDENCE)
     return pd.DataFrame(
         {
-            "cell_type": np.where(confident, best, LOW_CONFIDENCE),
+            "cell_type": np.where(top >= min_score, label, UNASSIGNED),
             "best_type": best,
             "best_score": top,
             "margin": top - second,
@@ -746,7 +748,9 @@ def annotate(
         table["marker_evidence"] = (
             cluster_evidence(adata, table, markers, lineage).reindex(table.index.astype(str)).to_numpy()
         )
-        unlisted = (table["cell_type"] != LOW_CONFIDENCE) & (table["marker_evidence"] < min_marker_share)
+        unlisted = ~table["cell_type"].isin([LOW_CONFIDENCE, UNASSIGNED]) & (
+            table["marker_evidence"] < min_marker_share
+        )
         table.loc[unlisted, "cell_type"] = UNASSIGNED
         clusters = adata.obs[CLUSTER].astype(str)
         labels = table["cell_type"].reindex(clusters).to_numpy()
@@ -848,6 +852,26 @@ def use_own_labels(adata: ad.AnnData, label_map: dict[str, str]) -> pd.DataFrame
     return table.stack().rename("cells").reset_index().query("cells > 0")
 
 
+def celltypist_labels(adata: ad.AnnData, model: str | Path) -> pd.Series:
+    """Each cell's label from a CellTypist model file the user gives (never downloaded):
+    CellTypist's logistic regression on the log-normalised ``X`` (to 10,000 counts, as it
+    expects), its calls voted per cluster of the workflow (CellTypist's majority voting over
+    ``obs['cluster']``), so that a cluster's stray calls do not make a rare type."""
+    import celltypist
+
+    path = Path(model)
+    if not path.is_file():
+        raise InputError(
+            f"{path}: CellTypist model not found. Fix: set annotation.celltypist_model to a model file (.pkl), "
+            "for example one written by celltypist.train(...).write(path); nothing is downloaded"
+        )
+    with step(f"CellTypist model {path.name}"):
+        result = celltypist.annotate(
+            adata, model=str(path), majority_voting=True, over_clustering=adata.obs[CLUSTER].astype(str).to_numpy()
+        )
+    return result.predicted_labels["majority_voting"].astype(str).reindex(adata.obs_names)
+
+
 def annotate_step(
     adata: ad.AnnData,
     *,
@@ -859,8 +883,9 @@ def annotate_step(
 ) -> pd.DataFrame:
     """:func:`annotate` with the workflow's ``clustering`` and ``annotation`` settings: the one
     wiring of the step, shared by the annotate rule and the in-memory calibration. With
-    ``annotation.labels`` the user's own labels become the cell types
-    (:func:`use_own_labels`; the agreement with the marker labels is in ``uns``)."""
+    ``annotation.method`` labels (or ``annotation.labels`` set) the user's own labels, with
+    celltypist those of the user's CellTypist model (:func:`celltypist_labels`), become the
+    cell types (:func:`use_own_labels`; the agreement with the marker labels is in ``uns``)."""
     markers = marker_table(annotation["markers"])
     if adata.X is None:
         normalise(adata)
@@ -879,8 +904,12 @@ def annotate_step(
         min_marker_share=annotation["min_marker_share"],
         umap=umap,
     )
-    if annotation["labels"]:
+    method = "labels" if annotation["labels"] and annotation["method"] == "markers" else annotation["method"]
+    if method == "celltypist":
+        adata.obs[OWN_LABEL] = celltypist_labels(adata, annotation["celltypist_model"]).to_numpy()
+    if method in ("labels", "celltypist"):
         agreement = use_own_labels(adata, annotation["label_map"])
         adata.uns["label_agreement"] = {c: agreement[c].astype(str).tolist() for c in agreement.columns}
-        log.info("own labels (%s) are the cell types; marker labels kept in cell_type_markers", annotation["labels"])
+        log.info("%s labels are the cell types; marker labels kept in cell_type_markers", method)
+    adata.uns["annotation_method"] = method
     return table

@@ -22,6 +22,7 @@ CELL_TYPE_COLOURS: dict[str, str] = {
     "microglia_like": "#000000",
     "doublet": "#DDDDDD",
     "low_confidence": "#BBBBBB",
+    "unassigned": "#999933",
 }
 
 

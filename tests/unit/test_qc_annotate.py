@@ -36,11 +36,11 @@ def test_per_sample_overrides():
     assert s2["max_pct_mt"] == 30 and s2["nmads"] == {"pct_counts_mt": 4, "log1p_total_counts": 5}
 
 
-def test_clusters_take_the_best_type_or_low_confidence():
-    scores = pd.DataFrame({"T": [1.0, 0.9, 0.0, 0.3], "B": [0.0, 0.1, 1.2, 0.28]})
-    clusters = pd.Series(["0", "0", "1", "2"])
+def test_clusters_take_the_best_type_or_low_confidence_or_none():
+    scores = pd.DataFrame({"T": [1.0, 0.9, 0.0, 0.3, 0.02], "B": [0.0, 0.1, 1.2, 0.28, 0.01]})
+    clusters = pd.Series(["0", "0", "1", "2", "3"])
     table = resolve_clusters(scores, clusters, min_score=0.1, min_margin=0.05)
-    assert table["cell_type"].to_dict() == {"0": "T", "1": "B", "2": "low_confidence"}
+    assert table["cell_type"].to_dict() == {"0": "T", "1": "B", "2": "low_confidence", "3": "unassigned"}
 
 
 def test_a_cluster_of_mixed_identity_is_labelled_cell_by_cell():

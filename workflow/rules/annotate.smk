@@ -5,6 +5,11 @@ rule annotate:
     input:
         h5ad=f"{OUT}/integrated.h5ad",
         markers=CONFIG["annotation"]["markers"],
+        celltypist_model=(
+            CONFIG["annotation"]["celltypist_model"]
+            if CONFIG["annotation"]["method"] == "celltypist"
+            else []
+        ),
     output:
         agreement=f"{OUT}/annotation/agreement.tsv",
         h5ad=f"{OUT}/annotated.h5ad",

@@ -18,7 +18,11 @@ try:
     table = annotate_step(
         adata,
         clustering=snakemake.params.clustering,
-        annotation={**snakemake.params.annotation, "markers": snakemake.input.markers},
+        annotation={
+            **snakemake.params.annotation,
+            "markers": snakemake.input.markers,
+            "celltypist_model": snakemake.input.celltypist_model or "",
+        },
         car_feature=snakemake.params.car_feature,
         seed=snakemake.params.seed,
         umap=layout,

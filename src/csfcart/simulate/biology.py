@@ -208,6 +208,24 @@ CELL_TYPES: dict[str, dict] = {
     "CAR_T": {"states": ("CAR_T", "CD8_GZMB"), "beta": (1.3, 4.0)},
 }
 
+#: Cell types the project's marker table does not list, for variants that test that the
+#: analysis leaves them unassigned instead of forcing them into the nearest listed type.
+#: Choroid plexus epithelium reaches the CSF (as do neutrophils and erythrocytes); beside its
+#: own genes it expresses some that pDC use as markers (TCF4, SERPINF1, ITM2C), which is
+#: what pulled real epithelial clusters into a pDC label. Kept apart from :data:`STATES`,
+#: :data:`CELL_TYPES` and :data:`LINEAGE`: a cohort without these types draws exactly as if
+#: they did not exist; one with them gets their genes and state on a random stream of its own.
+UNLISTED_STATES: dict[str, dict[str, float]] = {
+    "choroid_plexus_epithelium": {"TTR": _HI, "KRT8": _HI, "KRT18": _HI, "KRT19": _MID, "ELF3": _MID,
+                                  "CLDN4": _MID, "EPCAM": _MID, "FOLR1": _MID, "CLIC6": _MID,
+                                  "KCNJ13": _MID, "OTX2": _LO, "CDH1": _MID, "TCF4": _MID,
+                                  "SERPINF1": _MID, "ITM2C": _MID},
+}  # fmt: skip
+UNLISTED_TYPES: dict[str, dict] = {
+    "choroid_plexus_epithelium": {"states": ("choroid_plexus_epithelium", "choroid_plexus_epithelium"),
+                                  "beta": (1.0, 1.0), "lineage": "epithelial"},
+}  # fmt: skip
+
 #: Sub-states a cell can switch into: probability at baseline, log2 shifts of modules.
 #: Treatment moves the probability (``effects.states`` of a dataset), so a fall in
 #: activation moves cells' homeostatic markers too and can carry them across a label.
@@ -230,7 +248,7 @@ MEDIAN_UMIS: dict[str, float] = {
     "CD4_T": 5370, "CD8_T": 4400, "Treg": 5370, "NK": 4471, "naive_B": 5414,
     "memory_B": 5414, "plasma": 23860, "CD14_mono": 8156, "CD16_mono": 9806,
     "mDC": 11336, "pDC": 9886, "border_macrophage": 10000, "microglia_like": 10000,
-    "CAR_T": 7000,
+    "CAR_T": 7000, "choroid_plexus_epithelium": 6000,
 }  # fmt: skip
 
 #: Groups of cell types as the claims name them (SCIENCE.md).

@@ -14,9 +14,11 @@ from typing import Any
 from csfcart.datasets import read_dataset
 from csfcart.errors import InputError
 from csfcart.registry import CLAIMS
-from csfcart.simulate.biology import CELL_TYPES, MODULES, SUBSTATES
+from csfcart.simulate.biology import CELL_TYPES, MODULES, SUBSTATES, UNLISTED_TYPES
 
-KNOWN_TYPES = [t for t in CELL_TYPES if t != "CAR_T"]
+#: types a composition may hold: the listed ones (CAR-T cells come from effects) and those
+#: the marker table does not list
+KNOWN_TYPES = [t for t in CELL_TYPES if t != "CAR_T"] + list(UNLISTED_TYPES)
 COMPARTMENTS = ("CSF", "blood")
 CLAIM_IDS = tuple(c for c, claim in CLAIMS.items() if claim.design == "paired")
 

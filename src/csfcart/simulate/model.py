@@ -56,6 +56,8 @@ from csfcart.simulate.biology import (
     STATES,
     SUBSTATES,
     T_CELLS,
+    UNLISTED_STATES,
+    UNLISTED_TYPES,
     marker_genes,
 )
 from csfcart.simulate.cohort import Cohort
@@ -107,11 +109,17 @@ def real_detection() -> dict[str, float]:
     return {gene: float(value) for gene, value in rows}
 
 
-def gene_universe(n_genes: int) -> list[str]:
-    """The gene symbols of the count matrix: every marker and module gene, then others."""
+#: every cell type's continuum, listed or not (:data:`UNLISTED_TYPES`)
+ALL_TYPES = {**CELL_TYPES, **UNLISTED_TYPES}
+
+
+def gene_universe(n_genes: int, extra: list[str] | None = None) -> list[str]:
+    """The gene symbols of the count matrix: every marker and module gene (and the ``extra``
+    genes of unlisted types a cohort holds), then others."""
     text = resources.files("csfcart.data").joinpath("genes.txt").read_text()
     listed = [g for g in (line.strip() for line in text.splitlines()) if g and not g.startswith("#")]
     first = marker_genes()
+    first += [g for g in dict.fromkeys(extra or []) if g not in set(first)]
     rest = [g for g in listed if g not in set(first)]
     if n_genes < len(first):
         raise ValueError(f"n_genes must be at least {len(first)} (the marker and module genes)")
@@ -139,10 +147,15 @@ class CohortModel:
 
     def __init__(self, cohort: Cohort):
         self.cohort = cohort
-        self.genes = gene_universe(cohort.n_genes)
+        present = {t for comp in cohort.compartments.values() for t, f in comp.composition.items() if f > 0}
+        self.unlisted = [t for t in UNLISTED_TYPES if t in present]
+        extra = [
+            g for t in self.unlisted for s in dict.fromkeys(UNLISTED_TYPES[t]["states"]) for g in UNLISTED_STATES[s]
+        ]
+        self.genes = gene_universe(cohort.n_genes, extra)
         self.features = [*self.genes, cohort.car_feature]
         self.gene_index = {g: i for i, g in enumerate(self.genes)}
-        self.types = list(CELL_TYPES)
+        self.types = list(CELL_TYPES) + self.unlisted
         rng = np.random.default_rng([cohort.seed, 0])
         n = len(self.genes)
         self.dispersion = np.exp(rng.normal(np.log(DISPERSION), DISPERSION_SDLOG, n))
@@ -152,7 +165,7 @@ class CohortModel:
         is_ig = np.isin(self.genes, IG_GENES)
         self._is_mt, self._is_ribo = is_mt, is_ribo
         listed = np.zeros(n, bool)
-        listed[[self.gene_index[g] for g in marker_genes()]] = True
+        listed[[self.gene_index[g] for g in [*marker_genes(), *extra]]] = True
         shared_modules = {g for m in MODULE_CELL_SD for g in MODULES[m]}
         detection = real_detection()
         silent = np.array([detection.get(g, 0.0) < SILENT_BELOW for g in self.genes]) & ~listed
@@ -179,7 +192,6 @@ class CohortModel:
             lineage_log[lin] = np.log(prof)
 
         self.states = list(states)
-        self.state_index = {s: k for k, s in enumerate(self.states)}
         log_states = np.empty((len(self.states), n))
         for k, s in enumerate(self.states):
             lin = state_lineage[s]
@@ -189,6 +201,25 @@ class CohortModel:
                 prof[self.gene_index[gene]] = marker_base[self.gene_index[gene]] * weak
             ribo = RIBO_SHARE.get(lin, RIBO_DEFAULT)
             log_states[k] = np.log(self._shares(prof, ribo))
+        if self.unlisted:  # their lineages and states on a stream of their own
+            extra_rng = np.random.default_rng([cohort.seed, 8])
+            extra_states = []
+            for t in self.unlisted:
+                lin = UNLISTED_TYPES[t]["lineage"]
+                on = everywhere | ((extra_rng.random(n) < LINEAGE_ON) & ~silent)
+                base_prof = base * np.where(on, 1.0, OFF) * np.exp(extra_rng.normal(0.0, 0.4, n))
+                for i in np.flatnonzero(listed & ~everywhere):
+                    base_prof[i] = marker_base[i] * (IG_LEAK if is_ig[i] else MARKER_LEAK)
+                for s in dict.fromkeys(UNLISTED_TYPES[t]["states"]):
+                    prof = base_prof * np.exp(extra_rng.normal(0.0, 0.15, n))
+                    for gene, fold in UNLISTED_STATES[s].items():
+                        prof[self.gene_index[gene]] = (
+                            marker_base[self.gene_index[gene]] * fold**cohort.identity_strength
+                        )
+                    extra_states.append(np.log(self._shares(prof, RIBO_DEFAULT)))
+                    self.states.append(s)
+            log_states = np.vstack([log_states, *extra_states])
+        self.state_index = {s: k for k, s in enumerate(self.states)}
         self.log_states = log_states
 
         # cell-to-cell modules: shared named ones and random background ones
@@ -331,7 +362,7 @@ class CohortModel:
         lfc = self.expression_log2fc(compartment, timepoint) * np.log(2)
         out = {}
         for k, ct in enumerate(self.types):
-            spec = CELL_TYPES[ct]
+            spec = ALL_TYPES[ct]
             q = (np.arange(GRID) + 0.5) / GRID
             u = stats.beta.ppf(q, *spec["beta"])
             mixes = (
@@ -361,7 +392,7 @@ class CohortModel:
     def _second_state(cell_type: str, first: str) -> str:
         if cell_type == "CAR_T":
             return "CD8_GZMB" if first == "CAR_T_CD8" else "CD4_effector_memory"
-        return CELL_TYPES[cell_type]["states"][1]
+        return ALL_TYPES[cell_type]["states"][1]
 
     def sample_cells(self, compartment: str, timepoint: str, rng: np.random.Generator, patient: dict) -> int:
         """Number of cells of a sample (CSF pleocytosis moves its median with time)."""
@@ -397,7 +428,7 @@ class CohortModel:
         cd8 = rng.random(n_cells) < CAR_T_CD8_FRACTION
         for ct in np.unique(cell_type):
             m = cell_type == ct
-            spec = CELL_TYPES[ct]
+            spec = ALL_TYPES[ct]
             position[m] = rng.beta(*spec["beta"], m.sum())
             first[m] = self.state_index[spec["states"][0]]
             second[m] = self.state_index[spec["states"][1]]
