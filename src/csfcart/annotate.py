@@ -690,6 +690,33 @@ def gated_moves(
     return moves, table
 
 
+def marker_detection(adata: ad.AnnData, markers: pd.DataFrame) -> pd.DataFrame:
+    """Per sample and called type: its cells and the share of them that detect the type's
+    own markers (at least :data:`MIN_EVIDENCE_GENES` of them, immunoglobulins left out), so
+    that a reader of real data, where no truth exists, can see a B call without B-cell genes.
+    Types outside the marker table (``unassigned``, ``low_confidence``) have no share."""
+    types = adata.obs[CELL_TYPE].astype(str)
+    sample = adata.obs["sample_id"].astype(str) if "sample_id" in adata.obs else pd.Series("", index=adata.obs_names)
+    listed = [t for t in types.unique() if t in markers.index]
+    own = {t: [g for g in markers.loc[t, "markers"] if not is_immunoglobulin([g])[0]] for t in listed}
+    detected = _detected(adata, sorted({g for gs in own.values() for g in gs}))
+    with_markers = pd.Series(np.nan, index=adata.obs_names)
+    for t in listed:
+        genes = [g for g in own[t] if g in detected.columns]
+        cells = (types == t).to_numpy()
+        if genes:
+            hits = detected.loc[cells, genes].sum(axis=1)
+            with_markers[cells] = (hits >= min(MIN_EVIDENCE_GENES, len(genes))).astype(float)
+    table = (
+        pd.DataFrame({"sample_id": sample, "cell_type": types, "with_markers": with_markers})
+        .groupby(["sample_id", "cell_type"], observed=True)["with_markers"]
+        .agg(cells="size", share_with_markers="mean")
+        .reset_index()
+    )
+    table["share_with_markers"] = table["share_with_markers"].round(3)
+    return table
+
+
 def flag_car(adata: ad.AnnData, car_feature: str | None) -> None:
     """``obs['car_positive']``: at least one UMI of the CAR transcript feature (read from the
     log-normalised ``X``, which is above 0 exactly where a cell has a count)."""

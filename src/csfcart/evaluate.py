@@ -61,6 +61,30 @@ def annotation_scores(
     return ari, table
 
 
+def confusion(cells: pd.DataFrame, truth: pd.DataFrame, *, baseline: str) -> pd.DataFrame:
+    """Cells per visit class (baseline, post), called type and true type (singlets; long
+    format, nonzero rows): where the stray calls of an abundant type land."""
+    truth = truth.set_axis(_key(truth))
+    obs = cells.join(truth[["cell_type"]].rename(columns={"cell_type": "true_type"}), how="left")
+    obs = obs[obs["true_type"].notna() & (obs["true_type"] != "doublet")]
+    visit = np.where(obs["timepoint"].astype(str) == baseline, "baseline", "post")
+    table = (
+        pd.DataFrame(
+            {
+                "visit": visit,
+                "called": obs[CELL_TYPE].astype(str).to_numpy(),
+                "true": obs["true_type"].astype(str).to_numpy(),
+            }
+        )
+        .value_counts()
+        .rename("cells")
+        .reset_index()
+        .sort_values(["visit", "true", "cells"], ascending=[True, True, False])
+    )
+    table["right"] = table["called"] == table["true"]
+    return table
+
+
 def qc_scores(cells: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """Recall and precision of doublet and damaged-cell removal against the truth."""
     cells = cells.set_axis(_key(cells))

@@ -63,6 +63,7 @@ def targets(
         f"{out}/annotated.h5ad",
         f"{out}/annotation/clusters.tsv",
         f"{out}/annotation/relabelled.tsv",
+        f"{out}/annotation/marker_detection.html",
         f"{out}/figures/umap.png",
         f"{out}/figures/markers.png",
         f"{out}/integration/mixing.png",

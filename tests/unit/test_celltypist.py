@@ -71,5 +71,5 @@ def test_celltypist_needs_a_model_file(tmp_path):
     adata.obs["cluster"] = "0"
     from csfcart.annotate import celltypist_labels
 
-    with pytest.raises(InputError, match="missing.pkl: CellTypist model not found"):
+    with pytest.raises(InputError, match=r"missing\.pkl: CellTypist model not found"):
         celltypist_labels(adata, config["annotation"]["celltypist_model"])

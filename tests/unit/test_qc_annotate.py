@@ -604,3 +604,18 @@ def test_label_quality_is_scored_per_visit_class():
     b = table.set_index("cell_type").loc["naive_B"]
     assert (b["precision_baseline"], b["recall_baseline"]) == (1.0, 1.0)
     assert (b["precision_post"], b["recall_post"], b["n_true_post"]) == (pytest.approx(1 / 3), 1.0, 1)
+
+
+def test_marker_detection_shows_calls_without_the_types_genes():
+    """For real data (no truth): per sample and type, the share of calls detecting the
+    type's own markers; a B call carrying only soup immunoglobulins counts as without."""
+    from csfcart.annotate import marker_detection, marker_table
+
+    table = marker_table(ROOT / "config" / "markers.tsv")
+    genes = sorted({g for gs in table["markers"] for g in gs} | {"IGKC"})
+    rows = {"b1": ["MS4A1", "CD79A"], "b2": ["MS4A1", "CD19"], "b3": ["IGKC", "IGHM", "IGHD"], "u1": ["KRT8"]}
+    adata = _cells(rows, genes)
+    adata.obs["cell_type"] = ["naive_B", "naive_B", "naive_B", "unassigned"]
+    out = marker_detection(adata, table).set_index("cell_type")
+    assert out.loc["naive_B", "cells"] == 3 and out.loc["naive_B", "share_with_markers"] == pytest.approx(0.667)
+    assert np.isnan(out.loc["unassigned", "share_with_markers"])

@@ -15,6 +15,13 @@ rule annotate:
         h5ad=f"{OUT}/annotated.h5ad",
         clusters=f"{OUT}/annotation/clusters.tsv",
         relabelled=f"{OUT}/annotation/relabelled.tsv",
+        detection=f"{OUT}/annotation/marker_detection.tsv",
+        detection_page=report(
+            f"{OUT}/annotation/marker_detection.html",
+            caption="../report/marker_detection.rst",
+            category="3. Cell types",
+            labels={"result": "marker genes detected per type and sample (table)"},
+        ),
         clusters_page=report(
             f"{OUT}/annotation/clusters.html",
             caption="../report/clusters.rst",
@@ -82,6 +89,13 @@ rule evaluate_annotation:
     output:
         annotation=f"{OUT}/evaluation/annotation.tsv",
         qc=f"{OUT}/evaluation/qc.tsv",
+        confusion=f"{OUT}/evaluation/confusion.tsv",
+        confusion_page=report(
+            f"{OUT}/evaluation/confusion.html",
+            caption="../report/confusion.rst",
+            category="3. Cell types",
+            labels={"result": "labels against the simulated truth (table)"},
+        ),
     log:
         f"{OUT}/logs/evaluate_annotation.log",
     benchmark:

@@ -3,7 +3,7 @@
 import anndata as ad
 import pandas as pd
 
-from csfcart.annotate import UmapBeside, annotate_step, normalise, write_annotated
+from csfcart.annotate import UmapBeside, annotate_step, marker_detection, marker_table, normalise, write_annotated
 from csfcart.logs import setup
 from csfcart.tables import write_table_html
 
@@ -29,6 +29,7 @@ try:
     )
     # cells of mixed clusters that took (moved) or were refused (kept) their own type, per sample
     relabelled = pd.DataFrame(adata.uns.pop("relabelled"))
+    detection = marker_detection(adata, marker_table(snakemake.input.markers))
     write_annotated(adata, snakemake.output.h5ad, layout, counts_from=snakemake.input.h5ad)
 finally:
     layout.close()
@@ -37,6 +38,14 @@ agreement = pd.DataFrame(adata.uns.get("label_agreement", {"own_label": [], "mar
 agreement.to_csv(snakemake.output.agreement, sep="\t", index=False)
 table.to_csv(snakemake.output.clusters, sep="\t", index_label="cluster")
 relabelled.to_csv(snakemake.output.relabelled, sep="\t", index=False)
+detection.to_csv(snakemake.output.detection, sep="\t", index=False)
+write_table_html(
+    detection,
+    snakemake.output.detection_page,
+    title="Marker genes detected per cell type and sample",
+    note="share_with_markers: the share of a type's cells that detect at least two of its own markers "
+    "(immunoglobulins left out); a low share flags calls without the type's genes",
+)
 write_table_html(
     table.rename_axis("cluster").reset_index(), snakemake.output.clusters_page, title="Clusters and their cell types"
 )
