@@ -107,13 +107,13 @@ def validate_config(config: dict[str, Any], schema: str | Path, source: str = "c
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise InputError(f"{source}: {_explain(errors[0])}")
-    annotation = config.get("annotation", {})
-    if annotation.get("method") == "celltypist" and not annotation.get("celltypist_model"):
+    annotation = config["annotation"]
+    if annotation["method"] == "celltypist" and not annotation["celltypist_model"]:
         raise InputError(
             f"{source}: key 'annotation.celltypist_model': empty, but annotation.method is celltypist. "
             "Fix: give the path of a CellTypist model file (.pkl), or set annotation.method: markers"
         )
-    if annotation.get("method") == "labels" and not annotation.get("labels"):
+    if annotation["method"] == "labels" and not annotation["labels"]:
         raise InputError(
             f"{source}: key 'annotation.labels': empty, but annotation.method is labels. "
             "Fix: name the obs column of your .h5ad inputs that holds your labels"

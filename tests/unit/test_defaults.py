@@ -27,6 +27,7 @@ SETTINGS = ("qc", "integration", "clustering", "annotation", "analysis")
 NOT_SETTINGS = {
     ("csfcart.annotate", "mixed_clusters", "min_cells"): "the smallest cluster split into its cells' own types",
     ("csfcart.evaluate", "annotation_scores", "min_cells"): "truth types too rare to score (evaluation only)",
+    ("csfcart.evaluate", "annotation_scores", "baseline"): "no visit classes unless the caller names the baseline",
     ("csfcart.qc", "doublet_scores", "n_pcs"): "the doublet classifier's own PCA, not Harmony's",
     ("csfcart.simulate.write", "simulate_cohort", "samples"): "the simulator's own sheet, not a config key",
     ("csfcart.stats", "one_sided_from_two_sided", "size"): "a claim's size (claim registry), not download.size",
