@@ -629,21 +629,25 @@ def gated_moves(
     lineage: dict[str, str],
     candidates: np.ndarray,
     car: np.ndarray | None = None,
+    cluster_best: pd.Series | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Which ``candidates`` (cells of mixed clusters whose own best type differs from their
     cluster's label) may take their own best type, and a table of the moves per sample.
 
-    A cell moves from its cluster's type C to its own best type T only with evidence:
+    The cluster's type C is its label, or for a ``low_confidence`` or ``unassigned`` cluster
+    its best-scoring type (``cluster_best``, per cell). A cell moves to its own best type T:
 
-    * positive: half of T's markers that C does not list, at least
-      :data:`MIN_EVIDENCE_GENES` (all of them when fewer), immunoglobulins left out: B calls need MS4A1, CD79A/B,
-      CD19, not the immunoglobulins every droplet carries from the soup; plasma calls MZB1,
-      XBP1, PRDM1 and the like;
-    * no conflict: none of the genes T does not express (the marker table's ``negative``)
-      that C's lineage is identified by (CD3D/E of a T-cell cluster for a B, plasma,
-      myeloid or microglia-like call). Between types of one lineage (Treg among CD4 T
-      cells) there are none;
-    * a CAR_T call needs the CAR transcript (``car``: the cells' CAR+ flag): the
+    * with evidence: half of T's markers that C does not list, at least
+      :data:`MIN_EVIDENCE_GENES` (all of them when fewer), immunoglobulins left out (B calls
+      need MS4A1, CD79A/B, CD19, not the immunoglobulins every droplet carries from the
+      soup; plasma calls MZB1, XBP1, PRDM1 and the like);
+    * into another lineage, also without the genes T does not express (the marker table's
+      ``negative``) that C's lineage is identified by (CD3D/E of a T-cell cluster for a B,
+      plasma, myeloid or microglia-like call);
+    * in a ``low_confidence`` cluster whose best type is of T's lineage (naive and memory B
+      cells too alike to call the cluster either), on its scores alone: the lineage, by
+      which every claim counts cells, is not in question;
+    * to CAR_T only with the CAR transcript (``car``: the cells' CAR+ flag): the
       proliferation and cytotoxicity genes of its markers are what activated T cells of
       every kind express.
 
@@ -652,27 +656,35 @@ def gated_moves(
     obs = adata.obs
     own = own_best.astype(str).to_numpy()
     label = cluster_label.astype(str).to_numpy()
+    source = label.copy()
+    if cluster_best is not None:
+        unlisted = ~np.isin(label, markers.index)
+        source[unlisted] = cluster_best.astype(str).to_numpy()[unlisted]
     lineage_markers: dict[str, set[str]] = {}
     for t, row in markers.iterrows():
         lineage_markers.setdefault(lineage.get(t, t), set()).update(row["markers"])
     moves = np.zeros(adata.n_obs, dtype=bool)
-    pairs = pd.DataFrame({"from": label, "to": own})[candidates].drop_duplicates()
+    pairs = pd.DataFrame({"from": source, "to": own})[candidates].drop_duplicates()
     needed = set()
     for to in pairs["to"].unique():
         needed.update(markers.loc[to, "markers"])
         needed.update(markers.loc[to, "negative"])
     detected = _detected(adata, sorted(needed))
     for src, to in pairs.itertuples(index=False):
-        cells = candidates & (label == src) & (own == to)
-        listed = set(markers.loc[src, "markers"]) if src in markers.index else set()
-        evidence = [g for g in markers.loc[to, "markers"] if g not in listed and g in detected.columns]
-        evidence = [g for g, ig in zip(evidence, is_immunoglobulin(evidence), strict=True) if not ig]
-        if not evidence:
-            continue
-        need = min(len(evidence), max(MIN_EVIDENCE_GENES, -(-len(evidence) // 2)))
-        ok = detected.loc[cells, evidence].sum(axis=1).to_numpy() >= need
-        identity = lineage_markers.get(lineage.get(src, src), set()) if src in markers.index else set()
-        if lineage.get(src, src) != lineage.get(to, to):
+        cells = candidates & (source == src) & (own == to)
+        known = src in markers.index
+        same = known and lineage.get(src, src) == lineage.get(to, to)
+        if same and not np.isin(label[cells], markers.index).any():
+            ok = np.ones(int(cells.sum()), dtype=bool)  # an ambiguous cluster of one lineage
+        else:
+            listed = set(markers.loc[src, "markers"]) if known else set()
+            evidence = [g for g in markers.loc[to, "markers"] if g not in listed and g in detected.columns]
+            evidence = [g for g, ig in zip(evidence, is_immunoglobulin(evidence), strict=True) if not ig]
+            if not evidence:
+                continue
+            need = min(len(evidence), max(MIN_EVIDENCE_GENES, -(-len(evidence) // 2)))
+            ok = detected.loc[cells, evidence].sum(axis=1).to_numpy() >= need
+            identity = lineage_markers.get(lineage.get(src, src), set()) if known and not same else set()
             conflict = [g for g in markers.loc[to, "negative"] if g in identity and g in detected.columns]
             if conflict:
                 ok &= ~detected.loc[cells, conflict].any(axis=1).to_numpy()
@@ -796,6 +808,7 @@ def annotate(
                     lineage,
                     candidates,
                     car=adata.obs[CAR_POSITIVE].to_numpy(dtype=bool) if car_feature in adata.var_names else None,
+                    cluster_best=table["best_type"].reindex(clusters),
                 )
             labels = np.where(moves, best.to_numpy(), labels)
             table.loc[mixed, "labelled_per_cell"] = True

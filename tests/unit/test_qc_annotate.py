@@ -619,3 +619,22 @@ def test_marker_detection_shows_calls_without_the_types_genes():
     out = marker_detection(adata, table).set_index("cell_type")
     assert out.loc["naive_B", "cells"] == 3 and out.loc["naive_B", "share_with_markers"] == pytest.approx(0.667)
     assert np.isnan(out.loc["unassigned", "share_with_markers"])
+
+
+def test_cells_of_an_ambiguous_cluster_of_one_lineage_keep_their_own_type():
+    """Naive and memory B cells too alike to call their cluster either (low_confidence):
+    the lineage is not in question, so each cell takes its own B type on its scores, while a
+    T cell's call in the same cluster still needs its own markers."""
+    from csfcart.annotate import gated_moves, marker_table
+
+    table = marker_table(ROOT / "config" / "markers.tsv")
+    genes = sorted({g for col in ("markers", "negative") for gs in table[col] for g in gs})
+    rows = {"naive": ["MS4A1", "CD79A"], "memory": ["MS4A1", "CD79A"], "t_call": ["CD3D"]}
+    adata = _cells(rows, genes)
+    own = pd.Series(["naive_B", "memory_B", "CD4_T"], index=adata.obs_names)
+    label = pd.Series("low_confidence", index=adata.obs_names)
+    best = pd.Series("memory_B", index=adata.obs_names)
+    moves, _ = gated_moves(
+        adata, own, label, table, table["lineage"].to_dict(), np.ones(3, bool), cluster_best=best
+    )
+    assert moves.tolist() == [True, True, False]
