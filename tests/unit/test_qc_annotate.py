@@ -634,7 +634,5 @@ def test_cells_of_an_ambiguous_cluster_of_one_lineage_keep_their_own_type():
     own = pd.Series(["naive_B", "memory_B", "CD4_T"], index=adata.obs_names)
     label = pd.Series("low_confidence", index=adata.obs_names)
     best = pd.Series("memory_B", index=adata.obs_names)
-    moves, _ = gated_moves(
-        adata, own, label, table, table["lineage"].to_dict(), np.ones(3, bool), cluster_best=best
-    )
+    moves, _ = gated_moves(adata, own, label, table, table["lineage"].to_dict(), np.ones(3, bool), cluster_best=best)
     assert moves.tolist() == [True, True, False]
