@@ -22,7 +22,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ["csf_bcma_cart", "csf_null", "csf_anti_cd20_like", "csf_depletion_only", "csf_ligand_only", "csf_dilution",
-         "csf_dilution_strong", "csf_partial_program", "csf_near_size", "csf_high_ambient", "csf_small"]  # fmt: skip
+         "csf_dilution_strong", "csf_partial_program", "csf_near_size", "csf_high_ambient", "csf_small", "csf_weak_identity",
+         "csf_unlisted_type"]  # fmt: skip
 
 
 def main() -> int:

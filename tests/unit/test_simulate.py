@@ -200,6 +200,7 @@ PERTURBATIONS = {
     "csf_high_ambient": {f"C{i}": True for i in range(1, 10)},
     "csf_small": {f"C{i}": True for i in range(1, 10)},
     "csf_weak_identity": {f"C{i}": True for i in range(1, 10)},
+    "csf_unlisted_type": {f"C{i}": True for i in range(1, 10)},
 }
 
 
@@ -445,3 +446,21 @@ def test_weak_identity_has_weaker_markers_and_no_raw_matrix(tmp_path):
 def test_raw_matrices_must_be_true_or_false():
     with pytest.raises(InputError, match=r"simulation\.raw_matrices"):
         parse_cohort(_raw(raw_matrices="no"), name="x", where="x.yaml")
+
+
+def test_an_unlisted_type_is_drawn_only_where_a_cohort_holds_it():
+    """Choroid plexus epithelium (not in the marker table) appears in csf_unlisted_type's CSF
+    with its own genes; a cohort without it draws exactly as before (its genes and state
+    come from a stream of their own)."""
+    from csfcart.simulate.model import CohortModel
+
+    plain = CohortModel(load_cohort(DATASETS / "csf_bcma_cart_tiny.yaml"))
+    assert "TTR" not in plain.gene_index and "choroid_plexus_epithelium" not in plain.types
+    model = CohortModel(load_cohort(DATASETS / "csf_unlisted_type_tiny.yaml"))
+    csf = next(i for i, s in enumerate(model.samples) if s["compartment"] == "CSF")
+    draw = model.draw_sample(csf)
+    epi = (draw.truth["cell_type"] == "choroid_plexus_epithelium").to_numpy()
+    assert epi.any()
+    ttr, cd3d = model.gene_index["TTR"], model.gene_index["CD3D"]
+    x = draw.counts.toarray()
+    assert x[epi, ttr].mean() > 10 * x[~epi, ttr].mean() and x[epi, cd3d].mean() < x[~epi, cd3d].mean()
