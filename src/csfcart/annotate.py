@@ -674,20 +674,19 @@ def gated_moves(
         cells = candidates & (source == src) & (own == to)
         known = src in markers.index
         same = known and lineage.get(src, src) == lineage.get(to, to)
-        if same and not np.isin(label[cells], markers.index).any():
-            ok = np.ones(int(cells.sum()), dtype=bool)  # an ambiguous cluster of one lineage
-        else:
-            listed = set(markers.loc[src, "markers"]) if known else set()
-            evidence = [g for g in markers.loc[to, "markers"] if g not in listed and g in detected.columns]
-            evidence = [g for g, ig in zip(evidence, is_immunoglobulin(evidence), strict=True) if not ig]
-            if not evidence:
-                continue
+        listed = set(markers.loc[src, "markers"]) if known else set()
+        evidence = [g for g in markers.loc[to, "markers"] if g not in listed and g in detected.columns]
+        evidence = [g for g, ig in zip(evidence, is_immunoglobulin(evidence), strict=True) if not ig]
+        ok = np.zeros(int(cells.sum()), dtype=bool)
+        if evidence:
             need = min(len(evidence), max(MIN_EVIDENCE_GENES, -(-len(evidence) // 2)))
             ok = detected.loc[cells, evidence].sum(axis=1).to_numpy() >= need
             identity = lineage_markers.get(lineage.get(src, src), set()) if known and not same else set()
             conflict = [g for g in markers.loc[to, "negative"] if g in identity and g in detected.columns]
             if conflict:
                 ok &= ~detected.loc[cells, conflict].any(axis=1).to_numpy()
+        if same:  # cells of an ambiguous cluster of one lineage keep their own type of it
+            ok |= ~np.isin(label[cells], markers.index)
         if to == CAR_T:
             ok &= car[cells] if car is not None else False
         moves[np.flatnonzero(cells)[ok]] = True
