@@ -571,13 +571,27 @@ def mixed_clusters(
     return mixed, best
 
 
-def _detected(adata: ad.AnnData, genes: list[str]) -> pd.DataFrame:
-    """Cells x ``genes`` (those in the data), True where the cell has a count of the gene
-    (the log-normalised ``X`` is above 0 exactly there)."""
+def _detected(adata: ad.AnnData, genes: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
+    """The cells ``rows`` (a boolean mask; all when None) x ``genes`` (those in the data),
+    True where the cell has a count of the gene (the log-normalised ``X`` is above 0
+    exactly there). Dense, so only for the few cells or genes a caller asks about."""
     present = [g for g in dict.fromkeys(genes) if g in adata.var_names]
-    x = adata.X[:, adata.var_names.get_indexer(present)]
+    x = adata.X if rows is None else adata.X[np.flatnonzero(rows)]
+    x = x[:, adata.var_names.get_indexer(present)]
     x = x.toarray() if sp.issparse(x) else np.asarray(x)
-    return pd.DataFrame(x > 0, index=adata.obs_names, columns=present)
+    names = adata.obs_names if rows is None else adata.obs_names[np.flatnonzero(rows)]
+    return pd.DataFrame(x > 0, index=names, columns=present)
+
+
+def _detected_per_group(adata: ad.AnnData, genes: list[str], groups: pd.Series) -> pd.DataFrame:
+    """Per group of cells (``groups``: each cell's) the number of its cells with a count of
+    each of ``genes`` (those in the data), summed on the sparse matrix (no dense copy)."""
+    present = [g for g in dict.fromkeys(genes) if g in adata.var_names]
+    x = sp.csr_matrix(adata.X[:, adata.var_names.get_indexer(present)], copy=True)
+    codes, names = pd.factorize(groups.astype(str), sort=True)
+    onehot = sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(names), len(codes)))
+    x.data = (x.data > 0).astype(x.dtype)
+    return pd.DataFrame(np.asarray((onehot @ x).todense()), index=names, columns=present)
 
 
 #: a cell's move to another type needs half of the type's own markers, and at least this
@@ -599,15 +613,14 @@ def cluster_evidence(
     some type by the genes it happens to share, but expresses few of that type's markers."""
     clusters = adata.obs[CLUSTER].astype(str)
     genes = sorted({g for t in table["best_type"].unique() for g in markers.loc[t, "markers"]})
-    detected = _detected(adata, genes)
-    share = detected.groupby(clusters.to_numpy()).mean()
-    cells = clusters.value_counts()
-    hits = detected.groupby(clusters.to_numpy()).sum()
+    hits = _detected_per_group(adata, genes, clusters)
+    cells = clusters.value_counts().reindex(hits.index)
+    share = hits.div(cells, axis=0)
     best_lineage = table["best_type"].map(lambda t: lineage.get(t, t))
     evidence = {}
     for name, best in table["best_type"].items():
         name = str(name)
-        own = [g for g in markers.loc[best, "markers"] if g in detected.columns]
+        own = [g for g in markers.loc[best, "markers"] if g in hits.columns]
         own = [g for g, ig in zip(own, is_immunoglobulin(own), strict=True) if not ig]
         if not own:
             evidence[name] = 1.0
@@ -669,9 +682,10 @@ def gated_moves(
     for to in pairs["to"].unique():
         needed.update(markers.loc[to, "markers"])
         needed.update(markers.loc[to, "negative"])
-    detected = _detected(adata, sorted(needed))
+    detected = _detected(adata, sorted(needed), rows=candidates)  # dense for the candidates alone
     for src, to in pairs.itertuples(index=False):
         cells = candidates & (source == src) & (own == to)
+        names = adata.obs_names[cells]
         known = src in markers.index
         same = known and lineage.get(src, src) == lineage.get(to, to)
         listed = set(markers.loc[src, "markers"]) if known else set()
@@ -680,11 +694,11 @@ def gated_moves(
         ok = np.zeros(int(cells.sum()), dtype=bool)
         if evidence:
             need = min(len(evidence), max(MIN_EVIDENCE_GENES, -(-len(evidence) // 2)))
-            ok = detected.loc[cells, evidence].sum(axis=1).to_numpy() >= need
+            ok = detected.loc[names, evidence].sum(axis=1).to_numpy() >= need
             identity = lineage_markers.get(lineage.get(src, src), set()) if known and not same else set()
             conflict = [g for g in markers.loc[to, "negative"] if g in identity and g in detected.columns]
             if conflict:
-                ok &= ~detected.loc[cells, conflict].any(axis=1).to_numpy()
+                ok &= ~detected.loc[names, conflict].any(axis=1).to_numpy()
         if same:  # cells of an ambiguous cluster of one lineage keep their own type of it
             ok |= ~np.isin(label[cells], markers.index)
         if to == CAR_T:
@@ -709,15 +723,14 @@ def marker_detection(adata: ad.AnnData, markers: pd.DataFrame) -> pd.DataFrame:
     types = adata.obs[CELL_TYPE].astype(str)
     sample = adata.obs["sample_id"].astype(str) if "sample_id" in adata.obs else pd.Series("", index=adata.obs_names)
     listed = [t for t in types.unique() if t in markers.index]
-    own = {t: [g for g in markers.loc[t, "markers"] if not is_immunoglobulin([g])[0]] for t in listed}
-    detected = _detected(adata, sorted({g for gs in own.values() for g in gs}))
     with_markers = pd.Series(np.nan, index=adata.obs_names)
     for t in listed:
-        genes = [g for g in own[t] if g in detected.columns]
+        genes = [g for g in markers.loc[t, "markers"] if not is_immunoglobulin([g])[0]]
         cells = (types == t).to_numpy()
-        if genes:
-            hits = detected.loc[cells, genes].sum(axis=1)
-            with_markers[cells] = (hits >= min(MIN_EVIDENCE_GENES, len(genes))).astype(float)
+        detected = _detected(adata, genes, rows=cells)
+        if detected.shape[1]:
+            hits = detected.sum(axis=1).to_numpy()
+            with_markers[cells] = (hits >= min(MIN_EVIDENCE_GENES, detected.shape[1])).astype(float)
     table = (
         pd.DataFrame({"sample_id": sample, "cell_type": types, "with_markers": with_markers})
         .groupby(["sample_id", "cell_type"], observed=True)["with_markers"]

@@ -306,7 +306,9 @@ def estimate_ambient(adata: ad.AnnData, soup: np.ndarray, *, cells: np.ndarray |
     return float(min(found / expected, 1.0)) if expected > 0 else float("nan")
 
 
-def soup_from_cells(adata: ad.AnnData, cells: np.ndarray, *, probe_cells: int = 20) -> tuple[np.ndarray, float]:
+def soup_from_cells(
+    adata: ad.AnnData, profile: np.ndarray, cells: np.ndarray, *, probe_cells: int = 20
+) -> tuple[np.ndarray, float]:
     """The soup profile and fraction of a sample without empty droplets (a filtered matrix).
 
     The cells' summed counts stand in for the soup (SoupX's fallback), but they miss its
@@ -316,11 +318,10 @@ def soup_from_cells(adata: ad.AnnData, cells: np.ndarray, *, probe_cells: int = 
     therefore taken from the T-cell genes in myeloid and B cells alone (T cells, most of a
     CSF sample, are no richer in the soup than in the droplets), and the immunoglobulins'
     share of the soup from what the T cells carry of them at that fraction: their counts
-    over ``fraction x the T cells' UMIs``. Returns the profile and the fraction (NaN, with the
-    summed profile, when too few myeloid or B cells show it)."""
+    over ``fraction x the T cells' UMIs``. ``profile``: the cells' summed counts as shares
+    (:func:`soup_profile`'s fallback). Returns the corrected profile and the fraction (NaN,
+    with ``profile`` as given, when too few myeloid or B cells show it)."""
     counts = adata.layers[COUNTS]
-    summed = np.asarray(counts.sum(axis=0)).ravel().astype(float)
-    profile = summed / max(summed.sum(), 1.0)
     fraction = estimate_ambient(adata, profile, cells=cells, probe_cells=probe_cells, probes=SOUP_PROBES[1:])
     if not np.isfinite(fraction) or fraction <= 0:
         return profile, fraction
@@ -475,7 +476,7 @@ def run_qc(
     soup, source = soup_profile(adata)
     ambient = float("nan")
     if settings["ambient"] and source == "cells":
-        soup, ambient = soup_from_cells(adata, passed.to_numpy())
+        soup, ambient = soup_from_cells(adata, soup, passed.to_numpy())
     elif settings["ambient"]:
         ambient = estimate_ambient(adata, soup, cells=passed.to_numpy())
     cells = pd.concat([adata.obs.drop(columns=["qc_pass"]), flags], axis=1)
